@@ -69,8 +69,8 @@ def normalize_axis_kind(kind: str) -> str:
     return low
 
 
-def _to_canonical(values: np.ndarray, kind: str, unit: str) -> np.ndarray:
-    if unit in ("rad",):
+def _to_canonical(values: np.ndarray, unit: str) -> np.ndarray:
+    if unit == "rad":
         return np.degrees(values)
     if unit == "1/nm":
         return values / 10.0
@@ -79,7 +79,7 @@ def _to_canonical(values: np.ndarray, kind: str, unit: str) -> np.ndarray:
     return values
 
 
-def _from_canonical(values: np.ndarray, kind: str, unit: str) -> np.ndarray:
+def _from_canonical(values: np.ndarray, unit: str) -> np.ndarray:
     if unit == "rad":
         return np.radians(values)
     if unit == "1/nm":
@@ -105,9 +105,9 @@ def convert_axis(
         raise StackError(f"unit {from_unit} does not fit a {from_kind} axis")
     if to_unit not in AXIS_UNITS[to_kind]:
         raise StackError(f"unit {to_unit} does not fit a {to_kind} axis")
-    x = _to_canonical(np.asarray(values, dtype=np.float64), from_kind, from_unit)
+    x = _to_canonical(np.asarray(values, dtype=np.float64), from_unit)
     if from_kind != to_kind:
-        if from_kind == "d" and to_kind == "q" or from_kind == "q" and to_kind == "d":
+        if {from_kind, to_kind} == {"d", "q"}:
             with np.errstate(divide="ignore"):
                 x = 2 * np.pi / x
         else:
@@ -127,7 +127,7 @@ def convert_axis(
                         f"{from_kind} values beyond the reach of λ = {wavelength} Å (sin θ > 1)"
                     )
                 x = np.degrees(2 * np.arcsin(sin_t))
-    return _from_canonical(x, to_kind, to_unit)
+    return _from_canonical(x, to_unit)
 
 
 def energy_kev_to_wavelength(energy_kev: float) -> float:

@@ -1,0 +1,84 @@
+"""Conversion between a SpectraStack and napari layer data tuples (no napari import)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .stack import SpectraStack
+
+METADATA_KEY = "xrdphase"
+DISPLAY_MODES = ("sqrt", "log", "linear")
+DIFFRACTION_COLORMAP = "inferno"
+
+
+def _display_data(stack: SpectraStack, display: str) -> Any:
+    if display != "log":
+        return stack.intensities  # sqrt and linear differ by gamma only: no copy, lazy stays lazy
+    data = stack.curves()
+    floor = np.percentile(data, 1)
+    return np.log10(np.clip(data - floor, 0, None) + 1.0).astype(np.float32)
+
+
+def _contrast_limits(data: Any) -> tuple[float, float]:
+    # a sample of rows keeps this cheap for lazy stacks
+    n = data.shape[0]
+    rows = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(int))
+    sample = np.asarray(data[rows.tolist()] if not isinstance(data, np.ndarray) else data[rows])
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(sample, [1.0, 99.8])
+    if high <= low:
+        high = low + 1.0
+    return float(low), float(high)
+
+
+def stack_to_layer_data(
+    stack: SpectraStack, display: str = "sqrt", extra: dict[str, Any] | None = None
+) -> tuple[Any, dict[str, Any], str]:
+    """Return a napari Image layer-data tuple showing ``stack``: rows = curves, columns = axis.
+
+    The column scale and offset put the x axis in the stack's axis unit (for non-uniform grids
+    the mean step is used); ``layer.metadata["xrdphase"]["stack"]`` keeps the stack itself
+    (raw intensities, axis, external variable) so that other widgets and writers find it.
+    ``display`` is ``sqrt`` (gamma 0.5), ``log`` (log10 of background-subtracted counts) or
+    ``linear``.
+    """
+    if display not in DISPLAY_MODES:
+        raise ValueError(f"display must be one of {DISPLAY_MODES}, not {display!r}")
+    data = _display_data(stack, display)
+    axis = stack.axis
+    step = (axis[-1] - axis[0]) / (axis.size - 1)
+    meta = {"stack": stack, "display": display}
+    meta.update(extra or {})
+    kwargs = {
+        "name": stack.name,
+        "scale": (1.0, float(step)),
+        "translate": (0.0, float(axis[0])),
+        "colormap": DIFFRACTION_COLORMAP,
+        "gamma": 0.5 if display == "sqrt" else 1.0,
+        "contrast_limits": _contrast_limits(data),
+        "axis_labels": ("curve", stack.axis_label),
+        "metadata": {METADATA_KEY: meta},
+        "interpolation2d": "nearest",
+    }
+    return data, kwargs, "image"
+
+
+def stack_from_layer(layer: Any) -> SpectraStack:
+    """Return the SpectraStack behind an Image layer made by this plugin, or one built from its data."""
+    meta = getattr(layer, "metadata", {}).get(METADATA_KEY, {})
+    stack = meta.get("stack")
+    if isinstance(stack, SpectraStack):
+        return stack
+    data = np.asarray(layer.data)
+    if data.ndim != 2:
+        raise ValueError(
+            f"layer {layer.name!r} has {data.ndim} dimensions; a diffraction series is 2D "
+            "(curves × points)"
+        )
+    scale, translate = layer.scale[-1], layer.translate[-1]
+    axis = translate + scale * np.arange(data.shape[1])
+    return SpectraStack(intensities=data, axis=axis, name=layer.name)
