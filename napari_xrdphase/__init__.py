@@ -18,11 +18,22 @@ _LAZY = {
     "convert_axis": "stack",
     "load_stack": "io",
     "save_nexus": "io",
+    "save_stack": "io",
+    "can_read": "io",
     "read_labels_csv": "io",
     "write_labels_csv": "io",
     "ReaderError": "io",
     "simulate_series": "synth",
     "paper_suite": "synth",
+    "Encoder": "encoder",
+    "ModelError": "encoder",
+    "pretrain": "training",
+    "METHODS": "ssl",
+    "fit_classifier": "classify",
+    "Classifier": "classify",
+    "LabelError": "classify",
+    "find_boundaries": "boundaries",
+    "Boundary": "boundaries",
 }
 
 __all__ = ["__version__", *_LAZY]

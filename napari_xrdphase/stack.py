@@ -279,10 +279,16 @@ class SpectraStack:
         if isinstance(rows, slice) or not self.is_lazy:
             out = np.asarray(self.intensities[rows], dtype=np.float32)
         else:
-            idx = np.asarray(rows, dtype=np.int64)
-            order = np.argsort(idx)  # h5py needs increasing indices
-            out = np.empty((idx.size, self.n_points), dtype=np.float32)
-            out[order] = np.asarray(self.intensities[idx[order]], dtype=np.float32)
+            # h5py needs strictly increasing, non-negative indices: read each row once, in
+            # order, then put them back (handles repeats, negative indices and boolean masks)
+            selection = np.asarray(rows)
+            if selection.dtype != bool:
+                selection = selection.astype(np.int64)
+            idx = np.arange(self.n_curves)[selection]
+            unique, inverse = np.unique(idx, return_inverse=True)
+            if unique.size == 0:
+                return np.empty((0, self.n_points), dtype=np.float32)
+            out = np.asarray(self.intensities[unique], dtype=np.float32)[inverse]
         if self.is_lazy:
             self._check_finite(out)
         return out

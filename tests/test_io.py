@@ -1,0 +1,864 @@
+"""Readers and writers: text folders, HDF5/NeXus, Dioptas batch files, .npz, labels CSV."""
+
+from __future__ import annotations
+
+import random
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_xrdphase.io import (
+    ReaderError,
+    can_read,
+    load_stack,
+    read_labels_csv,
+    save_nexus,
+    save_stack,
+    write_labels_csv,
+)
+from napari_xrdphase.stack import SpectraStack
+
+DIOPTAS_FILE = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "dioptas_p02_lambda"
+    / "testasapo1_1009_00002_proc.nxs"
+)
+
+AXIS = np.linspace(5.0, 25.0, 40)
+
+
+def curve(i: int, axis: np.ndarray = AXIS) -> np.ndarray:
+    """A distinct, positive curve for row ``i``."""
+    return (100.0 + 10.0 * i + np.sin(axis + i)).astype(np.float64)
+
+
+def write_xy(path: Path, axis: np.ndarray, values: np.ndarray, header: str = "# 2th_deg I") -> Path:
+    lines = [header] if header else []
+    lines += [f"{x:.10g} {y:.10g}" for x, y in zip(axis, values, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_folder(
+    folder: Path, n: int = 3, suffix: str = ".xy", header: str = "# 2th_deg I"
+) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        write_xy(folder / f"scan_{i}{suffix}", AXIS, curve(i), header)
+    return folder
+
+
+def write_nexus_by_hand(
+    path: Path,
+    intensity: np.ndarray,
+    axes: list[str],
+    datasets: dict[str, tuple[np.ndarray, str | None]],
+    with_default: bool = True,
+    indices: dict[str, int] | None = None,
+) -> Path:
+    with h5py.File(path, "w") as h5:
+        entry = h5.create_group("scan")
+        entry.attrs["NX_class"] = "NXentry"
+        data = entry.create_group("integrated")
+        data.attrs["NX_class"] = "NXdata"
+        data.attrs["signal"] = "counts"
+        if axes:
+            data.attrs["axes"] = axes
+        for name, dim in (indices or {}).items():
+            data.attrs[f"{name}_indices"] = dim
+        data["counts"] = intensity
+        for name, (values, units) in datasets.items():
+            ds = data.create_dataset(name, data=values)
+            if units:
+                ds.attrs["units"] = units
+        if with_default:
+            h5.attrs["default"] = "scan"
+            entry.attrs["default"] = "integrated"
+    return path
+
+
+def make_stack(
+    kind: str = "2theta", unit: str = "deg", wavelength: float | None = 0.4133
+) -> SpectraStack:
+    axis = {"2theta": AXIS, "q": np.linspace(10.0, 60.0, 40), "d": np.linspace(4.0, 1.0, 40)}[kind]
+    return SpectraStack(
+        intensities=np.stack([curve(i, axis) for i in range(12)]).astype(np.float32),
+        axis=axis,
+        axis_kind=kind,
+        axis_unit=unit,
+        variable=np.linspace(0.5, 42.0, 12),
+        variable_name="pressure",
+        variable_unit="GPa",
+        name="fe_run3",
+        sources=[f"frame_{i}" for i in range(12)],
+        wavelength=wavelength,
+        metadata={"beamline": "P02.2", "exposure_s": 1.5},
+    )
+
+
+# --- text folders ----------------------------------------------------------------------------------
+def test_xy_folder_with_unpadded_numbers_loads_in_natural_order_with_metadata_pressure(tmp_path):
+    folder = tmp_path / "fe_compression"
+    folder.mkdir()
+    for i in range(1, 13):
+        write_xy(folder / f"f_{i}.xy", AXIS, curve(i))
+    rows = [f"f_{i}.xy,{i * 1.5:g},sample A" for i in range(1, 13)]
+    random.Random(0).shuffle(rows)  # the CSV order must not matter
+    (folder / "metadata.csv").write_text("file,pressure_GPa,comment\n" + "\n".join(rows) + "\n")
+
+    stack = load_stack(folder)
+
+    assert stack.sources == [f"f_{i}.xy" for i in range(1, 13)]
+    assert stack.name == "fe_compression"
+    np.testing.assert_allclose(stack.intensities, [curve(i) for i in range(1, 13)], rtol=1e-6)
+    np.testing.assert_allclose(stack.axis, AXIS)
+    assert (stack.axis_kind, stack.axis_unit) == ("2theta", "deg")
+    assert (stack.variable_name, stack.variable_unit) == ("pressure", "GPa")
+    np.testing.assert_allclose(stack.variable, [i * 1.5 for i in range(1, 13)])
+    assert stack.metadata["metadata_csv"]["comment"][0] == "sample A"
+
+
+def test_metadata_csv_first_numeric_column_is_the_variable_unless_one_is_named(tmp_path):
+    folder = write_folder(tmp_path / "run", n=3)
+    (folder / "metadata.csv").write_text(
+        "file,sample,temperature (K),pressure_GPa\n"
+        "scan_0.xy,Fe,300,1.0\nscan_1.xy,Fe,310,2.0\nscan_2.xy,Fe,320,3.5\n"
+    )
+
+    by_default = load_stack(folder)
+    chosen = load_stack(folder, variable="pressure")
+    by_full_header = load_stack(folder, variable="pressure_GPa")
+
+    assert (by_default.variable_name, by_default.variable_unit) == ("temperature", "K")
+    np.testing.assert_allclose(by_default.variable, [300, 310, 320])
+    for stack in (chosen, by_full_header):
+        assert (stack.variable_name, stack.variable_unit) == ("pressure", "GPa")
+        np.testing.assert_allclose(stack.variable, [1.0, 2.0, 3.5])
+
+
+def test_chi_folder_with_fit2d_headers_reads_the_axis_from_the_label(tmp_path):
+    for n, (label, expected) in enumerate(
+        (
+            ("2-Theta Angle (Degrees)", ("2theta", "deg")),
+            ("Q (1/nm)", ("q", "1/nm")),
+            ("Q (Inverse Angstrom)", ("q", "1/A")),
+        )
+    ):
+        folder = tmp_path / f"chi_{n}"
+        folder.mkdir()
+        for i in range(2, 12):  # unpadded 2..11: natural order puts 2 before 10
+            lines = [f"fit2d integration {i}", label, "Intensity", f"{AXIS.size:8d}"]
+            lines += [f"  {x:.6E}  {y:.6E}" for x, y in zip(AXIS, curve(i), strict=True)]
+            (folder / f"cell_{i}.chi").write_text("\n".join(lines) + "\n")
+
+        stack = load_stack(folder)
+
+        assert (stack.axis_kind, stack.axis_unit) == expected, label
+        assert stack.sources[:2] == ["cell_2.chi", "cell_3.chi"]
+        assert stack.sources[-1] == "cell_11.chi"
+        np.testing.assert_allclose(stack.intensities[0], curve(2), rtol=1e-6)
+
+
+def test_chi_file_shorter_than_its_header_says_is_reported_as_truncated(tmp_path):
+    folder = tmp_path / "chi"
+    folder.mkdir()
+    for i in range(2):
+        lines = ["title", "2-Theta Angle (Degrees)", "Intensity", "50"]
+        lines += [f"{x} {y}" for x, y in zip(AXIS, curve(i), strict=True)]
+        (folder / f"c_{i}.chi").write_text("\n".join(lines))
+    with pytest.raises(
+        ReaderError, match=r"c_0\.chi: the header says 50 points but the file holds 40"
+    ):
+        load_stack(folder)
+
+
+def test_xye_with_three_columns_and_comments_reads_x_and_intensity(tmp_path):
+    folder = tmp_path / "xye"
+    folder.mkdir()
+    for i in range(3):
+        rows = [f"{x:.8f} {y:.8f} {np.sqrt(y):.4f}" for x, y in zip(AXIS, curve(i), strict=True)]
+        rows.insert(10, "! a GSAS-style comment inside the data")
+        rows[20] += "  # an inline comment"
+        (folder / f"p{i}.xye").write_text("\n".join(rows))
+
+    stack = load_stack(folder)
+
+    assert stack.intensities.shape == (3, AXIS.size)
+    np.testing.assert_allclose(stack.intensities[2], curve(2), rtol=1e-6)
+    assert (stack.axis_kind, stack.axis_unit) == ("2theta", "deg")  # no header: the default
+
+
+def test_dat_with_non_numeric_header_lines_reads_data_axis_and_wavelength(tmp_path):
+    folder = tmp_path / "dat"
+    folder.mkdir()
+    for i in range(3):
+        header = ["Sample: FeO, run 7", "Wavelength = 0.4133 A", "TwoTheta, Intensity"]
+        rows = [f"{x:.8f}, {y:.8f}" for x, y in zip(AXIS, curve(i), strict=True)]
+        (folder / f"frame{i}.dat").write_text("\n".join(header + rows))
+
+    stack = load_stack(folder)
+
+    assert (stack.axis_kind, stack.axis_unit) == ("2theta", "deg")
+    assert stack.wavelength == pytest.approx(0.4133)
+    np.testing.assert_allclose(stack.intensities[1], curve(1), rtol=1e-6)
+    assert stack.variable_name == "index"
+    np.testing.assert_array_equal(stack.variable, [0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("#  q_A^-1   I   sigma", ("q", "1/A")),
+        ("#  q_nm^-1  I", ("q", "1/nm")),
+        ("# 2th_rad I", ("2theta", "rad")),
+        ("# d_A I", ("d", "A")),
+        ("# q (1/nm)  intensity", ("q", "1/nm")),
+        ("Q (Inverse Nanometres)   Intensity", ("q", "1/nm")),
+        ("# d-spacing (Å)  I", ("d", "A")),
+        ("# 2θ / °  counts", ("2theta", "deg")),
+        ("", ("2theta", "deg")),
+    ],
+)
+def test_axis_kind_and_unit_come_from_the_column_header(tmp_path, header, expected):
+    folder = write_folder(tmp_path / "h", header=header)
+    stack = load_stack(folder)
+    assert (stack.axis_kind, stack.axis_unit) == expected
+
+
+def test_pyfai_header_gives_axis_and_wavelength_in_metres(tmp_path):
+    folder = write_folder(
+        tmp_path / "pyfai",
+        header="# == pyFAI calibration ==\n# Distance Sample to Detector: 0.309 m\n"
+        "# Wavelength: 4.836e-11 m\n# Mask applied: True\n#  q_nm^-1  I",
+    )
+    stack = load_stack(folder)
+    assert (stack.axis_kind, stack.axis_unit) == ("q", "1/nm")
+    assert stack.wavelength == pytest.approx(0.4836)
+
+
+def test_curves_on_different_grids_are_resampled_onto_the_first_with_a_warning(tmp_path):
+    folder = tmp_path / "grids"
+    folder.mkdir()
+    write_xy(folder / "a_1.xy", AXIS, 2.0 * AXIS)
+    write_xy(folder / "a_2.xy", AXIS, 3.0 * AXIS)
+    finer = np.linspace(4.0, 26.0, 77)
+    write_xy(folder / "a_3.xy", finer, 5.0 * finer)
+
+    with pytest.warns(UserWarning, match=r"1 of 3 curves are on a different x grid than a_1\.xy"):
+        stack = load_stack(folder)
+
+    np.testing.assert_allclose(stack.axis, AXIS)
+    np.testing.assert_allclose(stack.intensities[2], 5.0 * AXIS, rtol=1e-6)  # linear: exact
+
+
+# --- errors ----------------------------------------------------------------------------------------
+def test_nonexistent_path_is_named(tmp_path):
+    with pytest.raises(ReaderError, match=r"nothing_here: no such file or folder"):
+        load_stack(tmp_path / "nothing_here")
+
+
+def test_empty_folder_is_reported(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReaderError, match=r"empty: the folder is empty"):
+        load_stack(tmp_path / "empty")
+
+
+def test_folder_without_curve_files_lists_the_supported_suffixes(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("hello")
+    with pytest.raises(ReaderError, match=r"notes: no curve files in the folder \(looked for \.xy"):
+        load_stack(folder)
+
+
+def test_file_without_numeric_columns_is_named(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    (folder / "scan_2.xy").write_text("# 2th_deg I\nno numbers here\nnone at all\n")
+    with pytest.raises(ReaderError, match=r"scan_2\.xy: no numeric columns found"):
+        load_stack(folder)
+
+
+def test_ragged_columns_name_file_and_line(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    lines = (folder / "scan_1.xy").read_text().splitlines()
+    lines[5] += " 7.0"  # line 6 of the file
+    (folder / "scan_1.xy").write_text("\n".join(lines))
+    with pytest.raises(
+        ReaderError, match=r"scan_1\.xy line 6: 3 columns, but the lines above have 2"
+    ):
+        load_stack(folder)
+
+
+def test_text_in_the_data_names_file_and_line(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    lines = (folder / "scan_0.xy").read_text().splitlines()
+    lines[3] = "12.5 abc"
+    (folder / "scan_0.xy").write_text("\n".join(lines))
+    with pytest.raises(ReaderError, match=r"scan_0\.xy line 4: cannot read '12\.5 abc' as numbers"):
+        load_stack(folder)
+
+
+def test_metadata_csv_naming_absent_files_lists_them(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    (folder / "metadata.csv").write_text(
+        "file,pressure_GPa\nscan_0.xy,1\nscan_1.xy,2\nscan_7.xy,3\nscan_9.xy,4\n"
+    )
+    with pytest.raises(
+        ReaderError,
+        match=r"metadata\.csv: names files that are not in the folder: scan_7\.xy, scan_9\.xy",
+    ):
+        load_stack(folder)
+
+
+def test_metadata_csv_missing_files_lists_them(tmp_path):
+    folder = write_folder(tmp_path / "run", n=3)
+    (folder / "metadata.csv").write_text("file,pressure_GPa\nscan_0.xy,1\n")
+    with pytest.raises(
+        ReaderError, match=r"metadata\.csv: does not list these curve files: scan_1\.xy, scan_2\.xy"
+    ):
+        load_stack(folder)
+
+
+def test_metadata_csv_without_file_column_or_with_blank_variable_is_reported(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    (folder / "metadata.csv").write_text("name,pressure_GPa\nscan_0.xy,1\nscan_1.xy,2\n")
+    with pytest.raises(ReaderError, match=r"metadata\.csv: no 'file' column"):
+        load_stack(folder)
+    (folder / "metadata.csv").write_text("file,pressure_GPa\nscan_0.xy,1\nscan_1.xy,\n")
+    with pytest.raises(
+        ReaderError, match=r"metadata\.csv line 3: no finite value of 'pressure_GPa'"
+    ):
+        load_stack(folder)
+    with pytest.raises(ReaderError, match=r"no column 'temperature'"):
+        load_stack(folder, variable="temperature")
+
+
+def test_folder_with_one_curve_says_a_series_needs_two(tmp_path):
+    folder = write_folder(tmp_path / "single", n=1)
+    with pytest.raises(ReaderError, match=r"single: a series needs at least 2 curves"):
+        load_stack(folder)
+
+
+def test_single_text_file_says_load_the_folder(tmp_path):
+    path = write_xy(tmp_path / "one.xy", AXIS, curve(0))
+    with pytest.raises(
+        ReaderError, match=r"one\.xy: a single \.xy file holds one curve.*load the folder"
+    ):
+        load_stack(path)
+
+
+def test_non_monotonic_axis_names_file_and_line(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    axis = AXIS.copy()
+    axis[10] = axis[8]
+    write_xy(folder / "scan_1.xy", axis, curve(1))
+    with pytest.raises(
+        ReaderError, match=r"scan_1\.xy line 12: the x axis is not strictly monotonic"
+    ):
+        load_stack(folder)
+
+
+def test_nan_intensity_names_file_and_line(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    values = curve(0)
+    values[4] = np.nan
+    write_xy(folder / "scan_0.xy", AXIS, values)
+    with pytest.raises(ReaderError, match=r"scan_0\.xy line 6: intensity is nan"):
+        load_stack(folder)
+
+
+def test_folder_mixing_formats_is_refused(tmp_path):
+    folder = write_folder(tmp_path / "mixed", n=2)
+    write_xy(folder / "scan_0.chi", AXIS, curve(0))
+    with pytest.raises(
+        ReaderError, match=r"mixed: the folder mixes curve formats \(1 \.chi, 2 \.xy\)"
+    ):
+        load_stack(folder)
+
+
+def test_files_disagreeing_on_the_axis_are_named(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_xy(folder / "scan_1.xy", AXIS, curve(1), header="# q_A^-1 I")
+    with pytest.raises(ReaderError, match=r"scan_0\.xy is 2theta \(deg\), scan_1\.xy is q \(1/A\)"):
+        load_stack(folder)
+
+
+def test_unsupported_extension_is_named(tmp_path):
+    path = tmp_path / "image.tif"
+    path.write_bytes(b"II*\x00" + bytes(100))
+    with pytest.raises(ReaderError, match=r"image\.tif: unsupported file type '\.tif'"):
+        load_stack(path)
+
+
+def test_can_read_accepts_curve_folders_and_container_files_only(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    nxs = tmp_path / "a.nxs"
+    nxs.write_bytes(b"")
+    assert can_read(folder)
+    assert can_read(nxs)
+    assert not can_read(other)
+    assert not can_read(folder / "scan_0.xy")
+    assert not can_read(tmp_path / "missing.h5")
+
+
+# --- HDF5 / NeXus ----------------------------------------------------------------------------------
+def test_nexus_with_pressure_and_two_theta_axes_reads_variable_units_and_wavelength(tmp_path):
+    intensity = np.stack([curve(i) for i in range(5)])
+    path = write_nexus_by_hand(
+        tmp_path / "cell.nxs",
+        intensity,
+        ["pressure", "two_theta"],
+        {"pressure": (np.array([1.0, 3, 5, 7, 9]), "GPa"), "two_theta": (AXIS, "degrees")},
+    )
+    with h5py.File(path, "a") as h5:
+        mono = h5.create_group("scan/instrument/monochromator")
+        mono.create_dataset("wavelength", data=0.02905).attrs["units"] = "nm"
+
+    stack = load_stack(path)
+
+    assert stack.name == "cell"
+    assert (stack.axis_kind, stack.axis_unit) == ("2theta", "deg")
+    assert (stack.variable_name, stack.variable_unit) == ("pressure", "GPa")
+    np.testing.assert_allclose(stack.variable, [1, 3, 5, 7, 9])
+    np.testing.assert_allclose(stack.intensities, intensity, rtol=1e-6)
+    assert stack.wavelength == pytest.approx(0.2905)
+    assert not stack.is_lazy
+
+
+def test_nexus_q_axis_in_inverse_nm_with_dot_for_the_curve_dimension(tmp_path):
+    q = np.linspace(10.0, 50.0, 40)
+    path = write_nexus_by_hand(
+        tmp_path / "q.h5", np.stack([curve(i, q) for i in range(3)]), [".", "q"], {"q": (q, "1/nm")}
+    )
+    stack = load_stack(path)
+    assert (stack.axis_kind, stack.axis_unit) == ("q", "1/nm")
+    assert stack.variable_name == "index"
+    np.testing.assert_allclose(stack.axis, q)
+
+
+def test_nexus_axes_from_indices_attributes_and_first_nxdata_without_default(tmp_path):
+    path = write_nexus_by_hand(
+        tmp_path / "idx.hdf5",
+        np.stack([curve(i) for i in range(4)]),
+        [],
+        {"temperature": (np.array([300.0, 350, 400, 450]), "K"), "tth": (AXIS, None)},
+        with_default=False,
+        indices={"temperature": 0, "tth": 1},
+    )
+    stack = load_stack(path)
+    assert (stack.axis_kind, stack.axis_unit) == ("2theta", "deg")
+    assert (stack.variable_name, stack.variable_unit) == ("temperature", "K")
+    np.testing.assert_allclose(stack.variable, [300, 350, 400, 450])
+
+
+def test_nexus_variable_can_be_chosen_by_dataset_name(tmp_path):
+    path = write_nexus_by_hand(
+        tmp_path / "two_vars.nxs",
+        np.stack([curve(i) for i in range(3)]),
+        ["pressure", "two_theta"],
+        {
+            "pressure": (np.array([1.0, 2, 3]), "GPa"),
+            "temperature": (np.array([300.0, 600, 900]), "K"),
+            "two_theta": (AXIS, "deg"),
+        },
+    )
+    stack = load_stack(path, variable="temperature")
+    assert (stack.variable_name, stack.variable_unit) == ("temperature", "K")
+    np.testing.assert_allclose(stack.variable, [300, 600, 900])
+    with pytest.raises(ReaderError, match=r"two_vars\.nxs: no 1D numeric dataset 'volume'"):
+        load_stack(path, variable="volume")
+
+
+def test_nexus_signal_stored_points_by_curves_is_transposed(tmp_path):
+    intensity = np.stack([curve(i) for i in range(3)])
+    path = write_nexus_by_hand(
+        tmp_path / "t.nxs",
+        intensity.T,
+        ["two_theta", "pressure"],
+        {"two_theta": (AXIS, "deg"), "pressure": (np.array([1.0, 2, 3]), "GPa")},
+    )
+    stack = load_stack(path)
+    np.testing.assert_allclose(stack.intensities, intensity, rtol=1e-6)
+    np.testing.assert_allclose(stack.variable, [1, 2, 3])
+
+
+def test_large_signal_stays_lazy_on_disk_with_correct_values(tmp_path):
+    intensity = np.stack([curve(i) for i in range(6)]).astype(np.float32)
+    path = write_nexus_by_hand(
+        tmp_path / "big.nxs", intensity, [".", "two_theta"], {"two_theta": (AXIS, "deg")}
+    )
+    stack = load_stack(path, lazy_threshold_bytes=64)
+
+    assert isinstance(stack.intensities, h5py.Dataset)
+    assert stack.is_lazy and stack.intensities.file.mode == "r"
+    np.testing.assert_array_equal(stack.curves(), intensity)
+    np.testing.assert_array_equal(stack.curves([4, 1, 4]), intensity[[4, 1, 4]])
+    assert not load_stack(path).is_lazy
+
+
+def test_hdf5_with_only_1d_signal_says_it_needs_2d_data(tmp_path):
+    path = tmp_path / "one.nxs"
+    with h5py.File(path, "w") as h5:
+        data = h5.create_group("entry/data")
+        data.attrs["NX_class"] = "NXdata"
+        data.attrs["signal"] = "I"
+        data["I"] = curve(0)
+    with pytest.raises(
+        ReaderError, match=r"one\.nxs: no 2D data .*has a 1D signal of shape \(40,\)"
+    ):
+        load_stack(path)
+
+
+def test_hdf5_without_nxdata_points_at_its_2d_datasets(tmp_path):
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as h5:
+        h5["images/stack"] = np.zeros((3, 40))
+    with pytest.raises(ReaderError, match=r"plain\.h5: no 2D data .*/images/stack \(3, 40\)"):
+        load_stack(path)
+
+
+def test_truncated_hdf5_file_is_reported_as_corrupt(tmp_path):
+    full = write_nexus_by_hand(
+        tmp_path / "full.nxs",
+        np.stack([curve(i) for i in range(50)]),
+        [".", "two_theta"],
+        {"two_theta": (AXIS, "deg")},
+    )
+    truncated = tmp_path / "cut.nxs"
+    truncated.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(ReaderError, match=r"cut\.nxs: .*truncated or corrupt"):
+        load_stack(truncated)
+
+
+def test_nxs_file_that_is_not_hdf5_is_reported_as_corrupt(tmp_path):
+    path = tmp_path / "fake.nxs"
+    path.write_text("this is not HDF5")
+    with pytest.raises(ReaderError, match=r"fake\.nxs: the file is not a valid HDF5 file"):
+        load_stack(path)
+
+
+def test_nan_in_a_nexus_signal_is_an_error_naming_the_file(tmp_path):
+    intensity = np.stack([curve(i) for i in range(3)])
+    intensity[1, 5] = np.inf
+    path = write_nexus_by_hand(
+        tmp_path / "bad.nxs", intensity, [".", "two_theta"], {"two_theta": (AXIS, "deg")}
+    )
+    with pytest.raises(
+        ReaderError, match=r"bad\.nxs: .*1 intensity values are NaN or inf \(curves \[1\]\)"
+    ):
+        load_stack(path)
+
+
+def test_non_monotonic_nexus_axis_is_an_error_naming_the_file(tmp_path):
+    axis = AXIS.copy()
+    axis[[3, 4]] = axis[[4, 3]]
+    path = write_nexus_by_hand(
+        tmp_path / "swap.nxs",
+        np.stack([curve(i) for i in range(3)]),
+        [".", "two_theta"],
+        {"two_theta": (axis, "deg")},
+    )
+    with pytest.raises(ReaderError, match=r"swap\.nxs: .*not strictly monotonic"):
+        load_stack(path)
+
+
+# --- Dioptas batch files ----------------------------------------------------------------------------
+def write_dioptas_like(path: Path, data: np.ndarray, binning: np.ndarray) -> Path:
+    """The layout Dioptas' BatchModel.save_proc_data writes."""
+    with h5py.File(path, "w") as h5:
+        h5.attrs["default"] = "processed"
+        entry = h5.create_group("processed")
+        entry.attrs["NX_class"] = "NXentry"
+        entry.attrs["default"] = "result"
+        result = entry.create_group("result")
+        result.attrs["NX_class"] = "NXdata"
+        result.attrs["signal"] = "data"
+        result.attrs["axes"] = [".", "binning"]
+        process = entry.create_group("process")
+        process.attrs["NX_class"] = "NXprocess"
+        process["cal_file"] = "C:\\beamtime\\cal\\ceo2.poni"
+        process["int_method"] = "csr"
+        process["int_unit"] = "2th_deg"
+        process["num_points"] = binning.size
+        result["data"] = data
+        result["binning"] = binning
+        result["binning"].attrs["unit"] = "deg"
+        result["binning"].attrs["long_name"] = "two_theta (degrees)"
+        process["pos_map"] = np.array([[i // 2, i % 2] for i in range(data.shape[0])])
+        process["file_map"] = np.arange(0, data.shape[0] + 1, 2)
+        files = [f"C:\\beamtime\\raw\\img_{k:05d}.nxs" for k in range((data.shape[0] + 1) // 2)]
+        process.create_dataset("files", data=files, dtype=h5py.string_dtype())
+    return path
+
+
+def test_dioptas_nan_bins_are_masked_to_zero_listed_and_warned(tmp_path):
+    data = np.stack([curve(i) for i in range(4)]).astype(np.float32)
+    data[:, :5] = np.nan  # bins no pixel reached, in every frame
+    data[2, 20] = np.nan
+    (tmp_path / "ceo2.poni").write_text("poni_version: 2\nWavelength: 2.9e-11\n")
+    path = write_dioptas_like(tmp_path / "batch.nxs", data, AXIS)
+
+    with pytest.warns(UserWarning, match=r"batch\.nxs: .*Dioptas fill value 0.*5 of 40 bins"):
+        stack = load_stack(path)
+
+    assert np.isfinite(stack.intensities).all()
+    assert (stack.intensities[:, :5] == 0).all() and stack.intensities[2, 20] == 0
+    np.testing.assert_allclose(stack.intensities[3, 5:], curve(3)[5:], rtol=1e-6)
+    assert stack.metadata["empty_bins"] == [0, 1, 2, 3, 4]
+    assert stack.metadata["fill_value"] == 0.0
+    assert stack.sources == [
+        "img_00000.nxs[0]",
+        "img_00000.nxs[1]",
+        "img_00001.nxs[0]",
+        "img_00001.nxs[1]",
+    ]
+    assert stack.wavelength == pytest.approx(0.29)  # from the .poni found next to the file
+    assert stack.metadata["format"] == "dioptas-batch"
+
+    with pytest.warns(UserWarning, match="Dioptas fill value"):
+        lazy = load_stack(path, lazy_threshold_bytes=16)
+    assert lazy.is_lazy
+    np.testing.assert_array_equal(lazy.curves(), stack.intensities)
+
+
+def test_dioptas_file_without_fill_loads_silently(tmp_path):
+    data = np.stack([curve(i) for i in range(4)])
+    path = write_dioptas_like(tmp_path / "clean.nxs", data, AXIS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stack = load_stack(path)
+    assert "fill_value" not in stack.metadata
+    assert stack.wavelength is None
+    assert stack.metadata["dioptas"]["cal_file"] == "C:\\beamtime\\cal\\ceo2.poni"
+
+
+@pytest.fixture
+def dioptas_file() -> Path:
+    if not DIOPTAS_FILE.is_file():
+        pytest.skip(f"real Dioptas file not available at {DIOPTAS_FILE}")
+    return DIOPTAS_FILE
+
+
+def test_real_dioptas_batch_file_loads_with_its_fill_value_masked(dioptas_file):
+    with pytest.warns(
+        UserWarning, match=r"75\.\d% of the intensities are the Dioptas fill value 0\.1"
+    ):
+        stack = load_stack(dioptas_file)
+
+    assert stack.intensities.shape == (50, 4038)
+    assert stack.name == "testasapo1_1009_00002_proc"
+    assert (stack.axis_kind, stack.axis_unit) == ("2theta", "deg")
+    assert stack.axis[0] == pytest.approx(9.693, abs=5e-4)
+    assert stack.axis[-1] == pytest.approx(26.040, abs=5e-4)
+    np.testing.assert_allclose(np.diff(stack.axis), 0.0040495, rtol=1e-3)
+    assert stack.intensities.min() == pytest.approx(0.1)
+    assert stack.intensities.max() == pytest.approx(92.849, abs=1e-3)
+    assert stack.metadata["fill_value"] == pytest.approx(0.1)
+    assert len(stack.metadata["empty_bins"]) == 2627
+    real = stack.intensities[stack.intensities != np.float32(0.1)]
+    assert 40_000 < real.size < 60_000 and np.median(real) > 1.0
+    assert stack.sources[0] == "testasapo1_1009_00002_m1_part00000.nxs[0]"
+    assert stack.sources[-1] == "testasapo1_1009_00002_m1_part00004.nxs[9]"
+    assert stack.metadata["dioptas"]["int_unit"] == "2th_deg"
+    if (dioptas_file.parent / "L2.poni").is_file():
+        assert stack.wavelength == pytest.approx(0.4836)
+
+
+def test_real_dioptas_batch_file_can_stay_lazy(dioptas_file):
+    with pytest.warns(UserWarning, match="Dioptas fill value"):
+        lazy = load_stack(dioptas_file, lazy_threshold_bytes=1024)
+    assert isinstance(lazy.intensities, h5py.Dataset)
+    assert lazy.metadata["fill_value"] == pytest.approx(0.1)
+    with h5py.File(dioptas_file, "r") as h5:
+        expected = h5["processed/result/data"][[0, 25, 49]]
+    np.testing.assert_array_equal(lazy.curves([0, 25, 49]), expected)
+
+
+# --- npz -------------------------------------------------------------------------------------------
+def test_npz_with_q_unit_pressure_names_and_wavelength(tmp_path):
+    q = np.linspace(1.0, 5.0, 40)
+    path = tmp_path / "run.npz"
+    np.savez(
+        path,
+        intensity=np.stack([curve(i, q) for i in range(3)]),
+        q=q,
+        q_unit="1/nm",
+        pressure=np.array([2.0, 4.0, 8.0]),
+        wavelength=0.3738,
+        names=np.array(["a.tif", "b.tif", "c.tif"]),
+    )
+    stack = load_stack(path)
+    assert (stack.axis_kind, stack.axis_unit) == ("q", "1/nm")
+    assert (stack.variable_name, stack.variable_unit) == ("pressure", "GPa")
+    np.testing.assert_allclose(stack.variable, [2, 4, 8])
+    assert stack.sources == ["a.tif", "b.tif", "c.tif"]
+    assert stack.wavelength == pytest.approx(0.3738)
+    assert stack.name == "run"
+
+
+def test_npz_q_defaults_to_inverse_angstrom_and_other_variable_is_found(tmp_path):
+    q = np.linspace(1.0, 5.0, 40)
+    path = tmp_path / "heat.npz"
+    np.savez(
+        path,
+        intensity=np.stack([curve(i, q) for i in range(3)]),
+        q=q,
+        temperature=np.array([300.0, 500, 700]),
+        temperature_unit="K",
+    )
+    stack = load_stack(path)
+    assert (stack.axis_kind, stack.axis_unit) == ("q", "1/A")
+    assert (stack.variable_name, stack.variable_unit) == ("temperature", "K")
+
+
+def test_npz_with_python_objects_is_refused_without_unpickling(tmp_path):
+    path = tmp_path / "pickled.npz"
+    np.savez(
+        path,
+        intensity=np.stack([curve(i) for i in range(3)]),
+        two_theta=AXIS,
+        names=np.array([{"evil": 1}, 2, 3], dtype=object),
+    )
+    with pytest.raises(
+        ReaderError,
+        match=r"pickled\.npz: the archive holds Python objects, which are never unpickled",
+    ):
+        load_stack(path)
+
+
+def test_npz_errors_name_the_file(tmp_path):
+    path = tmp_path / "no_axis.npz"
+    np.savez(path, intensity=np.ones((3, 40)))
+    with pytest.raises(ReaderError, match=r"no_axis\.npz: no axis array"):
+        load_stack(path)
+    path = tmp_path / "flat.npz"
+    np.savez(path, intensity=np.ones(40), two_theta=AXIS)
+    with pytest.raises(
+        ReaderError, match=r"flat\.npz: 'intensity' has shape \(40,\); it must be 2D"
+    ):
+        load_stack(path)
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes((tmp_path / "flat.npz").read_bytes()[:200])
+    with pytest.raises(ReaderError, match=r"broken\.npz: cannot read the \.npz archive"):
+        load_stack(broken)
+
+
+# --- writers ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".nxs", ".npz", ""])
+@pytest.mark.parametrize(("kind", "unit"), [("2theta", "deg"), ("q", "1/nm"), ("d", "A")])
+def test_every_writer_round_trips_through_load_stack(tmp_path, suffix, kind, unit):
+    stack = make_stack(kind, unit)
+    path = save_stack(stack, tmp_path / f"{stack.name}{suffix}")
+
+    loaded = load_stack(path)
+
+    np.testing.assert_array_equal(loaded.intensities, stack.intensities)
+    np.testing.assert_array_equal(loaded.axis, stack.axis)
+    assert (loaded.axis_kind, loaded.axis_unit) == (kind, unit)
+    assert (loaded.variable_name, loaded.variable_unit) == ("pressure", "GPa")
+    np.testing.assert_array_equal(loaded.variable, stack.variable)
+    assert loaded.name == stack.name
+    assert loaded.wavelength == stack.wavelength
+    if suffix:
+        assert loaded.sources == stack.sources
+        assert loaded.metadata["beamline"] == "P02.2"
+    else:
+        assert loaded.sources == [f"fe_run3_{i}.xy" for i in range(12)]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_index_variable_and_missing_wavelength_round_trip(tmp_path):
+    stack = SpectraStack(np.stack([curve(i) for i in range(3)]), AXIS, name="plain")
+    for fmt, target in (("nexus", "plain.h5"), ("npz", "plain.npz"), ("xy", "plain")):
+        loaded = load_stack(save_stack(stack, tmp_path / target, fmt))
+        assert loaded.variable_name == "index" and loaded.variable_unit == ""
+        np.testing.assert_array_equal(loaded.variable, [0, 1, 2])
+        assert loaded.wavelength is None
+
+
+def test_nexus_writer_layout_follows_nexus_conventions(tmp_path):
+    path = save_nexus(make_stack("q", "1/A"), tmp_path / "out.nxs")
+    with h5py.File(path, "r") as h5:
+        assert h5.attrs["default"] == "entry"
+        data = h5["entry/data"]
+        assert data.attrs["NX_class"] == "NXdata" and data.attrs["signal"] == "intensity"
+        assert list(data.attrs["axes"]) == ["pressure", "q"]
+        assert data.attrs["q_indices"] == 1 and data.attrs["pressure_indices"] == 0
+        assert data["q"].attrs["units"] == "1/angstrom"
+        assert data["pressure"].attrs["units"] == "GPa"
+        assert h5["entry/instrument/monochromator/wavelength"][()] == pytest.approx(0.4133)
+        assert '"exposure_s": 1.5' in h5["entry"].attrs["xrdphase_metadata"]
+
+
+def test_nexus_writer_replaces_an_existing_file_and_streams_a_lazy_stack(tmp_path):
+    source = save_nexus(make_stack(), tmp_path / "source.nxs")
+    lazy = load_stack(source, lazy_threshold_bytes=1)
+    target = tmp_path / "target.nxs"
+    target.write_text("old content")
+
+    save_stack(lazy, target)
+
+    np.testing.assert_array_equal(load_stack(target).intensities, make_stack().intensities)
+
+
+def test_xy_writer_refuses_a_non_empty_folder_and_unknown_formats(tmp_path):
+    folder = write_folder(tmp_path / "taken", n=2)
+    with pytest.raises(FileExistsError, match="taken"):
+        save_stack(make_stack(), folder)
+    with pytest.raises(ValueError, match=r"cannot tell the format from the suffix '\.tif'"):
+        save_stack(make_stack(), tmp_path / "x.tif")
+    with pytest.raises(ValueError, match=r"unknown format 'cif'"):
+        save_stack(make_stack(), tmp_path / "x", format="cif")
+
+
+# --- labels CSV --------------------------------------------------------------------------------------
+def test_labels_csv_round_trips_from_mapping_and_from_rows(tmp_path):
+    labels = {"fe_run3": {0: "before", 5: "during", 11: "after"}, "feo": {2: "after"}}
+    path = write_labels_csv(tmp_path / "labels.csv", labels)
+    assert path.read_text().splitlines()[:2] == ["dataset,index,label", "fe_run3,0,before"]
+    assert read_labels_csv(path) == labels
+
+    rows = [("feo", 2, "after"), ("fe_run3", 11, "after"), ("fe_run3", 0, "before")]
+    write_labels_csv(tmp_path / "rows.csv", rows)
+    assert read_labels_csv(tmp_path / "rows.csv") == {
+        "feo": {2: "after"},
+        "fe_run3": {11: "after", 0: "before"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("dataset,label\nfe,before\n", r"missing column\(s\) index"),
+        ("dataset,index,label\nfe,1.5,before\n", r"line 2: index '1\.5' is not an integer"),
+        ("dataset,index,label\nfe,0,before\nfe,1,  \n", r"line 3: empty label for fe\[1\]"),
+        ("dataset,index,label\nfe,-1,before\n", r"line 2: index -1 is negative"),
+        (
+            "dataset,index,label\nfe,3,before\nfe,3,after\n",
+            r"line 3: fe\[3\] is labelled 'after' here but 'before' on line 2",
+        ),
+    ],
+)
+def test_bad_labels_csv_names_file_line_and_problem(tmp_path, content, message):
+    path = tmp_path / "labels.csv"
+    path.write_text(content)
+    with pytest.raises(ReaderError, match=rf"labels\.csv.*{message}"):
+        read_labels_csv(path)
+
+
+def test_missing_labels_file_and_bad_rows_to_write_are_reported(tmp_path):
+    with pytest.raises(ReaderError, match=r"nope\.csv: no such labels file"):
+        read_labels_csv(tmp_path / "nope.csv")
+    with pytest.raises(ValueError, match=r"empty label for fe\[2\]"):
+        write_labels_csv(tmp_path / "x.csv", [("fe", 2, " ")])
+    with pytest.raises(ValueError, match=r"index '2' of fe is not a 0-based integer row"):
+        write_labels_csv(tmp_path / "x.csv", [("fe", "2", "after")])
+    assert not (tmp_path / "x.csv").exists()
