@@ -11,6 +11,7 @@ from .stack import SpectraStack
 METADATA_KEY = "xrdphase"
 DISPLAY_MODES = ("sqrt", "log", "linear")
 DIFFRACTION_COLORMAP = "inferno"
+ROW_ASPECT = 0.66
 
 
 def _display_data(stack: SpectraStack, display: str) -> Any:
@@ -41,7 +42,7 @@ def stack_to_layer_data(
     """Return a napari Image layer-data tuple showing ``stack``: rows = curves, columns = axis.
 
     The column scale and offset put the x axis in the stack's axis unit (for non-uniform grids
-    the mean step is used); ``layer.metadata["xrdphase"]["stack"]`` keeps the stack itself
+    the mean step is used); the row scale only sets the aspect ratio; ``layer.metadata["xrdphase"]["stack"]`` keeps the stack itself
     (raw intensities, axis, external variable) so that other widgets and writers find it.
     ``display`` is ``sqrt`` (gamma 0.5), ``log`` (log10 of background-subtracted counts) or
     ``linear``.
@@ -51,11 +52,14 @@ def stack_to_layer_data(
     data = _display_data(stack, display)
     axis = stack.axis
     step = (axis[-1] - axis[0]) / (axis.size - 1)
+    # rows get a scale that makes the picture about 2:3 whatever the curve count, so a
+    # 60-curve and a 60 000-curve series both fill the canvas; rows stay rows in data coordinates
+    row_scale = ROW_ASPECT * abs(axis[-1] - axis[0]) / stack.n_curves
     meta = {"stack": stack, "display": display}
     meta.update(extra or {})
     kwargs = {
         "name": stack.name,
-        "scale": (1.0, float(step)),
+        "scale": (float(row_scale), float(step)),
         "translate": (0.0, float(axis[0])),
         "colormap": DIFFRACTION_COLORMAP,
         "gamma": 0.5 if display == "sqrt" else 1.0,

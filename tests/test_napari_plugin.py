@@ -57,7 +57,8 @@ def test_dropping_a_folder_opens_an_image_with_physical_axes(make_napari_viewer,
     assert len(layers) == 1
     layer = layers[0]
     assert layer.data.shape == (6, 200)
-    np.testing.assert_allclose(layer.scale, [1.0, (axis[-1] - axis[0]) / 199])
+    np.testing.assert_allclose(layer.scale[1], (axis[-1] - axis[0]) / 199)
+    assert layer.scale[0] * 6 == pytest.approx(0.66 * 12.0)  # rows fill about 2/3 of the width
     np.testing.assert_allclose(layer.translate, [0.0, 6.0])
     assert tuple(layer.axis_labels) == ("curve", "2θ (deg)")
     stack = stack_from_layer(layer)
