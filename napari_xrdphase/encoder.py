@@ -1,0 +1,475 @@
+"""``Encoder``: a ConvSC network plus the preprocessing and settings it was trained with.
+
+An encoder is stored as ONE safetensors file: the weights as tensors and the JSON config in the
+file's metadata under ``"napari_xrdphase"``. Loading never unpickles anything, so opening a model
+file from someone else cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .models import ConvSC, count_parameters
+from .preprocess import prepare_curves
+from .stack import SpectraStack
+
+__all__ = [
+    "ARCHITECTURE",
+    "METADATA_KEY",
+    "Encoder",
+    "ModelError",
+    "builtin_encoder_path",
+    "resolve_device",
+]
+
+ARCHITECTURE = "ConvSC"
+METADATA_KEY = "napari_xrdphase"
+# safetensors has no checksum; ours catches damaged weights, which would otherwise load silently
+CHECKSUM_KEY = "napari_xrdphase_sha256"
+FORMAT_VERSION = 1
+# forward passes on CPU run in sub-batches of this many curves: larger activations fall out of
+# cache (2 threads of a Xeon: 155 µs per curve in sub-batches of 256, 254 µs in one batch of 1024)
+CPU_SUB_BATCH = 256
+_HYPERPARAMETERS = (
+    "conv_filters",
+    "channels",
+    "pool_length",
+    "feature_dim",
+    "num_heads",
+    "bn_splits",
+)
+
+
+class ModelError(ValueError):
+    """A model file or device that cannot be used, with a message that says why."""
+
+
+# --- devices -------------------------------------------------------------------------------------
+_threads_expected = torch.get_num_threads()
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _use_all_cpu_cores() -> int:
+    """Give torch every core this process may use, unless the user chose a thread count."""
+    global _threads_expected
+    chosen_by_user = any(
+        os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCH_NUM_THREADS")
+    ) or (torch.get_num_threads() != _threads_expected)
+    if not chosen_by_user:
+        torch.set_num_threads(_available_cores())
+        _threads_expected = torch.get_num_threads()
+    return torch.get_num_threads()
+
+
+def _why_no_cuda() -> str:
+    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+        return "torch was built without CUDA (a CPU-only build of PyTorch is installed)"
+    return (
+        f"torch was built with CUDA {torch.version.cuda} but found no usable GPU "
+        "(no NVIDIA GPU, or its driver is missing or too old)"
+    )
+
+
+def resolve_device(device: str | torch.device = "auto") -> tuple[torch.device, str]:
+    """Return the torch device for ``"auto"``, ``"cpu"``, ``"cuda[:n]"`` or ``"mps"`` and a reason in words."""
+    text = str(device).strip().lower()
+    if text == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", 0), f"CUDA GPU: {torch.cuda.get_device_name(0)}"
+        reason = f"CPU with {_use_all_cpu_cores()} threads; CUDA not available: {_why_no_cuda()}"
+        return torch.device("cpu"), reason
+    try:
+        resolved = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ModelError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if resolved.type == "cpu":
+        return resolved, f"CPU with {_use_all_cpu_cores()} threads (requested)"
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(
+                f"device {device!r} was requested but CUDA is not available: {_why_no_cuda()}"
+            )
+        index = 0 if resolved.index is None else resolved.index
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise ModelError(
+                f"device {device!r} was requested but only {count} CUDA device(s) exist"
+            )
+        return torch.device("cuda", index), f"CUDA GPU {index}: {torch.cuda.get_device_name(index)}"
+    if resolved.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ModelError(f"device {device!r} was requested but Apple MPS is not available here")
+        return resolved, "Apple MPS GPU (requested)"
+    raise ModelError(f"unsupported device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+# --- files ---------------------------------------------------------------------------------------
+def builtin_encoder_path() -> Path:
+    """Return where the encoder shipped with the package is stored."""
+    return Path(__file__).parent / "models_data" / "builtin_encoder.safetensors"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (Path, torch.device)):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _weights_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """Return the SHA-256 of the tensors' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def default_config(model: ConvSC, input_length: int = 1024) -> dict[str, Any]:
+    """Return the config of an encoder built from ``model`` with no training recorded."""
+    from . import __version__
+
+    return {
+        "format": FORMAT_VERSION,
+        "architecture": ARCHITECTURE,
+        "hyperparameters": dict(model.hyperparameters),
+        "input_length": int(input_length),
+        "preprocessing": {
+            "resample": "linear, equally spaced over the axis range",
+            "scaling": "min-max per curve to [0, 1]",
+            "axis_range": None,
+            "axis_kind": None,
+            "axis_unit": None,
+        },
+        "method": None,
+        "training": {},
+        "version": __version__,
+        "data": {},
+    }
+
+
+def _parse_hyperparameters(config: dict[str, Any], path: Path) -> dict[str, int]:
+    raw = config.get("hyperparameters", {})
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path}: the model config has no valid 'hyperparameters'")
+    unknown = sorted(set(raw) - set(_HYPERPARAMETERS))
+    if unknown:
+        raise ModelError(
+            f"{path}: unknown ConvSC hyper-parameters {unknown}; is it from a newer version?"
+        )
+    parsed = {}
+    for name, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelError(
+                f"{path}: hyper-parameter {name} = {value!r} is not a positive integer"
+            )
+        parsed[name] = value
+    return parsed
+
+
+def _shape_differences(
+    expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]
+) -> list[str]:
+    problems = [f"missing {name}" for name in sorted(set(expected) - set(found))]
+    problems += [f"unexpected {name}" for name in sorted(set(found) - set(expected))]
+    problems += [
+        f"{name}: {list(found[name])} instead of {list(shape)}"
+        for name, shape in expected.items()
+        if name in found and tuple(found[name]) != tuple(shape)
+    ]
+    return problems
+
+
+# --- the encoder ---------------------------------------------------------------------------------
+class Encoder:
+    """A ConvSC network (kept in eval mode) with the preprocessing and settings it was trained with."""
+
+    def __init__(self, model: ConvSC, config: dict[str, Any] | None = None) -> None:
+        if not isinstance(model, ConvSC):
+            raise TypeError(f"Encoder wraps a ConvSC model, got {type(model).__name__}")
+        self.model = model.eval()
+        base = default_config(model)
+        if config:
+            base.update(config)
+            base["architecture"] = ARCHITECTURE
+            base["hyperparameters"] = dict(model.hyperparameters)
+        self.config: dict[str, Any] = base
+
+    # --- construction ----------------------------------------------------------------------
+    @classmethod
+    def random(cls, seed: int = 0, input_length: int = 1024) -> Encoder:
+        """Return an untrained encoder with the reference initialisation (a baseline)."""
+        model = ConvSC(seed=seed)
+        # The reference init draws batch-norm scales from N(0, 0.05), so the last one is
+        # negative half the time; with the fresh running statistics of an untrained model the
+        # final ReLU then zeroes every feature (seed 0 does). Training fixes the sign; for an
+        # untrained baseline we flip it so the features say something.
+        with torch.no_grad():
+            model.reduce_bn.weight.abs_()
+        config = default_config(model, input_length)
+        config["method"] = "random-init"
+        config["training"] = {"seed": int(seed)}
+        return cls(model, config)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Encoder:
+        """Return the encoder stored in a napari-xrdphase safetensors file (nothing is unpickled)."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file")
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                metadata = handle.metadata() or {}
+                config = cls._parse_config(metadata, path)
+                hyperparameters = _parse_hyperparameters(config, path)
+                expected = cls._expected_shapes(hyperparameters, path)
+                names = handle.keys()  # a safetensors handle is not iterable
+                found = {name: tuple(handle.get_slice(name).get_shape()) for name in names}
+                problems = _shape_differences(expected, found)
+                if problems:
+                    shown = "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else "")
+                    raise ModelError(
+                        f"{path}: the weights do not fit a ConvSC encoder with {hyperparameters or 'default'} "
+                        f"hyper-parameters ({shown})"
+                    )
+                tensors = {name: handle.get_tensor(name) for name in expected}
+                checksum = metadata.get(CHECKSUM_KEY)
+        except ModelError:
+            raise
+        except Exception as exc:  # safetensors raises its own error types, OSError or ValueError
+            raise ModelError(
+                f"{path}: not a readable napari-xrdphase model file (safetensors): {exc}"
+            ) from None
+        if checksum != _weights_digest(tensors):
+            raise ModelError(
+                f"{path}: the weights are damaged (their checksum does not match the one stored "
+                "when the file was written); use another copy of the file"
+            )
+        model = ConvSC(**hyperparameters)
+        try:
+            model.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise ModelError(f"{path}: the weights do not fit a ConvSC encoder: {exc}") from None
+        encoder = cls(model, config)
+        return encoder.to(device)
+
+    @staticmethod
+    def _parse_config(metadata: dict[str, str], path: Path) -> dict[str, Any]:
+        if METADATA_KEY not in metadata:
+            raise ModelError(
+                f"{path}: a safetensors file, but not a napari-xrdphase encoder "
+                f"(no {METADATA_KEY!r} entry in its metadata)"
+            )
+        try:
+            config = json.loads(metadata[METADATA_KEY])
+        except json.JSONDecodeError as exc:
+            raise ModelError(
+                f"{path}: the model config in the metadata is not valid JSON ({exc})"
+            ) from None
+        if not isinstance(config, dict):
+            raise ModelError(f"{path}: the model config in the metadata is not a JSON object")
+        architecture = config.get("architecture")
+        if architecture != ARCHITECTURE:
+            raise ModelError(
+                f"{path}: holds a {architecture!r} model; this version of napari-xrdphase "
+                f"reads {ARCHITECTURE} encoders"
+            )
+        fmt = config.get("format", FORMAT_VERSION)
+        if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+            raise ModelError(
+                f"{path}: written in model format {fmt!r} by a newer napari-xrdphase "
+                f"({config.get('version', '?')}); please update napari-xrdphase"
+            )
+        length = config.get("input_length", 1024)
+        if isinstance(length, bool) or not isinstance(length, int) or length < 60:
+            raise ModelError(f"{path}: input_length {length!r} is not an integer ≥ 60")
+        return config
+
+    @staticmethod
+    def _expected_shapes(hyperparameters: dict[str, int], path: Path) -> dict[str, tuple[int, ...]]:
+        # built on the meta device: no memory is allocated however large the stated sizes
+        try:
+            with torch.device("meta"):
+                skeleton = ConvSC(**hyperparameters)
+        except Exception as exc:
+            raise ModelError(
+                f"{path}: invalid ConvSC hyper-parameters {hyperparameters}: {exc}"
+            ) from None
+        return {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+
+    @classmethod
+    def builtin(cls, device: str | torch.device = "cpu") -> Encoder:
+        """Return the encoder shipped with the package."""
+        path = builtin_encoder_path()
+        if not path.is_file():
+            raise ModelError(
+                f"the built-in encoder is missing ({path}). Reinstall napari-xrdphase, or pretrain "
+                "an encoder on your own series (napari_xrdphase.pretrain or `xrdphase pretrain`) "
+                "and load it with Encoder.load(path); Encoder.random() gives an untrained baseline."
+            )
+        return cls.load(path, device)
+
+    # --- properties ------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Device holding the weights."""
+        return next(self.model.parameters()).device
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of trainable parameters of the network."""
+        return count_parameters(self.model)
+
+    @property
+    def input_length(self) -> int:
+        """Number of points every curve is resampled to."""
+        return int(self.config["input_length"])
+
+    @property
+    def feature_dim(self) -> int:
+        """Length of an embedding."""
+        return self.model.feature_dim
+
+    def __repr__(self) -> str:
+        method = self.config.get("method") or "untrained"
+        return (
+            f"Encoder({ARCHITECTURE}, {self.n_parameters} parameters, method={method}, "
+            f"input_length={self.input_length}, device={self.device})"
+        )
+
+    def to(self, device: str | torch.device) -> Encoder:
+        """Move the weights to ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``, ...) and return self."""
+        resolved, _ = resolve_device(device)
+        self.model.to(resolved)
+        return self
+
+    # --- embedding -------------------------------------------------------------------------
+    def _prepared_batches(
+        self, data: SpectraStack | np.ndarray, batch_size: int, axis: np.ndarray | None
+    ) -> Iterator[np.ndarray]:
+        prep = self.config.get("preprocessing", {}) or {}
+        axis_range = prep.get("axis_range")
+        axis_range = tuple(axis_range) if axis_range is not None else None
+        if isinstance(data, SpectraStack):
+            stack_axis = data.axis
+            kind, unit = prep.get("axis_kind"), prep.get("axis_unit")
+            if axis_range is not None and kind and (kind, unit) != (data.axis_kind, data.axis_unit):
+                # the fixed window is given in the training data's axis units
+                stack_axis = data.axis_as(kind, unit)
+            for _, block in data.iter_chunks(batch_size):
+                yield prepare_curves(block, stack_axis, self.input_length, axis_range)
+            return
+        curves = np.asarray(data)
+        if curves.ndim == 1:
+            curves = curves[np.newaxis]
+        if curves.ndim != 2:
+            raise ValueError(
+                f"embed expects a SpectraStack or (curves × points) array, got shape {curves.shape}"
+            )
+        source_axis = np.arange(curves.shape[1], dtype=np.float64) if axis is None else axis
+        for start in range(0, curves.shape[0], batch_size):
+            block = curves[start : start + batch_size]
+            yield prepare_curves(
+                block, source_axis, self.input_length, axis_range if axis is not None else None
+            )
+
+    def embed(
+        self,
+        data: SpectraStack | np.ndarray,
+        batch_size: int = 4096,
+        device: str | torch.device | None = None,
+        axis: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Return (N, 128) float32 embeddings of a stack or of a (N, L) array of curves.
+
+        Curves are prepared as in training (resampled to ``input_length`` points, scaled to
+        [0, 1] each) in chunks of ``batch_size``. ``device`` moves the encoder first (None keeps
+        it where it is). An array is taken as equally spaced points unless ``axis`` is given.
+        On CUDA the forward pass runs in bfloat16 (float16 where bf16 is unsupported).
+        """
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        if device is not None:
+            self.to(device)
+        target = self.device
+        if target.type == "cpu":
+            _use_all_cpu_cores()
+        self.model.eval()
+        outputs: list[np.ndarray] = []
+        with torch.inference_mode():
+            for block in self._prepared_batches(data, int(batch_size), axis):
+                x = torch.from_numpy(block).to(target, non_blocking=True)
+                outputs.append(self._forward(x))
+        if not outputs:
+            return np.empty((0, self.feature_dim), dtype=np.float32)
+        return np.concatenate(outputs, axis=0)
+
+    def _forward(self, x: torch.Tensor) -> np.ndarray:
+        if x.device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            with torch.autocast("cuda", dtype=dtype):
+                return self.model(x).float().cpu().numpy()
+        step = CPU_SUB_BATCH if x.device.type == "cpu" else x.shape[0]
+        parts = [
+            self.model(x[i : i + step]).float().cpu().numpy() for i in range(0, x.shape[0], step)
+        ]
+        return np.concatenate(parts, axis=0)
+
+    # --- saving ----------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights and config to ONE safetensors file, atomically; return its path."""
+        from safetensors.torch import save as safetensors_bytes
+
+        path = Path(path)
+        try:
+            text = json.dumps(self.config, default=_json_default, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(
+                f"{path}: the encoder config cannot be stored as JSON: {exc}"
+            ) from None
+        tensors = {
+            name: t.detach().to("cpu").contiguous().clone()
+            for name, t in self.model.state_dict().items()
+        }
+        metadata = {METADATA_KEY: text, CHECKSUM_KEY: _weights_digest(tensors)}
+        payload = safetensors_bytes(tensors, metadata=metadata)
+        if not path.parent.is_dir():
+            raise ModelError(f"{path}: the folder {path.parent} does not exist")
+        tmp_name = None
+        try:
+            with tempfile.NamedTemporaryFile(
+                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+            ) as tmp:
+                tmp_name = tmp.name
+                tmp.write(payload)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, path)
+        except OSError as exc:
+            if tmp_name is not None and os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+            raise ModelError(f"{path}: cannot write the model file: {exc}") from None
+        return path
