@@ -1,0 +1,243 @@
+"""Phase boundaries along the external variable, from per-curve predicted labels.
+
+Only numpy: this module runs in napari's thread and in the command line without torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+BOUNDARY_COLUMNS = (
+    "from_label",
+    "to_label",
+    "value",
+    "low",
+    "high",
+    "index_before",
+    "index_after",
+)
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """A transition from one phase to the next, located in the external variable.
+
+    ``low``/``high`` bound the transition: the external variable between the last curve that
+    is settled in ``from_label`` (row ``index_before``) and the first curve settled in
+    ``to_label`` (row ``index_after``), widened over any curves in between whose predictions
+    flip back and forth. ``value`` is the midpoint of that interval.
+    """
+
+    from_label: str
+    to_label: str
+    value: float
+    low: float
+    high: float
+    index_before: int
+    index_after: int
+    unit: str = ""
+
+    @property
+    def uncertainty(self) -> float:
+        """Half the width of the transition interval, in the external variable's unit."""
+        return (self.high - self.low) / 2
+
+    def __str__(self) -> str:
+        value, uncertainty = _format_value_and_uncertainty(self.value, self.uncertainty)
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.from_label} → {self.to_label} at {value} ± {uncertainty}{unit}"
+
+
+def _format_value_and_uncertainty(value: float, uncertainty: float) -> tuple[str, str]:
+    # the uncertainty gets one significant digit (two when it starts with 1 or 2) and the
+    # value as many decimals, the usual way to quote a measurement
+    if not (math.isfinite(uncertainty) and uncertainty > 0):
+        return f"{value:.6g}", "0"
+    exponent = math.floor(math.log10(uncertainty))
+    leading = uncertainty / 10**exponent
+    decimals = -exponent + (1 if leading < 3 else 0)
+    if decimals <= 0:
+        return f"{value:.0f}", f"{uncertainty:.0f}"
+    return f"{value:.{decimals}f}", f"{uncertainty:.{decimals}f}"
+
+
+def find_boundaries(
+    variable: np.ndarray,
+    predicted: Sequence[str] | np.ndarray,
+    probabilities: np.ndarray | None = None,
+    classes: Sequence[str] | None = None,
+    *,
+    min_run: int = 3,
+    unit: str = "",
+) -> list[Boundary]:
+    """Return the phase boundaries of a series, in acquisition (row) order.
+
+    The algorithm, in three steps:
+
+    1. **Per-curve cost.** For each curve ``i`` and class ``k``, the cost of calling that
+       curve ``k``: without ``probabilities``, 0 when ``predicted[i] == k`` and 1 otherwise;
+       with them, ``p_max(i) - p_k(i)`` (0 for the most probable class, close to 1 for a
+       confident misfit, small where two classes are close), so uncertain curves are cheap to
+       relabel. ``probabilities`` columns follow ``classes``.
+    2. **Segmentation.** Dynamic programming (Viterbi) finds the piecewise-constant labelling
+       of the rows with the least total cost plus ``penalty`` per change of label, with
+       ``penalty = (min_run - 0.5) / 2``. A run of ``m`` curves inside a phase is kept as its
+       own segment only when it is cheaper than relabelling it, i.e. when
+       ``m > 2 * penalty = min_run - 0.5``: with the default ``min_run = 3`` one or two
+       isolated misclassified curves never make boundaries, three consecutive curves do
+       (at the first or last rows, which cost one change only, two curves suffice).
+       Ties keep the current label.
+    3. **Intervals.** For each change of segment ``A → B``, the transition lies between the
+       last curve that ends a run of ``min_run`` consecutive ``A`` predictions (searching
+       back from the change, within ``A``'s segment) and the first curve that starts such a
+       run of ``B`` (searching forward, within ``B``'s segment). Predictions that flip back
+       and forth near the change thus widen the interval, while a flip further away than
+       ``min_run`` settled curves does not. Where a segment is too short or noisy to hold
+       such a run, its last ``A`` (first ``B``) prediction is used, or its first (last) row.
+       ``low``/``high`` are the smallest/largest value of ``variable`` over the rows from
+       ``index_before`` to ``index_after``; ``value`` is their midpoint.
+
+    Rows are never sorted by ``variable``, so decompression runs (decreasing pressure) and
+    non-monotonic ramps give their boundaries in the order they were crossed.
+    """
+    values = np.asarray(variable, dtype=np.float64).ravel()
+    labels = np.asarray(predicted).ravel()
+    n = values.size
+    if labels.size != n:
+        raise ValueError(f"{labels.size} predicted labels for {n} values of the variable")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("the external variable contains NaN or inf")
+    if int(min_run) < 1:
+        raise ValueError(f"min_run must be at least 1, got {min_run}")
+    min_run = int(min_run)
+    label_strings = [str(label) for label in labels.tolist()]
+
+    if classes is None:
+        if probabilities is not None:
+            raise ValueError("pass the classes (the columns of probabilities) with probabilities")
+        class_names = sorted(set(label_strings))
+    else:
+        class_names = [str(c) for c in classes]
+        if len(set(class_names)) != len(class_names):
+            raise ValueError(f"classes contain duplicates: {class_names}")
+        unknown = sorted(set(label_strings) - set(class_names))
+        if unknown:
+            raise ValueError(f"predicted labels {unknown} are not among the classes {class_names}")
+    if n < 2 or not class_names:
+        return []
+    class_index = {name: k for k, name in enumerate(class_names)}
+    codes = np.array([class_index[s] for s in label_strings], dtype=np.int64)
+
+    if probabilities is None:
+        cost = np.ones((n, len(class_names)))
+        cost[np.arange(n), codes] = 0.0
+    else:
+        probs = np.asarray(probabilities, dtype=np.float64)
+        if probs.shape != (n, len(class_names)):
+            raise ValueError(
+                f"probabilities have shape {probs.shape}; expected ({n}, {len(class_names)}) "
+                "(one row per curve, one column per class)"
+            )
+        if not np.all(np.isfinite(probs)):
+            raise ValueError("probabilities contain NaN or inf")
+        cost = probs.max(axis=1, keepdims=True) - probs
+
+    segment_codes = _segment(cost, penalty=(min_run - 0.5) / 2)
+    change_rows = np.flatnonzero(segment_codes[1:] != segment_codes[:-1]) + 1
+    starts = np.concatenate([[0], change_rows])
+    ends = np.concatenate([change_rows - 1, [n - 1]])
+
+    boundaries = []
+    for j in range(len(starts) - 1):
+        code_a, code_b = int(segment_codes[starts[j]]), int(segment_codes[starts[j + 1]])
+        before = _settled_end(codes, code_a, int(starts[j]), int(ends[j]), min_run)
+        after = _settled_start(codes, code_b, int(starts[j + 1]), int(ends[j + 1]), min_run)
+        span = values[before : after + 1]
+        low, high = float(span.min()), float(span.max())
+        boundaries.append(
+            Boundary(
+                from_label=class_names[code_a],
+                to_label=class_names[code_b],
+                value=(low + high) / 2,
+                low=low,
+                high=high,
+                index_before=before,
+                index_after=after,
+                unit=unit,
+            )
+        )
+    return boundaries
+
+
+def _segment(cost: np.ndarray, penalty: float) -> np.ndarray:
+    """Return the class per row of the least-cost piecewise-constant labelling (Viterbi)."""
+    n, n_classes = cost.shape
+    total = cost[0].copy()
+    # came_from[i, k]: the class of row i-1 on the best path that has class k at row i
+    came_from = np.empty((n, n_classes), dtype=np.int64)
+    came_from[0] = np.arange(n_classes)
+    stay = np.arange(n_classes)
+    for i in range(1, n):
+        best = int(np.argmin(total))
+        switch_cost = total[best] + penalty
+        # `<=` keeps the current label on ties, so noise never moves a boundary for free
+        keep = total <= switch_cost
+        came_from[i] = np.where(keep, stay, best)
+        total = np.where(keep, total, switch_cost) + cost[i]
+    path = np.empty(n, dtype=np.int64)
+    path[-1] = int(np.argmin(total))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = came_from[i, path[i]]
+    return path
+
+
+def _settled_end(codes: np.ndarray, code: int, start: int, end: int, min_run: int) -> int:
+    """Return the last row of ``start..end`` ending ``min_run`` consecutive ``code`` predictions."""
+    run, settled, last_match = 0, -1, -1
+    for row in range(start, end + 1):
+        if codes[row] == code:
+            run += 1
+            last_match = row
+            if run >= min_run:
+                settled = row
+        else:
+            run = 0
+    if settled >= 0:
+        return settled
+    return last_match if last_match >= 0 else start
+
+
+def _settled_start(codes: np.ndarray, code: int, start: int, end: int, min_run: int) -> int:
+    """Return the first row of ``start..end`` starting ``min_run`` consecutive ``code`` predictions."""
+    run, settled, first_match = 0, -1, -1
+    for row in range(end, start - 1, -1):
+        if codes[row] == code:
+            run += 1
+            first_match = row
+            if run >= min_run:
+                settled = row
+        else:
+            run = 0
+    if settled >= 0:
+        return settled
+    return first_match if first_match >= 0 else end
+
+
+def boundaries_table(boundaries: Sequence[Boundary]) -> list[dict]:
+    """Return the boundaries as rows for a CSV file (``BOUNDARY_COLUMNS``)."""
+    return [
+        {
+            "from_label": b.from_label,
+            "to_label": b.to_label,
+            "value": float(b.value),
+            "low": float(b.low),
+            "high": float(b.high),
+            "index_before": int(b.index_before),
+            "index_after": int(b.index_after),
+        }
+        for b in boundaries
+    ]

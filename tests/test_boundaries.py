@@ -1,0 +1,177 @@
+import numpy as np
+import pytest
+
+from napari_xrdphase.boundaries import (
+    BOUNDARY_COLUMNS,
+    Boundary,
+    boundaries_table,
+    find_boundaries,
+)
+
+
+def labels(text):
+    """'BBBDDAA' -> ['before', 'before', 'before', 'during', 'during', 'after', 'after']."""
+    names = {"B": "before", "D": "during", "A": "after", "x": "other"}
+    return [names[c] for c in text]
+
+
+def test_clean_two_phase_step_gives_the_interval_between_the_neighbouring_curves():
+    pressure = np.arange(10) * 2.0  # 0, 2, ..., 18 GPa
+    [boundary] = find_boundaries(pressure, labels("BBBBBBAAAA"), unit="GPa")
+    assert (boundary.from_label, boundary.to_label) == ("before", "after")
+    assert (boundary.index_before, boundary.index_after) == (5, 6)
+    assert (boundary.low, boundary.high) == (10.0, 12.0)
+    assert boundary.value == 11.0
+    assert boundary.uncertainty == 1.0
+    assert str(boundary) == "before → after at 11.0 ± 1.0 GPa"
+
+
+def test_clean_three_phase_steps_give_two_exact_boundaries():
+    pressure = np.linspace(0.0, 29.0, 30)
+    found = find_boundaries(pressure, labels("B" * 12 + "D" * 8 + "A" * 10))
+    assert [(b.from_label, b.to_label) for b in found] == [
+        ("before", "during"),
+        ("during", "after"),
+    ]
+    assert [(b.index_before, b.index_after) for b in found] == [(11, 12), (19, 20)]
+    assert [(b.low, b.high, b.value) for b in found] == [(11.0, 12.0, 11.5), (19.0, 20.0, 19.5)]
+
+
+def test_values_come_from_the_variable_not_from_row_numbers():
+    temperature = np.array([300.0, 310.0, 325.0, 345.0, 370.0, 400.0, 435.0, 475.0])
+    [boundary] = find_boundaries(temperature, labels("BBBBAAAA"), unit="K")
+    assert (boundary.low, boundary.high, boundary.value) == (345.0, 370.0, 357.5)
+    assert str(boundary) == "before → after at 358 ± 12 K"
+
+
+def test_decompression_keeps_acquisition_order_and_orders_low_below_high():
+    pressure = np.linspace(30.0, 0.0, 16)  # 30, 28, ..., 0 GPa
+    [boundary] = find_boundaries(pressure, labels("A" * 7 + "B" * 9))
+    assert (boundary.from_label, boundary.to_label) == ("after", "before")
+    assert (boundary.index_before, boundary.index_after) == (6, 7)
+    assert (boundary.low, boundary.high) == (16.0, 18.0)
+    assert boundary.value == 17.0
+
+
+def test_compression_then_decompression_gives_both_crossings_in_order():
+    pressure = np.concatenate([np.arange(0.0, 20.0, 2.0), np.arange(20.0, 0.0, -2.0)])
+    predicted = labels("B" * 6 + "A" * 8 + "B" * 6)
+    found = find_boundaries(pressure, predicted)
+    assert [(b.from_label, b.to_label, b.value) for b in found] == [
+        ("before", "after", 11.0),
+        ("after", "before", 13.0),
+    ]
+
+
+def test_a_single_flip_inside_a_phase_makes_no_boundary():
+    pressure = np.arange(30.0)
+    predicted = labels("B" * 15 + "A" * 15)
+    predicted[5] = "after"
+    predicted[24] = "during"
+    [boundary] = find_boundaries(pressure, predicted)
+    assert (boundary.index_before, boundary.index_after) == (14, 15)
+
+
+def test_two_consecutive_flips_are_absorbed_but_three_make_a_phase():
+    pressure = np.arange(30.0)
+    two = labels("B" * 10 + "AA" + "B" * 5 + "A" * 13)
+    assert len(find_boundaries(pressure, two)) == 1
+    three = labels("B" * 10 + "AAA" + "B" * 4 + "A" * 13)
+    assert [(b.index_before, b.index_after) for b in find_boundaries(pressure, three)] == [
+        (9, 10),
+        (12, 13),
+        (16, 17),
+    ]
+    assert len(find_boundaries(pressure, three, min_run=4)) == 1
+
+
+def test_flips_back_and_forth_near_the_transition_widen_its_interval():
+    pressure = np.arange(20.0)
+    clean = find_boundaries(pressure, labels("B" * 10 + "A" * 10))[0]
+    noisy = find_boundaries(pressure, labels("B" * 8 + "ABAB" + "A" * 8))[0]
+    assert (clean.index_before, clean.index_after) == (9, 10)
+    assert (noisy.index_before, noisy.index_after) == (7, 12)
+    assert (noisy.low, noisy.high, noisy.value) == (7.0, 12.0, 9.5)
+    assert noisy.uncertainty > clean.uncertainty
+
+
+def test_a_flip_far_from_the_transition_does_not_widen_it():
+    pressure = np.arange(30.0)
+    predicted = labels("B" * 15 + "A" * 15)
+    predicted[10] = "after"  # 4 settled 'before' curves between it and the transition
+    [boundary] = find_boundaries(pressure, predicted)
+    assert (boundary.index_before, boundary.index_after) == (14, 15)
+    predicted[12] = "after"  # now only 2 settled curves: it counts as part of the transition
+    [boundary] = find_boundaries(pressure, predicted)
+    assert (boundary.index_before, boundary.index_after) == (9, 15)
+
+
+def test_a_curve_of_a_third_class_between_two_phases_widens_the_interval():
+    [boundary] = find_boundaries(np.arange(12.0), labels("BBBBBBxAAAAA"))
+    assert (boundary.from_label, boundary.to_label) in {("before", "after")}
+    assert (boundary.index_before, boundary.index_after) == (5, 7)
+
+
+def test_no_transition_gives_no_boundaries():
+    assert find_boundaries(np.arange(10.0), labels("B" * 10)) == []
+    assert find_boundaries(np.arange(10.0), labels("BBBBABBBBB")) == []
+    assert find_boundaries(np.arange(1.0), labels("B")) == []
+    assert find_boundaries(np.arange(0.0), []) == []
+
+
+def test_probabilities_make_uncertain_flips_cheap_and_confident_runs_count():
+    pressure = np.arange(12.0)
+    classes = ["before", "after"]
+    predicted = labels("BBBBAAABBBBB")
+    # three 'after' curves that are barely so: relabelling them costs little
+    unsure = np.array([[0.9, 0.1]] * 12)
+    unsure[4:7] = [0.45, 0.55]
+    assert find_boundaries(pressure, predicted, unsure, classes) == []
+    sure = unsure.copy()
+    sure[4:7] = [0.02, 0.98]
+    assert len(find_boundaries(pressure, predicted, sure, classes)) == 2
+
+
+def test_class_names_may_be_passed_without_probabilities():
+    [boundary] = find_boundaries(np.arange(6.0), labels("BBBAAA"), classes=["before", "after"])
+    assert boundary.to_label == "after"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"variable": np.arange(5.0)}, "6 predicted labels for 5 values"),
+        ({"variable": [0, 1, np.nan, 3, 4, 5]}, "NaN or inf"),
+        ({"probabilities": np.full((6, 2), 0.5)}, "pass the classes"),
+        ({"probabilities": np.full((6, 3), 0.3), "classes": ["before", "after"]}, "expected"),
+        ({"classes": ["before", "during"]}, r"\['after'\] are not among the classes"),
+        ({"min_run": 0}, "min_run must be at least 1"),
+    ],
+)
+def test_inconsistent_inputs_raise_value_error(kwargs, message):
+    arguments = {"variable": np.arange(6.0), "predicted": labels("BBBAAA"), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        find_boundaries(**arguments)
+
+
+def test_boundaries_table_has_the_csv_columns_and_plain_values():
+    found = find_boundaries(np.arange(0.0, 20.0, 2.0), labels("BBBBBAAAAA"), unit="GPa")
+    assert boundaries_table(found) == [
+        {
+            "from_label": "before",
+            "to_label": "after",
+            "value": 9.0,
+            "low": 8.0,
+            "high": 10.0,
+            "index_before": 4,
+            "index_after": 5,
+        }
+    ]
+    assert tuple(boundaries_table(found)[0]) == BOUNDARY_COLUMNS
+
+
+def test_boundary_string_rounds_value_to_the_uncertainty():
+    boundary = Boundary("bcc", "hcp", 14.2371, 13.6371, 14.8371, 3, 4, unit="GPa")
+    assert str(boundary) == "bcc → hcp at 14.2 ± 0.6 GPa"
+    assert str(Boundary("a", "b", 14.25, 14.1, 14.4, 0, 1)) == "a → b at 14.25 ± 0.15"
+    assert str(Boundary("a", "b", 5.0, 5.0, 5.0, 0, 1)) == "a → b at 5 ± 0"

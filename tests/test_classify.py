@@ -1,0 +1,348 @@
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_xrdphase.classify import (
+    Classifier,
+    ClassifierError,
+    LabelError,
+    fit_classifier,
+    order_classes,
+)
+from napari_xrdphase.stack import SpectraStack
+
+N_POINTS = 64
+AXIS = np.linspace(10.0, 40.0, N_POINTS)
+
+
+def peak(center, width=1.0):
+    return np.exp(-0.5 * ((AXIS - center) / width) ** 2)
+
+
+def phase_series(name="run1", n=60, start=0.4, end=0.6, noise=0.02, seed=0):
+    """A compression series: peak at 20° (before), at 30° (after), both during the transition.
+
+    During the transition the 30° phase grows from 35 % to 65 %, so the three classes are
+    separable.
+    """
+    rng = np.random.default_rng(seed)
+    pressure = np.linspace(0.0, 30.0, n)
+    position = np.arange(n) / (n - 1)
+    fraction = np.where(position < start, 0.0, np.where(position > end, 1.0, 0.0))
+    during = (position >= start) & (position <= end)
+    fraction[during] = 0.35 + 0.3 * (position[during] - start) / (end - start)
+    curves = (1 - fraction)[:, None] * peak(20) + fraction[:, None] * peak(30)
+    curves = curves * rng.uniform(0.8, 1.2, (n, 1)) + noise * rng.standard_normal((n, N_POINTS))
+    truth = np.where(fraction == 0, "before", np.where(fraction == 1, "after", "during"))
+    stack = SpectraStack(
+        curves, AXIS, variable=pressure, variable_name="pressure", variable_unit="GPa", name=name
+    )
+    return stack, truth
+
+
+class ProjectionEncoder:
+    """Fixed random projection + ReLU: non-negative features like ConvSC's, computed from curves."""
+
+    def __init__(self, dim=24, seed=0):
+        self.projection = np.random.default_rng(seed).standard_normal((N_POINTS, dim))
+        self.config = {"kind": "projection", "dim": dim, "seed": seed}
+        self.seen_sources: list[list[str]] = []
+
+    def embed(self, stack_or_array, batch_size=4096, device=None):
+        self.seen_sources.append(list(stack_or_array.sources))
+        curves = stack_or_array.curves()
+        return np.maximum(curves @ self.projection, 0.0).astype(np.float32)
+
+
+def every_nth_label(truth, name, step=4, offset=0):
+    return {name: {i: str(truth[i]) for i in range(offset, len(truth), step)}}
+
+
+def held_out_accuracy(classifier, stack, truth, labels):
+    held_out = np.setdiff1d(np.arange(stack.n_curves), list(labels[stack.name]))
+    return float(np.mean(classifier.predict(stack)[held_out] == truth[held_out]))
+
+
+# --- learning ------------------------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_classifier_learns_separable_phases_on_held_out_curves(solver):
+    stack, truth = phase_series(n=80)
+    labels = every_nth_label(truth, stack.name, step=3)
+    classifier = fit_classifier(ProjectionEncoder(), [stack], labels, solver=solver)
+    assert classifier.classes == ("before", "during", "after")
+    assert held_out_accuracy(classifier, stack, truth, labels) >= 0.95
+    probabilities = classifier.predict_proba(stack)
+    assert probabilities.shape == (80, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert classifier.summary.val_accuracy >= 0.9
+    assert classifier.summary.labels_per_class == {
+        c: int(np.sum(np.array(list(labels[stack.name].values())) == c))
+        for c in ("before", "during", "after")
+    }
+
+
+def test_labels_from_several_series_train_one_classifier():
+    first, truth_first = phase_series("first", n=40, seed=1)
+    second, truth_second = phase_series("second", n=40, start=0.3, end=0.5, seed=2)
+    labels = {
+        **every_nth_label(truth_first, "first", step=4),
+        **every_nth_label(truth_second, "second", step=4, offset=1),
+    }
+    classifier = fit_classifier(ProjectionEncoder(), [first, second], labels)
+    assert held_out_accuracy(classifier, first, truth_first, labels) >= 0.9
+    assert held_out_accuracy(classifier, second, truth_second, labels) >= 0.9
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_same_seed_gives_identical_classifier_and_another_seed_another_split(solver):
+    stack, truth = phase_series()
+    labels = every_nth_label(truth, stack.name, step=2)
+    first = fit_classifier(ProjectionEncoder(), [stack], labels, seed=3, solver=solver)
+    again = fit_classifier(ProjectionEncoder(), [stack], labels, seed=3, solver=solver)
+    other = fit_classifier(ProjectionEncoder(), [stack], labels, seed=4, solver=solver)
+    np.testing.assert_array_equal(first.weight, again.weight)
+    np.testing.assert_array_equal(first.predict_proba(stack), again.predict_proba(stack))
+    assert not np.array_equal(first.mean, other.mean)  # standardised on another training part
+
+
+def imbalanced_mixtures(n_majority, n_minority, seed):
+    """Curves mixing two peaks; class A mostly the 20° peak, B the 30° peak, overlapping."""
+    rng = np.random.default_rng(seed)
+    fraction = np.concatenate(
+        [rng.normal(0.38, 0.12, n_majority), rng.normal(0.62, 0.12, n_minority)]
+    )
+    curves = (1 - fraction)[:, None] * peak(20) + fraction[:, None] * peak(30)
+    curves += 0.01 * rng.standard_normal(curves.shape)
+    truth = np.array(["A"] * n_majority + ["B"] * n_minority)
+    return curves, truth
+
+
+def test_class_balancing_raises_minority_recall_on_imbalanced_labels():
+    labelled_curves, labelled_truth = imbalanced_mixtures(60, 6, seed=0)
+    test_curves, test_truth = imbalanced_mixtures(300, 300, seed=1)
+    stack = SpectraStack(np.concatenate([labelled_curves, test_curves]), AXIS, name="mix")
+    labels = {"mix": {i: str(c) for i, c in enumerate(labelled_truth)}}
+    test_rows = np.arange(labelled_truth.size, stack.n_curves)
+    recall = {}
+    for balanced in (True, False):
+        classifier = fit_classifier(
+            ProjectionEncoder(), [stack], labels, class_balanced=balanced, val_fraction=0.3
+        )
+        predicted = classifier.predict(stack)[test_rows]
+        recall[balanced] = float(np.mean(predicted[test_truth == "B"] == "B"))
+    assert recall[True] > recall[False] + 0.1
+
+
+# --- validation only -----------------------------------------------------------------------
+def test_only_labelled_curves_are_embedded_during_training():
+    stack, _ = phase_series(n=50)
+    labels = {stack.name: {3: "before", 9: "before", 12: "before", 40: "after", 45: "after"}}
+    encoder = ProjectionEncoder()
+    fit_classifier(encoder, [stack], labels)
+    seen = [source for call in encoder.seen_sources for source in call]
+    assert sorted(seen) == sorted(stack.sources[i] for i in labels[stack.name])
+
+
+def test_sgd_stops_patience_epochs_after_the_best_validation_epoch_and_restores_it():
+    stack, truth = phase_series(n=80, noise=0.1)
+    labels = every_nth_label(truth, stack.name, step=3)
+    done = []
+    stopped = fit_classifier(
+        ProjectionEncoder(),
+        [stack],
+        labels,
+        solver="sgd",
+        patience=5,
+        progress=lambda d, t: done.append(d),
+    )
+    best, epochs = stopped.summary.best_epoch, stopped.summary.epochs
+    assert epochs == best + 5 < 1000
+    assert done == list(range(1, epochs + 1))
+    # training exactly up to the best epoch reproduces the restored weights
+    up_to_best = fit_classifier(
+        ProjectionEncoder(), [stack], labels, solver="sgd", patience=1000, max_epochs=best
+    )
+    np.testing.assert_allclose(up_to_best.weight, stopped.weight, rtol=0, atol=1e-12)
+
+
+def test_single_example_of_a_class_stays_in_training_with_a_warning():
+    stack, _ = phase_series(n=40)
+    labels = {stack.name: {0: "before", 2: "before", 4: "before", 6: "before", 39: "after"}}
+    with pytest.warns(UserWarning, match="'after' has a single labelled curve"):
+        classifier = fit_classifier(ProjectionEncoder(), [stack], labels)
+    assert classifier.summary.n_train == 4 and classifier.summary.n_val == 1
+    assert any("single labelled curve" in note for note in classifier.summary.notes)
+    assert classifier.predict(stack)[-1] == "after"
+
+
+def test_a_single_labelled_curve_in_a_series_is_embedded_alone():
+    first, _ = phase_series("first", n=20)
+    second, _ = phase_series("second", n=20)
+    labels = {
+        "first": {0: "before", 1: "before", 19: "after", 18: "after"},
+        "second": {19: "after"},
+    }
+    encoder = ProjectionEncoder()
+    classifier = fit_classifier(encoder, [first, second], labels)
+    assert classifier.summary.labels_per_class == {"before": 2, "after": 3}
+
+
+# --- label errors --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({}, "no labelled curves"),
+        ({"run1": {}}, "no labelled curves"),
+        ({"run1": {0: "before", 5: "before"}}, "all labelled curves are 'before'"),
+        ({"run9": {0: "before"}, "run1": {30: "after"}}, r"\['run9'\].*known datasets: \['run1'\]"),
+        (
+            {"run1": {0: "before", 60: "after"}},
+            "run1: labelled index 60 is out of range; the series has 60 curves",
+        ),
+        ({"run1": {-1: "before", 50: "after"}}, "run1: labelled index -1 is out of range"),
+        ({"run1": {0: "before", 50: " "}}, "run1: curve 50 has an empty label"),
+        ({"run1": {0: "before", 50: None}}, "run1: curve 50 has an empty label"),
+        ({"run1": {"zero": "before", 50: "after"}}, "row index 'zero' is not an integer"),
+        ({"run1": ["before", "after"]}, "labels of 'run1' must map row indices"),
+    ],
+)
+def test_unusable_labels_raise_label_error_saying_why(labels, message):
+    stack, _ = phase_series("run1", n=60)
+    with pytest.raises(LabelError, match=message):
+        fit_classifier(ProjectionEncoder(), [stack], labels)
+
+
+class ConstantEncoder:
+    def embed(self, stack_or_array, batch_size=4096, device=None):
+        return np.zeros((stack_or_array.n_curves, 8), dtype=np.float32)
+
+
+def test_an_encoder_giving_identical_embeddings_is_reported():
+    stack, truth = phase_series(n=40)
+    with pytest.warns(UserWarning, match="same embedding for every labelled curve"):
+        fit_classifier(ConstantEncoder(), [stack], every_nth_label(truth, stack.name, 2))
+
+
+def test_two_series_with_the_same_name_make_labels_ambiguous():
+    first, _ = phase_series("run1", n=20)
+    second, _ = phase_series("run1", n=20, seed=1)
+    with pytest.raises(LabelError, match="2 series are named 'run1'"):
+        fit_classifier(ProjectionEncoder(), [first, second], {"run1": {0: "before", 19: "after"}})
+
+
+def test_numpy_integer_indices_and_padded_labels_are_accepted():
+    stack, _ = phase_series("run1", n=20)
+    labels = {"run1": {np.int64(0): "before ", np.int32(1): "before", 18: "after", 19: " after"}}
+    classifier = fit_classifier(ProjectionEncoder(), [stack], labels)
+    assert classifier.classes == ("before", "after")
+
+
+def test_class_order_is_before_during_after_for_the_standard_labels_else_sorted():
+    assert order_classes({"after", "before", "during"}) == ("before", "during", "after")
+    assert order_classes(["after", "before"]) == ("before", "after")
+    assert order_classes({"hcp", "bcc", "before"}) == ("bcc", "before", "hcp")
+
+
+# --- prediction on stacks ------------------------------------------------------------------
+def test_chunked_and_lazy_prediction_equals_whole_stack_prediction(tmp_path):
+    stack, truth = phase_series(n=21)
+    classifier = fit_classifier(ProjectionEncoder(), [stack], every_nth_label(truth, stack.name, 2))
+    whole = classifier.predict_proba(stack)
+    # chunks of 4 leave a last chunk of a single curve
+    np.testing.assert_allclose(classifier.predict_proba(stack, chunk_size=4), whole, atol=1e-12)
+    with h5py.File(tmp_path / "series.h5", "w") as file:
+        file["intensities"] = stack.curves()
+    with h5py.File(tmp_path / "series.h5", "r") as file:
+        lazy = stack.replace(intensities=file["intensities"])
+        assert lazy.is_lazy
+        np.testing.assert_allclose(classifier.predict_proba(lazy, chunk_size=8), whole, atol=1e-12)
+    embeddings = ProjectionEncoder().embed(stack)
+    np.testing.assert_allclose(classifier.predict_proba(embeddings), whole, atol=1e-12)
+    assert list(classifier.predict(stack)) == [classifier.classes[i] for i in whole.argmax(axis=1)]
+
+
+def test_embeddings_of_the_wrong_length_are_rejected():
+    stack, truth = phase_series(n=20)
+    classifier = fit_classifier(ProjectionEncoder(), [stack], every_nth_label(truth, stack.name, 2))
+    with pytest.raises(ClassifierError, match=r"expected embeddings of shape \(curves, 24\)"):
+        classifier.predict_proba(stack.curves())
+
+
+# --- files ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+def test_saved_classifier_loads_with_identical_probabilities(tmp_path, solver):
+    stack, truth = phase_series(n=40)
+    encoder = ProjectionEncoder()
+    classifier = fit_classifier(
+        encoder, [stack], every_nth_label(truth, stack.name, 3), solver=solver
+    )
+    path = classifier.save(tmp_path / "probe.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probe.safetensors"]  # no temp file left
+    loaded = Classifier.load(path, encoder)
+    assert loaded.classes == classifier.classes
+    assert loaded.summary == classifier.summary
+    np.testing.assert_array_equal(loaded.predict_proba(stack), classifier.predict_proba(stack))
+
+
+def test_loading_with_an_encoder_of_another_configuration_warns(tmp_path):
+    stack, truth = phase_series(n=40)
+    classifier = fit_classifier(
+        ProjectionEncoder(seed=0), [stack], every_nth_label(truth, stack.name, 3)
+    )
+    path = classifier.save(tmp_path / "probe.safetensors")
+    with pytest.warns(UserWarning, match="another configuration"):
+        Classifier.load(path, ProjectionEncoder(seed=1))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],
+        lambda data: b"not a classifier at all",
+        lambda data: b"",
+        lambda data: data[:9] + b"#" + data[10:],  # broken JSON header
+        lambda data: data[:-3] + bytes([data[-3] ^ 0xFF]) + data[-2:],  # a flipped weight byte
+    ],
+)
+def test_corrupt_classifier_file_is_rejected_with_a_clear_error(tmp_path, damage):
+    stack, truth = phase_series(n=40)
+    encoder = ProjectionEncoder()
+    path = fit_classifier(encoder, [stack], every_nth_label(truth, stack.name, 3)).save(
+        tmp_path / "probe.safetensors"
+    )
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ClassifierError, match=r"probe\.safetensors"):
+        Classifier.load(path, encoder)
+
+
+def test_safetensors_file_of_something_else_is_rejected(tmp_path):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "weights.safetensors"
+    save_file({"weight": np.zeros((2, 3))}, str(path))
+    with pytest.raises(ClassifierError, match="not a napari-xrdphase classifier file"):
+        Classifier.load(path, ProjectionEncoder())
+
+
+def test_missing_classifier_file_names_the_path(tmp_path):
+    with pytest.raises(
+        ClassifierError, match=r"cannot read classifier file .*missing\.safetensors"
+    ):
+        Classifier.load(tmp_path / "missing.safetensors", ProjectionEncoder())
+
+
+# --- the real encoder, once it exists ------------------------------------------------------
+def test_classifier_trains_on_the_real_encoder():
+    encoder_module = pytest.importorskip("napari_xrdphase.encoder")
+    stack, truth = phase_series(n=40)
+    encoder = encoder_module.Encoder.random(1)
+    labels = every_nth_label(truth, stack.name, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        classifier = fit_classifier(encoder, [stack], labels)
+    probabilities = classifier.predict_proba(stack)
+    assert probabilities.shape == (40, len(classifier.classes))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert held_out_accuracy(classifier, stack, truth, labels) >= 0.9
