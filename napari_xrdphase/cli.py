@@ -8,7 +8,11 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 SIMULATION_FORMATS = {"xy": "", "h5": ".h5", "npz": ".npz"}
+DEFAULT_METHOD = "specrrmoco"
+DEFAULT_EPOCHS = 30
 
 
 class CommandError(Exception):
@@ -58,6 +62,88 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'labels.csv'} ({len(rows)} labels)", file=sys.stderr)
 
 
+def _progress_printer(every_s: float = 2.0):
+    last = [0.0]
+
+    def report(info: dict) -> None:
+        now = info["elapsed_s"]
+        last_step = info["step"] == info["steps_per_epoch"] and info["epoch"] == info["epochs"]
+        if now - last[0] >= every_s or last_step:
+            last[0] = now
+            losses = " ".join(f"{k}={v:.3f}" for k, v in info["losses"].items())
+            print(
+                f"epoch {info['epoch']}/{info['epochs']} step {info['step']}/"
+                f"{info['steps_per_epoch']} loss={info['loss']:.4f} ({losses}) "
+                f"lr={info['lr']:.3g} {now:.0f}s on {info['device']}",
+                file=sys.stderr,
+            )
+
+    return report
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    """Pretrain an encoder without labels on every curve of the given series."""
+    from .training import pretrain
+
+    stacks = _load_all(args.paths)
+    n = sum(s.n_curves for s in stacks)
+    print(f"pretraining {args.method} on {n} curves from {len(stacks)} series", file=sys.stderr)
+    encoder = pretrain(
+        stacks,
+        method=args.method,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        c=args.c,
+        device=args.device,
+        seed=args.seed,
+        progress=_progress_printer(),
+    )
+    path = encoder.save(args.out)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def _unique_names(stacks) -> None:
+    seen: dict[str, int] = {}
+    for s in stacks:
+        seen[s.name] = seen.get(s.name, 0) + 1
+    twice = sorted(k for k, v in seen.items() if v > 1)
+    if twice:
+        raise CommandError(
+            f"several series are named {', '.join(twice)}; labels name series by folder name "
+            "or file stem, so give each series a distinct name"
+        )
+
+
+def cmd_classify(args: argparse.Namespace) -> None:
+    """Fit the linear classifier on the labels, write per-curve predictions, print boundaries."""
+    from .boundaries import find_boundaries
+    from .classify import fit_classifier
+    from .encoder import Encoder
+    from .io import read_labels_csv, write_predictions_csv
+
+    stacks = _load_all(args.paths)
+    _unique_names(stacks)
+    labels = read_labels_csv(args.labels)
+    encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
+    classifier = fit_classifier(encoder, stacks, labels, seed=args.seed)
+    print(f"classifier: {classifier.summary}", file=sys.stderr)
+    results = []
+    for stack in stacks:
+        proba = classifier.predict_proba(stack)
+        predicted = np.asarray(classifier.classes)[proba.argmax(axis=1)]
+        results.append((stack, predicted, proba))
+        print(f"{stack.name}:")
+        found = find_boundaries(
+            stack.variable, predicted, proba, classifier.classes, unit=stack.variable_unit
+        )
+        for boundary in found:
+            print(f"  {boundary}  (curves {boundary.index_before}–{boundary.index_after})")
+        if not found:
+            print(f"  no transition: every curve is {predicted[0]!r}")
+    path = write_predictions_csv(args.out, results, classifier.classes)
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``xrdphase`` command."""
     from . import __version__
@@ -80,11 +166,34 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--points", type=int, default=4000, help="points per curve (default 4000)")
     sim.set_defaults(func=cmd_simulate)
+
+    from .ssl import METHODS
+
+    pre = sub.add_parser("pretrain", help="pretrain an encoder without labels")
+    pre.add_argument("paths", nargs="+", metavar="PATH")
+    pre.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
+    pre.add_argument("--method", choices=sorted(METHODS), default=DEFAULT_METHOD)
+    pre.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    pre.add_argument("--batch-size", type=int, default=128)
+    pre.add_argument("--c", type=float, default=0.01, help="weight of the MoCo loss (SpecRRMoco)")
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    pre.set_defaults(func=cmd_pretrain)
+
+    cls = sub.add_parser("classify", help="classify every curve from a few labelled ones")
+    cls.add_argument("paths", nargs="+", metavar="PATH")
+    cls.add_argument("--labels", required=True, metavar="LABELS.csv", help="dataset,index,label")
+    cls.add_argument("--out", required=True, metavar="PRED.csv")
+    cls.add_argument("--model", metavar="MODEL", help="encoder file (default: the built-in one)")
+    cls.add_argument("--seed", type=int, default=0)
+    cls.set_defaults(func=cmd_classify)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``xrdphase`` command; return its exit status."""
+    from .classify import ClassifierError, LabelError
+    from .encoder import ModelError
     from .io import ReaderError
     from .stack import StackError
 
@@ -94,7 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = lambda msg, *a, **k: _print_err(f"warning: {msg}")
         try:
             args.func(args)
-        except (CommandError, ReaderError, StackError, ValueError, OSError) as exc:
+        except (
+            CommandError, ReaderError, StackError, LabelError, ModelError, ClassifierError,
+            ValueError, OSError,
+        ) as exc:
             _print_err(f"error: {exc}")
             return 2
         except KeyboardInterrupt:

@@ -1,0 +1,407 @@
+"""Self-supervised pretraining of the ConvSC encoder: ``pretrain(stacks, method=...)``.
+
+The loop is plain PyTorch without a DataLoader: every curve of every stack is prepared once
+(``prepare_stack``), shuffled per epoch by a seeded ``torch.Generator`` and cut into batches
+whose sizes differ by at most one (so no tiny last batch). Each step augments the batch K times
+(and twice more for MoCo), computes the method's losses (``ssl.SelfSupervisedModel``) and takes
+one SGD step. ``progress`` is called after every step; ``should_stop`` is polled before every
+step, so a GUI can show progress and cancel within one step.
+
+Optimiser as in the reference code: SGD with momentum 0.9 and weight decay 1e-4; the learning
+rate rises linearly from 0.02 over the first 50/800 of the steps to the cosine schedule, which
+decays to lr·0.001 at the end. Unlike the reference the schedule is evaluated per step, not
+per epoch, so it stays smooth with the few epochs a CPU run affords.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from .encoder import Encoder
+    from .stack import SpectraStack
+
+# fixed hyper-parameters of the method (recorded in the encoder's config)
+MOCO_MOMENTUM = 0.99
+MOCO_TEMPERATURE = 0.1
+QUEUE_CURVES_FACTOR = 2  # queue size = 2 × number of training curves, as in the reference
+BN_SPLITS = 8
+PIECE_SIZE = 0.2  # SelfTime's piece size; the reference code's value is not published
+N_PIECE_CLASSES = 5
+N_BINS = 5
+SGD_MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
+WARMUP_FRACTION = 50 / 800
+WARMUP_FROM = 0.02
+FINAL_LR_FRACTION = 1e-3
+FEATURE_DIM = 128
+
+
+def learning_rate(step: int, total_steps: int, base_lr: float, warmup_steps: int) -> float:
+    """Return the learning rate of 0-based ``step``: linear warm-up from 0.02, then cosine to base_lr·0.001."""
+    eta_min = base_lr * FINAL_LR_FRACTION
+
+    def cosine(t: float) -> float:
+        return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t / total_steps)) / 2
+
+    if step < warmup_steps:
+        start = min(WARMUP_FROM, base_lr)
+        return start + (step / warmup_steps) * (cosine(warmup_steps) - start)
+    return cosine(step)
+
+
+def batch_sizes(n_curves: int, batch_size: int) -> list[int]:
+    """Return sizes of ceil(N / batch_size) batches that differ by at most one and are all ≥ 2."""
+    n_batches = max(1, min(math.ceil(n_curves / batch_size), n_curves // 2))
+    base, extra = divmod(n_curves, n_batches)
+    return [base + 1] * extra + [base] * (n_batches - extra)
+
+
+def _validate(
+    stacks: Sequence[SpectraStack],
+    method: str,
+    epochs: int,
+    batch_size: int,
+    c: float,
+    k_augmentations: int,
+    input_length: int,
+    lr: float,
+) -> None:
+    from .ssl import get_method
+
+    spec = get_method(method)
+    if len(stacks) == 0:
+        raise ValueError("no stacks to train on: give at least one series of curves")
+    total = sum(int(s.n_curves) for s in stacks)
+    if total < 2:
+        raise ValueError(f"pretraining needs at least 2 curves in total, got {total}")
+    if int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"epochs must be a whole number ≥ 1, got {epochs}")
+    if int(batch_size) != batch_size or batch_size < 2:
+        raise ValueError(
+            f"batch_size must be a whole number ≥ 2 (relational reasoning pairs curves within a batch), got {batch_size}"
+        )
+    if not c >= 0:  # also rejects NaN
+        raise ValueError(f"the MoCo weight c must be ≥ 0 (math.inf trains MoCo alone), got {c}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr}")
+    if spec.objectives and spec.effective_moco_weight(c) != math.inf and k_augmentations < 2:
+        raise ValueError(
+            f"k_augmentations must be ≥ 2 for relational reasoning, got {k_augmentations}"
+        )
+    from .models import ConvSC
+
+    shortest = int(ConvSC().minimum_length)
+    needed = math.ceil(shortest / PIECE_SIZE) if "intra" in spec.objectives else shortest
+    if input_length < needed:
+        raise ValueError(
+            f"input_length {input_length} is too short for method {method!r}: "
+            f"need ≥ {needed} points"
+            + (
+                f" (intra-sample pieces of {PIECE_SIZE:g}·L must have ≥ {shortest} points)"
+                if "intra" in spec.objectives
+                else ""
+            )
+        )
+
+
+def _data_summary(stacks: Sequence[SpectraStack]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": s.name,
+            "n_curves": s.n_curves,
+            "n_points": s.n_points,
+            "axis_kind": s.axis_kind,
+            "axis_unit": s.axis_unit,
+            "axis_min": float(np.min(s.axis)),
+            "axis_max": float(np.max(s.axis)),
+            "variable_name": s.variable_name,
+            "variable_unit": s.variable_unit,
+            "variable_min": float(np.min(s.variable)),
+            "variable_max": float(np.max(s.variable)),
+        }
+        for s in stacks
+    ]
+
+
+@contextmanager
+def _deterministic(enabled: bool):
+    """Turn on torch's deterministic algorithms for the block, then restore the previous setting."""
+    import torch
+
+    if not enabled:
+        yield
+        return
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+
+
+def _build_model(
+    spec: Any, moco_weight: float, queue_size: int, seed: int, device: torch.device
+) -> Any:
+    import torch
+
+    from .models import (
+        ConvSC,
+        ExternalVariableHead,
+        InterRelationHead,
+        IntraRelationHead,
+        ProjectionHead,
+    )
+    from .ssl import SelfSupervisedModel
+
+    hidden = spec.head_hidden
+    queue_generator = torch.Generator().manual_seed(seed + 5)
+    return SelfSupervisedModel(
+        ConvSC(feature_dim=FEATURE_DIM, bn_splits=BN_SPLITS, seed=seed),
+        ProjectionHead(FEATURE_DIM, FEATURE_DIM, seed=seed + 1),
+        spec,
+        moco_weight=moco_weight,
+        inter_head=InterRelationHead(FEATURE_DIM, hidden, seed=seed + 2),
+        intra_head=IntraRelationHead(FEATURE_DIM, N_PIECE_CLASSES, hidden, seed=seed + 3),
+        external_head=ExternalVariableHead(FEATURE_DIM, N_BINS, seed=seed + 4),
+        piece_size=PIECE_SIZE,
+        n_piece_classes=N_PIECE_CLASSES,
+        queue_size=queue_size,
+        feature_dim=FEATURE_DIM,
+        momentum=MOCO_MOMENTUM,
+        temperature=MOCO_TEMPERATURE,
+        generator=queue_generator,
+    ).to(device)
+
+
+def pretrain(
+    stacks: Sequence[SpectraStack],
+    method: str = "specrrmoco",
+    *,
+    epochs: int = 30,
+    batch_size: int = 128,
+    c: float = 0.01,
+    k_augmentations: int = 4,
+    input_length: int = 1024,
+    augmentations: Sequence[str] | None = None,
+    lr: float = 0.15,
+    device: str = "auto",
+    seed: int = 0,
+    progress: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Encoder:
+    """Return an ``Encoder`` pretrained without labels on every curve of ``stacks`` by ``method``.
+
+    ``method`` is a key of ``ssl.METHODS`` (``specrrmoco``, ``specrr``, ``specmoco``,
+    ``specselftime``); ``c`` weighs the MoCo loss where the method uses it. ``progress`` gets a
+    dict after every step; when ``should_stop()`` returns True the encoder as of the last
+    completed step is returned with ``config["training"]["stopped_early"] = True``.
+    """
+    import torch
+
+    from . import __version__
+    from .augment import PAPER_PIPELINE, make_augmentation
+    from .encoder import Encoder, resolve_device
+    from .preprocess import prepare_stack
+    from .ssl import get_method, series_bin_labels
+    from .stack import SpectraStack
+
+    if isinstance(stacks, SpectraStack):
+        stacks = [stacks]
+    stacks = list(stacks)
+    _validate(stacks, method, epochs, batch_size, c, k_augmentations, input_length, lr)
+    spec = get_method(method)
+    method = str(method).strip().lower()
+    epochs, batch_size, k_augmentations = int(epochs), int(batch_size), int(k_augmentations)
+    input_length, seed = int(input_length), int(seed)
+    moco_weight = spec.effective_moco_weight(c)
+    augmentation_names = tuple(PAPER_PIPELINE if augmentations is None else augmentations)
+    torch_device, device_reason = resolve_device(device)
+    on_cuda = torch_device.type == "cuda"
+    shuffle_generator = torch.Generator().manual_seed(seed)
+    sampling_generator = torch.Generator().manual_seed(seed + 1)  # piece starts, key shuffles
+    augment_generator = torch.Generator(device=torch_device).manual_seed(seed + 2)
+    augment = make_augmentation(augmentation_names, augment_generator)  # checks the names
+
+    curves = torch.from_numpy(
+        np.concatenate([prepare_stack(s, input_length) for s in stacks], axis=0)
+    )
+    bins = torch.cat([series_bin_labels(s.n_curves, N_BINS) for s in stacks])
+    n_curves = curves.shape[0]
+    curves, bins = curves.to(torch_device), bins.to(torch_device)
+    sizes = batch_sizes(n_curves, batch_size)
+    steps_per_epoch = len(sizes)
+    total_steps = epochs * steps_per_epoch
+    warmup_steps = round(WARMUP_FRACTION * total_steps)
+    queue_size = QUEUE_CURVES_FACTOR * n_curves
+
+    history: list[dict[str, float]] = []
+    step = 0
+    stopped_early = False
+    start_time = time.perf_counter()
+    with _deterministic(not on_cuda):
+        model = _build_model(spec, moco_weight, queue_size, seed, torch_device)
+        model.train()
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.SGD(
+            parameters, lr=lr, momentum=SGD_MOMENTUM, weight_decay=WEIGHT_DECAY
+        )
+        scaler = torch.amp.GradScaler("cuda", enabled=on_cuda)
+        autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if on_cuda else nullcontext
+        for epoch in range(epochs):
+            order = torch.randperm(n_curves, generator=shuffle_generator).to(torch_device)
+            epoch_sums: dict[str, float] = {}
+            first = 0
+            for step_in_epoch, size in enumerate(sizes):
+                if should_stop is not None and should_stop():
+                    stopped_early = True
+                    break
+                rows = order[first : first + size]
+                first += size
+                step_lr = learning_rate(step, total_steps, lr, warmup_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = step_lr
+                losses = _train_step(
+                    model,
+                    optimizer,
+                    scaler,
+                    autocast,
+                    augment,
+                    curves[rows],
+                    bins[rows],
+                    k_augmentations,
+                    sampling_generator,
+                )
+                step += 1
+                for name, value in losses.items():
+                    epoch_sums[name] = epoch_sums.get(name, 0.0) + value
+                if progress is not None:
+                    progress(
+                        {
+                            "epoch": epoch + 1,
+                            "epochs": epochs,
+                            "step": step,
+                            "step_in_epoch": step_in_epoch + 1,
+                            "steps_per_epoch": steps_per_epoch,
+                            "total_steps": total_steps,
+                            "loss": losses["total"],
+                            "losses": {k: v for k, v in losses.items() if k != "total"},
+                            "lr": step_lr,
+                            "elapsed_s": time.perf_counter() - start_time,
+                            "device": str(torch_device),
+                        }
+                    )
+            if epoch_sums:
+                done = step - epoch * steps_per_epoch
+                history.append({name: value / done for name, value in epoch_sums.items()})
+            if stopped_early:
+                break
+    elapsed = time.perf_counter() - start_time
+
+    backbone = model.backbone.eval()
+    config = {
+        "method": method,
+        "method_description": spec.description,
+        "input_length": input_length,
+        "training": {
+            "method": method,
+            "objectives": list(spec.objectives),
+            "uses_moco": model.uses_moco,
+            "c": float(c) if math.isfinite(c) else "inf",
+            # JSON has no infinity: "inf" means MoCo alone
+            "moco_weight": moco_weight if math.isfinite(moco_weight) else "inf",
+            "augmentations": list(augmentation_names),
+            "epochs": epochs,
+            "epochs_completed": step / steps_per_epoch,
+            "steps_completed": step,
+            "steps_per_epoch": steps_per_epoch,
+            "batch_size": batch_size,
+            "batch_sizes": sizes,
+            "k_augmentations": k_augmentations,
+            "input_length": input_length,
+            "lr": float(lr),
+            "lr_schedule": (
+                f"per step: linear warm-up from {min(WARMUP_FROM, lr):g} over {warmup_steps} "
+                f"steps, then cosine to {lr * FINAL_LR_FRACTION:g}"
+            ),
+            "warmup_steps": warmup_steps,
+            "optimizer": "SGD",
+            "sgd_momentum": SGD_MOMENTUM,
+            "weight_decay": WEIGHT_DECAY,
+            "moco_momentum": MOCO_MOMENTUM,
+            "moco_temperature": MOCO_TEMPERATURE,
+            "queue_size": queue_size if model.uses_moco else 0,
+            "bn_splits": BN_SPLITS,
+            "piece_size": PIECE_SIZE,
+            "n_piece_classes": N_PIECE_CLASSES,
+            "n_bins": N_BINS,
+            "head_hidden": spec.head_hidden,
+            "projection_dim": FEATURE_DIM,
+            "seed": seed,
+            "device": str(torch_device),
+            "device_reason": device_reason,
+            "mixed_precision": "float16 autocast + GradScaler" if on_cuda else None,
+            "cpu_threads": torch.get_num_threads() if not on_cuda else None,
+            "seconds": elapsed,
+            "seconds_per_epoch": elapsed / (step / steps_per_epoch) if step else None,
+            "final_losses": history[-1] if history else {},
+            "epoch_losses": history,
+            "stopped_early": stopped_early,
+        },
+        "data": {
+            "n_curves": int(n_curves),
+            "n_stacks": len(stacks),
+            "stacks": _data_summary(stacks),
+        },
+        "version": __version__,
+    }
+    return Encoder(backbone, config)
+
+
+def _train_step(
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scaler: Any,
+    autocast: Callable[[], Any],
+    augment: Callable[[torch.Tensor], torch.Tensor],
+    batch: torch.Tensor,
+    bin_labels: torch.Tensor,
+    k_augmentations: int,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Run one optimisation step on a batch; return its losses as floats."""
+    b, length = batch.shape
+    # augmentations run in float32, outside autocast: half precision would blur the warps
+    views = (
+        augment(batch.repeat(k_augmentations, 1)).reshape(k_augmentations, b, length)
+        if model.uses_relational
+        else None
+    )
+    moco_views = augment(batch.repeat(2, 1)).reshape(2, b, length) if model.uses_moco else None
+    with autocast():
+        losses = model.losses(
+            views,
+            bin_labels,
+            None if moco_views is None else (moco_views[0], moco_views[1]),
+            generator,
+        )
+    total = losses["total"]
+    values = {name: float(value.detach()) for name, value in losses.items()}
+    if not math.isfinite(values["total"]) and not scaler.is_enabled():
+        raise FloatingPointError(
+            f"the training loss became {values['total']}; lower the learning rate lr"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return values
