@@ -16,6 +16,7 @@ import numpy as np
 from .stack import SpectraStack, energy_kev_to_wavelength
 
 CLASSES = ("before", "during", "after")
+SWAPPED = {"before": "after", "after": "before"}
 MATERIALS = ("Fe", "FeO")
 MEDIA = ("Ne",)
 
@@ -642,7 +643,12 @@ def simulate_series(
             start, end = rng.uniform(0.3, 3.0), resolved + rng.uniform(10.0, 30.0)
         low_p, high_p = rb1_onset, resolved
 
-    pressure, labels = _pressures_and_labels((start, first, second, end), counts, rng)
+    # labels name the state, not the acquisition order: "before" is always the low-pressure
+    # phase, so a classifier trained on compression series reads decompression series too
+    in_order = counts[::-1] if decompression else counts
+    pressure, labels = _pressures_and_labels((start, first, second, end), in_order, rng)
+    if decompression:
+        labels = np.array([SWAPPED.get(lab, lab) for lab in labels], dtype=labels.dtype)
     n_curves = pressure.size
 
     # --- phases present per curve -------------------------------------------------------------
