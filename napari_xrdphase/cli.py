@@ -67,12 +67,11 @@ def _progress_printer(every_s: float = 2.0):
 
     def report(info: dict) -> None:
         now = info["elapsed_s"]
-        last_step = info["step"] == info["steps_per_epoch"] and info["epoch"] == info["epochs"]
-        if now - last[0] >= every_s or last_step:
+        if now - last[0] >= every_s or info["step"] == info["total_steps"]:
             last[0] = now
             losses = " ".join(f"{k}={v:.3f}" for k, v in info["losses"].items())
             print(
-                f"epoch {info['epoch']}/{info['epochs']} step {info['step']}/"
+                f"epoch {info['epoch']}/{info['epochs']} step {info['step_in_epoch']}/"
                 f"{info['steps_per_epoch']} loss={info['loss']:.4f} ({losses}) "
                 f"lr={info['lr']:.3g} {now:.0f}s on {info['device']}",
                 file=sys.stderr,
@@ -139,7 +138,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
         for boundary in found:
             print(f"  {boundary}  (curves {boundary.index_before}–{boundary.index_after})")
         if not found:
-            print(f"  no transition: every curve is {predicted[0]!r}")
+            print(f"  no transition: every curve is {str(predicted[0])!r}")
     path = write_predictions_csv(args.out, results, classifier.classes)
     print(f"wrote {path}", file=sys.stderr)
 

@@ -59,3 +59,97 @@ def test_simulated_files_are_reproducible_by_seed(tmp_path):
         assert main(["simulate", str(tmp_path / name), "--format", "npz", "--points", "300"]) == 0
     a, b = load_stack(tmp_path / "a" / "D3.npz"), load_stack(tmp_path / "b" / "D3.npz")
     np.testing.assert_array_equal(a.curves(), b.curves())
+
+
+@pytest.fixture(scope="module")
+def small_suite(tmp_path_factory):
+    """Three simulated series as .npz files plus their ground-truth labels."""
+    from napari_xrdphase.io import save_stack
+    from napari_xrdphase.synth import simulate_series
+
+    folder = tmp_path_factory.mktemp("suite")
+    truth = {}
+    for name, material, seed, decompression in [
+        ("fe_a", "Fe", 1, False),
+        ("fe_b", "Fe", 2, True),
+        ("feo", "FeO", 3, False),
+    ]:
+        series = simulate_series(
+            material, 12, 6, 14, n_points=900, seed=seed, name=name, decompression=decompression
+        )
+        save_stack(series.stack, folder / f"{name}.npz")
+        truth[name] = series.labels
+    return folder, truth
+
+
+def write_labels(path, rows):
+    path.write_text("dataset,index,label\n" + "".join(f"{d},{i},{lab}\n" for d, i, lab in rows))
+    return path
+
+
+def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
+    folder, truth = small_suite
+    paths = [str(folder / f"{n}.npz") for n in ("fe_a", "fe_b", "feo")]
+    model = tmp_path / "enc.safetensors"
+    result = run_cli(
+        "pretrain", *paths, "--out", str(model), "--epochs", "1", "--batch-size", "32",
+        "--method", "specrr", "--device", "cpu", "--seed", "3",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pretraining specrr on 96 curves from 3 series" in result.stderr
+    assert "epoch 1/1" in result.stderr and model.is_file()
+
+    rows = [(d, i, str(truth[d][i])) for d in ("fe_a", "feo") for i in range(0, 32, 3)]
+    labels = write_labels(tmp_path / "labels.csv", rows)
+    out = tmp_path / "pred.csv"
+    result = run_cli("classify", *paths, "--labels", str(labels), "--out", str(out), "--model", str(model))
+    assert result.returncode == 0, result.stderr
+    with open(out, newline="") as handle:
+        pred = list(csv.DictReader(handle))
+    assert list(pred[0]) == ["dataset", "index", "pressure", "label", "p_before", "p_during", "p_after"]
+    assert len(pred) == 96
+    assert {r["dataset"] for r in pred} == {"fe_a", "fe_b", "feo"}
+    for row in pred:
+        probabilities = [float(row[f"p_{c}"]) for c in ("before", "during", "after")]
+        assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
+        assert row["label"] == ("before", "during", "after")[int(np.argmax(probabilities))]
+    for name in ("fe_a:", "fe_b:", "feo:"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([("nosuch", 0, "before"), ("fe_a", 1, "after")], "nosuch"),
+        ([("fe_a", 0, "before"), ("fe_a", 99, "after")], "99"),
+        ([("fe_a", 0, "before"), ("fe_a", 1, "before")], "class"),
+    ],
+)
+def test_classify_rejects_bad_labels_clearly(small_suite, tmp_path, rows, message):
+    folder, _ = small_suite
+    labels = write_labels(tmp_path / "labels.csv", rows)
+    model = tmp_path / "random.safetensors"
+    from napari_xrdphase.encoder import Encoder
+
+    Encoder.random(seed=1).save(model)
+    result = run_cli(
+        "classify", str(folder / "fe_a.npz"), "--labels", str(labels),
+        "--out", str(tmp_path / "p.csv"), "--model", str(model),
+    )
+    assert result.returncode == 2
+    assert "xrdphase: error:" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_classify_with_a_corrupt_model_is_a_clear_error(small_suite, tmp_path):
+    folder, _ = small_suite
+    labels = write_labels(tmp_path / "l.csv", [("fe_a", 0, "before"), ("fe_a", 30, "after")])
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00not a model at all")
+    result = run_cli(
+        "classify", str(folder / "fe_a.npz"), "--labels", str(labels),
+        "--out", str(tmp_path / "p.csv"), "--model", str(bad),
+    )
+    assert result.returncode == 2 and "bad.safetensors" in result.stderr
+    assert "Traceback" not in result.stderr
