@@ -11,7 +11,7 @@ import napari
 def main(out: str = "docs/images/sample_fe.png") -> None:
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1100, 720)
-    (layer,) = viewer.open_sample("napari-xrdphase", "fe_compression")
+    viewer.open_sample("napari-xrdphase", "fe_compression")
     viewer.reset_view()
     viewer.scale_bar.visible = False
     viewer.screenshot(out, canvas_only=False, flash=False)

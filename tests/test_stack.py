@@ -37,7 +37,7 @@ def test_invalid_stacks_are_rejected_with_a_reason(kwargs, message):
 def test_non_monotonic_axis_names_the_point():
     axis = np.linspace(5, 25, 50)
     axis[20] = axis[18]
-    with pytest.raises(StackError, match="not strictly monotonic .at point 20"):
+    with pytest.raises(StackError, match=r"not strictly monotonic .at point 20"):
         SpectraStack(np.ones((3, 50)), axis)
 
 
