@@ -195,10 +195,11 @@ def _segment(cost: np.ndarray, penalty: float) -> np.ndarray:
     return path
 
 
-def _settled_end(codes: np.ndarray, code: int, start: int, end: int, min_run: int) -> int:
-    """Return the last row of ``start..end`` ending ``min_run`` consecutive ``code`` predictions."""
+def _settled_row(codes: np.ndarray, code: int, rows: range, min_run: int, fallback: int) -> int:
+    """Return the last row, scanning ``rows`` in order, that completes ``min_run`` consecutive
+    ``code`` predictions (else the last matching row, else ``fallback``)."""
     run, settled, last_match = 0, -1, -1
-    for row in range(start, end + 1):
+    for row in rows:
         if codes[row] == code:
             run += 1
             last_match = row
@@ -208,23 +209,17 @@ def _settled_end(codes: np.ndarray, code: int, start: int, end: int, min_run: in
             run = 0
     if settled >= 0:
         return settled
-    return last_match if last_match >= 0 else start
+    return last_match if last_match >= 0 else fallback
+
+
+def _settled_end(codes: np.ndarray, code: int, start: int, end: int, min_run: int) -> int:
+    """Return the last row of ``start..end`` ending ``min_run`` consecutive ``code`` predictions."""
+    return _settled_row(codes, code, range(start, end + 1), min_run, start)
 
 
 def _settled_start(codes: np.ndarray, code: int, start: int, end: int, min_run: int) -> int:
     """Return the first row of ``start..end`` starting ``min_run`` consecutive ``code`` predictions."""
-    run, settled, first_match = 0, -1, -1
-    for row in range(end, start - 1, -1):
-        if codes[row] == code:
-            run += 1
-            first_match = row
-            if run >= min_run:
-                settled = row
-        else:
-            run = 0
-    if settled >= 0:
-        return settled
-    return first_match if first_match >= 0 else end
+    return _settled_row(codes, code, range(end, start - 1, -1), min_run, end)
 
 
 def boundaries_table(boundaries: Sequence[Boundary]) -> list[dict]:
