@@ -166,12 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--points", type=int, default=4000, help="points per curve (default 4000)")
     sim.set_defaults(func=cmd_simulate)
 
-    from .ssl import METHODS
-
     pre = sub.add_parser("pretrain", help="pretrain an encoder without labels")
     pre.add_argument("paths", nargs="+", metavar="PATH")
     pre.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
-    pre.add_argument("--method", choices=sorted(METHODS), default=DEFAULT_METHOD)
+    pre.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        help=f"pretraining method (default {DEFAULT_METHOD}); the paper's: specrrmoco, specrr, "
+        "specmoco, specselftime",
+    )
     pre.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     pre.add_argument("--batch-size", type=int, default=128)
     pre.add_argument("--c", type=float, default=0.01, help="weight of the MoCo loss (SpecRRMoco)")
@@ -191,21 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``xrdphase`` command; return its exit status."""
-    from .classify import ClassifierError, LabelError
-    from .encoder import ModelError
-    from .io import ReaderError
-    from .stack import StackError
-
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.showwarning = lambda msg, *a, **k: _print_err(f"warning: {msg}")
         try:
             args.func(args)
-        except (
-            CommandError, ReaderError, StackError, LabelError, ModelError, ClassifierError,
-            ValueError, OSError,
-        ) as exc:
+        # every error a user can cause is a ValueError subclass (ReaderError, StackError,
+        # LabelError, ModelError, ClassifierError) or an OSError
+        except (CommandError, ValueError, OSError) as exc:
             _print_err(f"error: {exc}")
             return 2
         except KeyboardInterrupt:
