@@ -143,6 +143,94 @@ def cmd_classify(args: argparse.Namespace) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+DEMO_LABEL_FRACTION = 0.05
+DEMO_DOCKS = ("Data", "Labels", "Classify")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Open napari with a series (the Fe sample by default) and the docks; with --screenshot, run the whole path headless."""
+    with warnings.catch_warnings():
+        # napari's start-up deprecation chatter is not for users of this command
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="System theme detection")
+        import napari
+
+        from ._widgets import get_session
+
+        viewer = napari.Viewer(title="napari-xrdphase demo")
+    try:
+        session = get_session(viewer)
+        for dock in DEMO_DOCKS:
+            viewer.window.add_plugin_dock_widget("napari-xrdphase", dock)
+        if args.paths:
+            for path in args.paths:
+                session.load(path)
+        else:
+            viewer.open_sample("napari-xrdphase", "fe_compression")
+        _ = session.encoder  # the built-in encoder, ready (or a warning that it is missing)
+        if args.labels:
+            session.import_labels(args.labels)
+        if args.screenshot:
+            _demo_screenshot(viewer, session, args)
+            return
+        napari.run()
+    finally:
+        if args.screenshot:
+            viewer.close()
+
+
+def _demo_screenshot(viewer, session, args: argparse.Namespace) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    for layer in session.series_layers:
+        if not session.labels.get(session.compute_stack(layer).name):
+            if "ground_truth" not in layer.metadata.get("xrdphase", {}):
+                raise CommandError(
+                    f"{layer.name} has no labels: give --labels LABELS.csv (dataset,index,label) "
+                    "or use a simulated series"
+                )
+            n = session.apply_ground_truth(DEMO_LABEL_FRACTION, seed=args.seed, series=layer)
+            print(f"{layer.name}: labelled {n} curves from the ground truth", file=sys.stderr)
+    print(f"classifying with the {session.encoder_source} encoder", file=sys.stderr)
+    found = session.classify(seed=args.seed)
+    for name, boundaries in found.items():
+        print(f"{name}:", file=sys.stderr)
+        for boundary in boundaries:
+            print(f"  {boundary}", file=sys.stderr)
+    viewer.window.resize(1700, 1000)
+    viewer.layers.selection.active = session.current_layer
+    _settle(QApplication)
+    _close_notifications(viewer)
+    viewer.reset_view()
+    _settle(QApplication)
+    out = Path(args.screenshot).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(out), canvas_only=False)
+    if not out.is_file() or out.stat().st_size == 0:
+        raise CommandError(f"the screenshot {out} was not written")
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _settle(application, rounds: int = 10) -> None:
+    # let Qt lay out the resized window before the view is fitted and grabbed
+    import time
+
+    for _ in range(rounds):
+        application.processEvents()
+        time.sleep(0.02)
+
+
+def _close_notifications(viewer) -> None:
+    # the toasts (e.g. "built-in encoder missing") would cover the canvas in the screenshot
+    try:
+        from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+        for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+            toast.close()
+    except Exception:  # private napari API: a screenshot with a toast is still a screenshot
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``xrdphase`` command."""
     from . import __version__
@@ -189,6 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--model", metavar="MODEL", help="encoder file (default: the built-in one)")
     cls.add_argument("--seed", type=int, default=0)
     cls.set_defaults(func=cmd_classify)
+
+    demo = sub.add_parser(
+        "demo", help="open napari with the sample series (or PATHs) and the docks"
+    )
+    demo.add_argument("paths", nargs="*", metavar="PATH")
+    demo.add_argument("--labels", metavar="LABELS.csv", help="labels to load (dataset,index,label)")
+    demo.add_argument(
+        "--screenshot", metavar="OUT.png",
+        help="label a few curves, classify, save a screenshot of the window and exit",
+    )  # fmt: skip
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -1,0 +1,88 @@
+"""A matplotlib canvas for docks whose colours follow the napari theme, and shared dock helpers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    import napari
+
+# what a user can cause: bad files, wrong rows, one class only... shown, never raised
+USER_ERRORS = (ValueError, OSError, KeyError)
+
+
+@contextlib.contextmanager
+def report_errors(action: str) -> Iterator[None]:
+    """Show errors a user can cause inside the block as a napari error notification."""
+    from napari.utils.notifications import show_error
+
+    try:
+        yield
+    except USER_ERRORS as exc:
+        show_error(f"{action}: {exc}")
+
+
+class ThemedPlot:
+    """A matplotlib figure with one axes in a Qt canvas, coloured like the viewer's theme."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, height_inches: float = 2.4) -> None:
+        self.viewer = viewer
+        self.figure = Figure(figsize=(4.0, height_inches), layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(int(72 * height_inches))
+        self.axes = self.figure.add_subplot()
+        self.apply_theme()
+        viewer.events.theme.connect(self._on_theme)
+
+    @property
+    def native(self) -> FigureCanvasQTAgg:
+        """The Qt widget to put in a dock."""
+        return self.canvas
+
+    def colors(self) -> dict[str, str]:
+        """Return background, foreground (text, axes) and accent colours of the current theme."""
+        from napari.utils.theme import get_theme
+
+        theme = get_theme(self.viewer.theme)
+        return {
+            "background": _hex(theme.background),
+            "foreground": _hex(theme.text),
+            "accent": _hex(theme.highlight),
+            "grid": _hex(theme.primary),
+        }
+
+    def apply_theme(self) -> None:
+        """Recolour figure, axes, ticks and labels after a theme change."""
+        colors = self.colors()
+        self.figure.set_facecolor(colors["background"])
+        ax = self.axes
+        ax.set_facecolor(colors["background"])
+        for spine in ax.spines.values():
+            spine.set_color(colors["foreground"])
+        ax.tick_params(colors=colors["foreground"], labelsize=8)
+        ax.xaxis.label.set_color(colors["foreground"])
+        ax.yaxis.label.set_color(colors["foreground"])
+        ax.title.set_color(colors["foreground"])
+        self.canvas.draw_idle()
+
+    def _on_theme(self, event: Any = None) -> None:
+        self.apply_theme()
+
+    def clear(self) -> None:
+        """Empty the axes, keeping the theme colours."""
+        self.axes.clear()
+        self.apply_theme()
+
+    def draw(self) -> None:
+        """Redraw when Qt is next idle."""
+        self.canvas.draw_idle()
+
+
+def _hex(color: Any) -> str:
+    as_hex = getattr(color, "as_hex", None)
+    return as_hex() if callable(as_hex) else str(color)

@@ -1,0 +1,912 @@
+"""The session object: what the docks do, as methods, shared by all docks of a viewer.
+
+It is exposed as ``xrd`` in the napari console, so everything the docks do can be scripted::
+
+    xrd.load("beamtime/run_017")
+    xrd.label(3, "before"); xrd.label(110, "after")
+    xrd.classify()
+    xrd.boundaries
+
+No Qt widgets live here; layers are napari layers, events are psygnal signals (emitted on the
+main thread, so docks may update widgets in their handlers even when a worker thread changed
+the session).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psygnal import Signal, SignalGroup
+
+from .._layer_data import METADATA_KEY, stack_to_layer_data
+from ..stack import SpectraStack, StackError
+
+if TYPE_CHECKING:
+    import napari
+
+    from ..boundaries import Boundary
+    from ..classify import Classifier
+    from ..encoder import Encoder
+
+DEFAULT_CLASSES = ("before", "during", "after")
+# bright colours that stand out on the inferno colormap (black → purple → orange → yellow)
+CLASS_COLORS = (
+    "#29b6f6",  # sky blue
+    "#69f069",  # green
+    "#ff4fd8",  # magenta
+    "#ffffff",
+    "#ffd54f",
+    "#ff7043",
+    "#b39ddb",
+    "#80cbc4",
+    "#bdbdbd",
+)
+BOUNDARY_COLOR = "#00ffff"
+STRIP_FRACTION = 0.04  # width of the phase / confidence strips, as a fraction of the image width
+GAP_FRACTION = 0.01
+ROLE_LABELS, ROLE_PHASE, ROLE_CONFIDENCE, ROLE_BOUNDARIES = (
+    "labels",
+    "phase",
+    "confidence",
+    "boundaries",
+)
+
+
+class SessionEvents(SignalGroup):
+    """Signals of an ``XRDSession``."""
+
+    series_changed = Signal()
+    encoder_changed = Signal()
+    labels_changed = Signal()
+    classified = Signal()
+
+
+@dataclass
+class ClassificationResult:
+    """What ``XRDSession.compute_classification`` returns: fitted classifier and per-series results."""
+
+    classifier: Classifier
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]]
+    boundaries: dict[str, list[Boundary]]
+
+
+_SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def get_session(viewer: napari.viewer.Viewer) -> XRDSession:
+    """Return the session of ``viewer``, creating it (and the console's ``xrd``) the first time."""
+    session = _SESSIONS.get(viewer)
+    if session is None:
+        session = XRDSession(viewer)
+        _SESSIONS[viewer] = session
+        # no console (headless, or napari-console missing): nothing to expose then
+        with contextlib.suppress(Exception):
+            viewer.update_console({"xrd": session})
+    return session
+
+
+def _is_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _series_meta(layer: Any) -> dict[str, Any]:
+    meta = getattr(layer, "metadata", None)
+    if not isinstance(meta, Mapping):
+        return {}
+    inner = meta.get(METADATA_KEY)
+    return inner if isinstance(inner, dict) else {}
+
+
+def _has_stack(layer: Any) -> bool:
+    from napari.layers import Image
+
+    return isinstance(layer, Image) and isinstance(_series_meta(layer).get("stack"), SpectraStack)
+
+
+def class_color(index: int) -> str:
+    """Return the colour of the class at position ``index`` of the class list."""
+    return CLASS_COLORS[index % len(CLASS_COLORS)]
+
+
+def confirm_by_default(message: str) -> bool:
+    """Confirm without asking (scripts); the docks pass a dialog instead."""
+    return True
+
+
+class XRDSession:
+    """What the docks do, as methods: exposed as `xrd` in the napari console."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        self.viewer = viewer
+        self.events = SessionEvents()
+        self.classes: list[str] = list(DEFAULT_CLASSES)
+        self._current_class = self.classes[0]
+        self._current_name: str | None = None
+        self._encoder: Encoder | None = None
+        self.encoder_source: str = "built-in"
+        self._labels: dict[str, dict[int, str]] = {}
+        self.labels_backup: dict[str, dict[int, str]] | None = None
+        self.labels_saved = True  # False after a change that was not exported
+        self.classifier: Classifier | None = None
+        self.predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.boundaries: dict[str, list[Boundary]] = {}
+        self._syncing = False
+        viewer.layers.events.inserted.connect(self._on_layers_changed)
+        viewer.layers.events.removed.connect(self._on_layers_changed)
+        viewer.layers.selection.events.active.connect(self._on_active_changed)
+
+    def __repr__(self) -> str:
+        names = [layer.name for layer in self.series_layers]
+        return (
+            f"XRDSession(series={names}, current={self._current_layer_name()!r}, "
+            f"encoder={self.encoder_source!r}, classes={self.classes}, "
+            f"labelled={sum(len(v) for v in self._labels.values())})"
+        )
+
+    # --- events ---------------------------------------------------------------------------------
+    def _emit(self, signal_name: str) -> None:
+        signal = getattr(self.events, signal_name)
+        if _is_main_thread():
+            signal.emit()
+            return
+        try:  # a worker thread changed the session: let the handlers (Qt widgets) run on main
+            from superqt.utils import ensure_main_thread
+
+            ensure_main_thread(signal.emit)()
+        except Exception:
+            signal.emit()
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        layer = getattr(event, "value", None)
+        if layer is not None and not _has_stack(layer):
+            return
+        if layer is not None and getattr(event, "type", "") == "inserted":
+            self._current_name = layer.name
+        self._emit("series_changed")
+
+    def _on_active_changed(self, event: Any = None) -> None:
+        layer = self.viewer.layers.selection.active
+        if layer is not None and _has_stack(layer) and layer.name != self._current_name:
+            self._current_name = layer.name
+            self._emit("series_changed")
+
+    # --- series ---------------------------------------------------------------------------------
+    @property
+    def series_layers(self) -> list:
+        """Image layers that carry a SpectraStack, in layer-list order."""
+        return [layer for layer in self.viewer.layers if _has_stack(layer)]
+
+    @property
+    def stacks(self) -> list[SpectraStack]:
+        """The stacks of all series layers (as loaded: the axis conversion is display only)."""
+        return [self.compute_stack(layer) for layer in self.series_layers]
+
+    def _current_layer_name(self) -> str | None:
+        layer = self._current_or_none()
+        return None if layer is None else layer.name
+
+    def _current_or_none(self):
+        layers = self.series_layers
+        if not layers:
+            return None
+        for layer in layers:
+            if layer.name == self._current_name:
+                return layer
+        active = self.viewer.layers.selection.active
+        if active is not None and _has_stack(active):
+            return active
+        return layers[-1]
+
+    @property
+    def current_layer(self):
+        """The series the docks act on: set by name or layer; defaults to the selected/last series."""
+        layer = self._current_or_none()
+        if layer is None:
+            raise StackError(
+                "no diffraction series is open; open a folder or file (Data dock → Open…, "
+                "xrd.load(path)) or a sample (File → Open Sample → XRD Phase)"
+            )
+        return layer
+
+    @current_layer.setter
+    def current_layer(self, layer_or_name: Any) -> None:
+        self._current_name = self.series_layer(layer_or_name).name
+        self._emit("series_changed")
+
+    def series_layer(self, layer_or_name: Any = None):
+        """Return the series layer named ``layer_or_name`` (a layer, a layer name or a dataset name)."""
+        if layer_or_name is None:
+            return self.current_layer
+        layers = self.series_layers
+        if not isinstance(layer_or_name, str):
+            if layer_or_name in layers:
+                return layer_or_name
+            raise StackError(
+                f"layer {getattr(layer_or_name, 'name', layer_or_name)!r} is not a diffraction series"
+            )
+        for layer in layers:
+            if layer.name == layer_or_name:
+                return layer
+        for layer in layers:
+            if self.compute_stack(layer).name == layer_or_name:
+                return layer
+        known = [layer.name for layer in layers]
+        raise StackError(f"no series named {layer_or_name!r} is open; open series: {known}")
+
+    @property
+    def stack(self) -> SpectraStack:
+        """The SpectraStack of the current series (as loaded)."""
+        return self.compute_stack(self.current_layer)
+
+    @staticmethod
+    def compute_stack(layer: Any) -> SpectraStack:
+        """Return the stack a layer was loaded with (before any display conversion of its axis)."""
+        meta = _series_meta(layer)
+        source = meta.get("source_stack")
+        return source if source is not None else meta["stack"]
+
+    @staticmethod
+    def shown_stack(layer: Any) -> SpectraStack:
+        """Return the stack as the layer shows it (axis possibly converted)."""
+        return _series_meta(layer)["stack"]
+
+    def load(self, path: str | Path, display: str = "sqrt"):
+        """Load a folder or file of curves as a new series layer; return the layer."""
+        from ..io import load_stack
+
+        return self.add_stack(load_stack(path), display=display)
+
+    def add_stack(
+        self, stack: SpectraStack, display: str = "sqrt", ground_truth: Sequence[str] | None = None
+    ):
+        """Add ``stack`` as a series layer (with optional ground-truth labels); return the layer."""
+        extra = {}
+        if ground_truth is not None:
+            truth = [str(v) for v in ground_truth]
+            if len(truth) != stack.n_curves:
+                raise StackError(
+                    f"{stack.name}: {len(truth)} ground-truth labels for {stack.n_curves} curves"
+                )
+            extra["ground_truth"] = truth
+        data, kwargs, _ = stack_to_layer_data(stack, display, extra)
+        layer = self.viewer.add_image(data, **kwargs)
+        self._current_name = layer.name
+        self._refresh_label_points(layer)
+        self._emit("series_changed")
+        return layer
+
+    def set_display(self, display: str, series: Any = None) -> None:
+        """Show a series with ``display`` contrast: ``sqrt``, ``log`` or ``linear``."""
+        layer = self.series_layer(series)
+        self._update_layer(layer, self.shown_stack(layer), display)
+
+    def set_axis(
+        self,
+        kind: str,
+        unit: str | None = None,
+        wavelength: float | None = None,
+        series: Any = None,
+    ) -> None:
+        """Show a series on another axis (``2theta``, ``q``, ``d``); ``wavelength`` (Å) when it has none.
+
+        The conversion is for display: classification keeps using the curves as loaded.
+        """
+        layer = self.series_layer(series)
+        source = self.compute_stack(layer)
+        if wavelength is not None:
+            source = source.replace(wavelength=wavelength)
+        shown = source.with_axis(kind, unit)
+        if shown.axis[0] > shown.axis[-1]:  # d runs backwards: show it increasing to the right
+            shown = shown.replace(intensities=shown.curves()[:, ::-1], axis=shown.axis[::-1])
+        meta = _series_meta(layer)
+        meta["source_stack"] = source
+        self._update_layer(layer, shown, meta.get("display", "sqrt"))
+
+    def _update_layer(self, layer: Any, shown: SpectraStack, display: str) -> None:
+        old_meta = dict(_series_meta(layer))
+        data, kwargs, _ = stack_to_layer_data(shown, display)
+        layer.data = data
+        layer.scale = kwargs["scale"]
+        layer.translate = kwargs["translate"]
+        layer.gamma = kwargs["gamma"]
+        layer.contrast_limits = kwargs["contrast_limits"]
+        layer.axis_labels = kwargs["axis_labels"]
+        meta = kwargs["metadata"][METADATA_KEY]
+        for key, value in old_meta.items():
+            meta.setdefault(key, value)
+        meta["stack"], meta["display"] = shown, display
+        layer.metadata = {**layer.metadata, METADATA_KEY: meta}
+        self._refresh_label_points(layer)
+        name = self.compute_stack(layer).name
+        if name in self.predictions:
+            self._show_classification(layer)
+        self._emit("series_changed")
+
+    # --- encoder --------------------------------------------------------------------------------
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder classification uses: the built-in one until another is set."""
+        if self._encoder is None:
+            self._encoder, self.encoder_source = self._builtin_encoder()
+        return self._encoder
+
+    @staticmethod
+    def _builtin_encoder() -> tuple[Encoder, str]:
+        from ..encoder import Encoder, ModelError
+
+        try:
+            return Encoder.builtin(), "built-in"
+        except ModelError as exc:
+            _notify_warning(
+                f"{exc} Using an untrained encoder (Encoder.random(0)) for now: results will be "
+                "poor; pretrain an encoder or load one."
+            )
+            return Encoder.random(0), "untrained (random, seed 0): built-in file missing"
+
+    def use_builtin(self) -> None:
+        """Use the encoder shipped with the package."""
+        self._encoder, self.encoder_source = self._builtin_encoder()
+        self._emit("encoder_changed")
+
+    def load_encoder(self, path: str | Path) -> Encoder:
+        """Use the encoder stored in ``path`` (a napari-xrdphase .safetensors file); return it."""
+        from ..encoder import Encoder
+
+        encoder = Encoder.load(path)
+        self.set_encoder(encoder, str(path))
+        return encoder
+
+    def set_encoder(self, encoder: Encoder, source: str) -> None:
+        """Use ``encoder`` (described by ``source`` in the docks)."""
+        if not callable(getattr(encoder, "embed", None)):
+            raise TypeError(f"an encoder needs an embed method, got {type(encoder).__name__}")
+        self._encoder, self.encoder_source = encoder, str(source)
+        self._emit("encoder_changed")
+
+    def pretrain(
+        self,
+        method: str = "specrrmoco",
+        epochs: int = 30,
+        batch_size: int = 128,
+        c: float = 0.01,
+        seed: int = 0,
+        device: str = "auto",
+        progress: Callable[[dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Encoder:
+        """Pretrain an encoder without labels on every loaded series, use it and return it."""
+        from ..training import pretrain
+
+        stacks = self.stacks
+        if not stacks:
+            raise StackError("no diffraction series is open; open one before pretraining")
+        encoder = pretrain(
+            stacks, method=method, epochs=epochs, batch_size=batch_size, c=c, seed=seed,
+            device=device, progress=progress, should_stop=should_stop,
+        )  # fmt: skip
+        stopped = encoder.config.get("training", {}).get("stopped_early")
+        source = f"pretrained ({method}, {epochs} epochs{', stopped early' if stopped else ''})"
+        self.set_encoder(encoder, source)
+        return encoder
+
+    # --- labels ---------------------------------------------------------------------------------
+    @property
+    def labels(self) -> dict[str, dict[int, str]]:
+        """Labelled curves: dataset name → {row: label} (a copy; change them with ``label``)."""
+        return {name: dict(sorted(rows.items())) for name, rows in self._labels.items() if rows}
+
+    def label_counts(self, series: Any = None) -> dict[str, int]:
+        """Return the number of labelled curves per class (of one series, or of all)."""
+        if series is None:
+            values = [v for rows in self._labels.values() for v in rows.values()]
+        else:
+            values = list(
+                self._labels.get(self.compute_stack(self.series_layer(series)).name, {}).values()
+            )
+        counts = {c: 0 for c in self.classes}
+        for v in values:
+            counts[v] = counts.get(v, 0) + 1
+        return counts
+
+    def _check_rows(self, stack: SpectraStack, indices: Iterable[int]) -> list[int]:
+        rows = []
+        for index in indices:
+            if isinstance(index, bool) or not isinstance(index, int | np.integer):
+                raise StackError(f"{stack.name}: row {index!r} is not an integer")
+            if not 0 <= int(index) < stack.n_curves:
+                raise StackError(
+                    f"{stack.name}: there is no curve {index}; rows are 0–{stack.n_curves - 1}"
+                )
+            rows.append(int(index))
+        return rows
+
+    def _add_class(self, cls: str) -> str:
+        cls = str(cls).strip()
+        if not cls:
+            raise StackError("a class name cannot be empty")
+        if cls not in self.classes:
+            self.classes.append(cls)
+        return cls
+
+    @property
+    def current_class(self) -> str:
+        """The class that clicks and points added by hand give a curve (the dock's choice)."""
+        if self._current_class not in self.classes:
+            self._current_class = self.classes[0] if self.classes else ""
+        return self._current_class
+
+    @current_class.setter
+    def current_class(self, cls: str) -> None:
+        self._current_class = self._add_class(cls)
+        for layer in self.series_layers:
+            points = self._role_layer(layer, ROLE_LABELS)
+            if points is not None:
+                self._set_point_defaults(points)
+        self._emit("labels_changed")
+
+    def add_class(self, cls: str) -> None:
+        """Add a class name to the class list."""
+        self._add_class(cls)
+        self._emit("labels_changed")
+
+    def rename_class(self, old: str, new: str) -> None:
+        """Rename a class, in the class list and in every label."""
+        new = str(new).strip()
+        if old not in self.classes:
+            raise StackError(f"there is no class {old!r}; classes: {self.classes}")
+        if not new:
+            raise StackError("a class name cannot be empty")
+        if new in self.classes and new != old:
+            raise StackError(f"there is a class {new!r} already")
+        self.classes[self.classes.index(old)] = new
+        if self._current_class == old:
+            self._current_class = new
+        for rows in self._labels.values():
+            for row, cls in rows.items():
+                if cls == old:
+                    rows[row] = new
+        self._labels_changed(None)
+
+    def remove_class(self, cls: str) -> None:
+        """Remove a class that no curve is labelled with."""
+        used = sum(1 for rows in self._labels.values() for c in rows.values() if c == cls)
+        if used:
+            raise StackError(
+                f"{used} curves are labelled {cls!r}; unlabel them (or rename the class) first"
+            )
+        if cls in self.classes:
+            self.classes.remove(cls)
+        self._emit("labels_changed")
+
+    def label(self, index: int | Iterable[int], cls: str, series: Any = None) -> None:
+        """Label row(s) ``index`` of a series (the current one by default) as class ``cls``."""
+        layer = self.series_layer(series)
+        stack = self.compute_stack(layer)
+        indices = [index] if isinstance(index, int | np.integer) else list(index)
+        rows = self._check_rows(stack, indices)
+        cls = self._add_class(cls)
+        target = self._labels.setdefault(stack.name, {})
+        for row in rows:
+            target[row] = cls
+        self._labels_changed(layer)
+
+    def unlabel(self, index: int | Iterable[int], series: Any = None) -> None:
+        """Remove the label of row(s) ``index`` of a series."""
+        layer = self.series_layer(series)
+        stack = self.compute_stack(layer)
+        indices = [index] if isinstance(index, int | np.integer) else list(index)
+        target = self._labels.get(stack.name, {})
+        for row in self._check_rows(stack, indices):
+            target.pop(row, None)
+        self._labels_changed(layer)
+
+    def clear_labels(
+        self, series: Any = None, confirm: Callable[[str], bool] = confirm_by_default
+    ) -> bool:
+        """Remove all labels (of one series, or of all when ``series`` is "all"); True when done.
+
+        ``series=None`` clears the current series. Labels not yet exported are kept in
+        ``labels_backup`` and ``confirm(message)`` is asked first.
+        """
+        if series == "all":
+            names = list(self._labels)
+            what = "all labels"
+        else:
+            names = [self.compute_stack(self.series_layer(series)).name]
+            what = f"the labels of {names[0]}"
+        n = sum(len(self._labels.get(name, {})) for name in names)
+        if n == 0:
+            return True
+        if not self.labels_saved and not confirm(f"Remove {what} ({n} curves, not exported)?"):
+            return False
+        self.labels_backup = self.labels
+        for name in names:
+            self._labels.pop(name, None)
+        self._labels_changed(None)
+        return True
+
+    def import_labels(
+        self, path: str | Path, confirm: Callable[[str], bool] = confirm_by_default
+    ) -> dict[str, dict[int, str]]:
+        """Replace the labels by those of a ``dataset,index,label`` CSV; return them.
+
+        Labels not yet exported are kept in ``labels_backup`` and ``confirm(message)`` is asked
+        first. Rows beyond the end of a loaded series raise ``StackError``.
+        """
+        from ..io import read_labels_csv
+
+        imported = read_labels_csv(path)
+        for layer in self.series_layers:
+            stack = self.compute_stack(layer)
+            if stack.name in imported:
+                self._check_rows(stack, imported[stack.name])
+        n_old = sum(len(v) for v in self._labels.values())
+        if n_old and not self.labels_saved:
+            message = (
+                f"Replace {n_old} labels that were not exported by those of {Path(path).name}?"
+            )
+            if not confirm(message):
+                return self.labels
+        self.labels_backup = self.labels if n_old else self.labels_backup
+        self._labels = {name: dict(rows) for name, rows in imported.items()}
+        for rows in imported.values():
+            for cls in rows.values():
+                self._add_class(cls)
+        self._labels_changed(None, saved=True)
+        return self.labels
+
+    def export_labels(self, path: str | Path) -> Path:
+        """Write all labels as a ``dataset,index,label`` CSV; return the path."""
+        from ..io import write_labels_csv
+
+        out = write_labels_csv(path, self.labels)
+        self.labels_saved = True
+        return out
+
+    def apply_ground_truth(
+        self, fraction_or_indices: float | Iterable[int] = 0.05, seed: int = 0, series: Any = None
+    ) -> int:
+        """Label curves from the layer's ground truth (simulated data): a fraction spread over the classes, or given rows; return how many."""
+        layer = self.series_layer(series)
+        truth = _series_meta(layer).get("ground_truth")
+        stack = self.compute_stack(layer)
+        if truth is None:
+            raise StackError(
+                f"{stack.name} carries no ground-truth labels (only simulated series do)"
+            )
+        truth = np.asarray([str(t) for t in truth])
+        if (
+            isinstance(fraction_or_indices, float | int)
+            and not isinstance(fraction_or_indices, bool)
+            and 0 < float(fraction_or_indices) < 1
+        ):
+            rng = np.random.default_rng(seed)
+            n_total = max(2, round(float(fraction_or_indices) * stack.n_curves))
+            classes = [c for c in dict.fromkeys(truth.tolist())]
+            per_class = max(1, n_total // len(classes))
+            rows: list[int] = []
+            for cls in classes:
+                members = np.flatnonzero(truth == cls)
+                take = min(per_class, members.size)
+                # spread over the class's rows: one random row per equal slice
+                for chunk in np.array_split(members, take):
+                    rows.append(int(rng.choice(chunk)))
+        else:
+            if isinstance(fraction_or_indices, float | int):
+                raise StackError(f"fraction must be between 0 and 1, got {fraction_or_indices}")
+            rows = self._check_rows(stack, list(fraction_or_indices))
+        target = self._labels.setdefault(stack.name, {})
+        for row in rows:
+            target[row] = self._add_class(truth[row])
+        self._labels_changed(layer)
+        return len(rows)
+
+    def _labels_changed(self, layer: Any, saved: bool = False) -> None:
+        self.labels_saved = saved
+        for each in self.series_layers if layer is None else [layer]:
+            self._refresh_label_points(each)
+        self._emit("labels_changed")
+
+    # --- the labels' Points layer ---------------------------------------------------------------
+    def labels_layer(self, series: Any = None):
+        """Return the Points layer showing the labels of a series (None when it has none)."""
+        layer = self.series_layer(series)
+        return self._role_layer(layer, ROLE_LABELS)
+
+    def _role_layer(self, series_layer: Any, role: str):
+        name = self.compute_stack(series_layer).name
+        for layer in self.viewer.layers:
+            meta = _series_meta(layer)
+            if meta.get("role") == role and meta.get("series") == name:
+                return layer
+        return None
+
+    @staticmethod
+    def _row_to_world(layer: Any, row: float) -> float:
+        return float(layer.translate[0] + layer.scale[0] * row)
+
+    def _world_to_row(self, layer: Any, y: float) -> int:
+        return round((y - layer.translate[0]) / layer.scale[0])
+
+    @staticmethod
+    def _x_extent(layer: Any) -> tuple[float, float]:
+        n_cols = layer.data.shape[1]
+        start = float(layer.translate[1] - 0.5 * layer.scale[1])
+        return start, start + float(layer.scale[1] * n_cols)
+
+    def _point_geometry(self, layer: Any) -> tuple[float, float]:
+        x0, x1 = self._x_extent(layer)
+        width = x1 - x0
+        height = layer.scale[0] * layer.data.shape[0]
+        size = max(2.0 * layer.scale[0], 0.022 * max(width, height))
+        return x0 - 0.7 * size, size
+
+    def _refresh_label_points(self, layer: Any) -> None:
+        """Make the series' Points layer show its labels (created on the first label)."""
+        stack = self.compute_stack(layer)
+        rows = self._labels.get(stack.name, {})
+        points = self._role_layer(layer, ROLE_LABELS)
+        if points is None and not rows:
+            return
+        x, size = self._point_geometry(layer)
+        ordered = sorted(rows.items())
+        coords = np.array(
+            [[self._row_to_world(layer, r), x] for r, _ in ordered], dtype=float
+        ).reshape(-1, 2)
+        names = [c for _, c in ordered]
+        colors = [self.class_color(c) for c in names] or np.empty((0, 4))
+        self._syncing = True
+        try:
+            if points is None:
+                points = self.viewer.add_points(
+                    coords,
+                    name=f"{layer.name} labels",
+                    features={"label": names, "row": [r for r, _ in ordered]},
+                    face_color=colors if names else "white",
+                    border_color="black",
+                    border_width=0.15,
+                    size=size,
+                    metadata={METADATA_KEY: {"role": ROLE_LABELS, "series": stack.name}},
+                )
+                points.events.data.connect(self._on_points_edited)
+                self.viewer.layers.selection.active = layer
+            else:
+                points.data = coords
+                points.features = {"label": names, "row": [r for r, _ in ordered]}
+                if names:
+                    points.face_color = colors
+                points.size = size
+            self._set_point_defaults(points)
+        finally:
+            self._syncing = False
+
+    def _set_point_defaults(self, points: Any) -> None:
+        # a point added by hand (add mode) gets the current class and its colour
+        points.feature_defaults = {"label": self.current_class, "row": -1}
+        points.current_face_color = self.class_color(self.current_class)
+
+    def class_color(self, cls: str) -> str:
+        """Return the display colour of class ``cls``."""
+        if cls in self.classes:
+            return class_color(self.classes.index(cls))
+        return "#bdbdbd"
+
+    def _on_points_edited(self, event: Any) -> None:
+        """Points added, moved or deleted by hand in the labels layer → labels of their rows."""
+        if self._syncing or str(getattr(event, "action", "")) not in (
+            "added",
+            "removed",
+            "changed",
+        ):
+            return
+        points = event.source
+        name = _series_meta(points).get("series")
+        try:
+            layer = self.series_layer(name)
+        except StackError:
+            return
+        stack = self.compute_stack(layer)
+        features = points.features
+        labels = features["label"].astype(str).tolist() if "label" in features else []
+        rows: dict[int, str] = {}
+        for (y, _x), cls in zip(np.asarray(points.data)[:, -2:], labels, strict=False):
+            row = self._world_to_row(layer, y)
+            if 0 <= row < stack.n_curves and cls:
+                rows[row] = self._add_class(cls)
+        self._labels[stack.name] = rows
+        self._labels_changed(layer)
+
+    # --- classification -------------------------------------------------------------------------
+    def compute_classification(self, seed: int = 0) -> ClassificationResult:
+        """Fit the classifier on all labels over all loaded series and predict every curve (no layers: thread-safe)."""
+        from ..boundaries import find_boundaries
+        from ..classify import fit_classifier
+
+        layers = self.series_layers
+        if not layers:
+            raise StackError("no diffraction series is open; open one and label a few curves first")
+        stacks = [self.compute_stack(layer) for layer in layers]
+        names = [s.name for s in stacks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise StackError(
+                f"several open series are named {', '.join(twice)}; close one (labels name "
+                "series by name)"
+            )
+        labels = {name: rows for name, rows in self.labels.items() if name in names}
+        ignored = sorted(set(self.labels) - set(labels))
+        if ignored:
+            _notify_warning(
+                f"labels of series that are not open are not used: {', '.join(ignored)}"
+            )
+        encoder = self.encoder
+        classifier = fit_classifier(encoder, stacks, labels, seed=seed)
+        predictions, found = {}, {}
+        for stack in stacks:
+            proba = classifier.predict_proba(stack)
+            predicted = np.asarray(classifier.classes)[proba.argmax(axis=1)]
+            predictions[stack.name] = (predicted, proba)
+            found[stack.name] = find_boundaries(
+                stack.variable, predicted, proba, classifier.classes, unit=stack.variable_unit
+            )
+        return ClassificationResult(classifier, predictions, found)
+
+    def apply_classification(self, result: ClassificationResult) -> dict[str, list[Boundary]]:
+        """Store a classification and show it as layers (main thread); return the boundaries."""
+        self.classifier = result.classifier
+        self.predictions = dict(result.predictions)
+        self.boundaries = dict(result.boundaries)
+        for cls in result.classifier.classes:
+            self._add_class(cls)
+        for layer in self.series_layers:
+            if self.compute_stack(layer).name in self.predictions:
+                self._show_classification(layer)
+        self.viewer.layers.selection.active = self.current_layer
+        self._emit("classified")
+        return self.boundaries
+
+    def classify(self, seed: int = 0) -> dict[str, list[Boundary]]:
+        """Classify every curve of every series from the labels; show phase, confidence and boundaries; return the boundaries per series."""
+        return self.apply_classification(self.compute_classification(seed))
+
+    def _show_classification(self, layer: Any) -> None:
+        from napari.utils.colormaps import DirectLabelColormap
+
+        stack = self.compute_stack(layer)
+        predicted, proba = self.predictions[stack.name]
+        classes = list(self.classifier.classes)
+        codes = np.array([classes.index(p) + 1 for p in predicted], dtype=np.int32)
+        x0, x1 = self._x_extent(layer)
+        width = x1 - x0
+        strip, gap = STRIP_FRACTION * width, GAP_FRACTION * width
+        row_scale, y0 = float(layer.scale[0]), float(layer.translate[0])
+        common = {"scale": (row_scale, strip), "translate": (y0, x1 + gap + 0.5 * strip)}
+        meta = lambda role: {METADATA_KEY: {"role": role, "series": stack.name}}  # noqa: E731
+
+        colors = {None: "transparent", 0: "transparent"}
+        colors.update({k + 1: self.class_color(c) for k, c in enumerate(classes)})
+        phase = self._role_layer(layer, ROLE_PHASE)
+        data = codes[:, None]
+        features = {"index": list(range(len(classes) + 1)), "phase": ["", *classes]}
+        if phase is None:
+            phase = self.viewer.add_labels(
+                data, name=f"{layer.name} phase", metadata=meta(ROLE_PHASE), opacity=1.0, **common
+            )
+        else:
+            phase.data = data
+            phase.scale, phase.translate = common["scale"], common["translate"]
+        phase.colormap = DirectLabelColormap(color_dict=colors)
+        phase.features = features
+        phase.editable = False
+
+        confidence = proba.max(axis=1).astype(np.float32)[:, None]
+        conf_translate = (y0, x1 + 2 * gap + 1.5 * strip)
+        conf_layer = self._role_layer(layer, ROLE_CONFIDENCE)
+        if conf_layer is None:
+            conf_layer = self.viewer.add_image(
+                confidence, name=f"{layer.name} confidence", colormap="gray",
+                contrast_limits=(0.0, 1.0), scale=common["scale"], translate=conf_translate,
+                interpolation2d="nearest", metadata=meta(ROLE_CONFIDENCE),
+            )  # fmt: skip
+        else:
+            conf_layer.data = confidence
+            conf_layer.scale, conf_layer.translate = common["scale"], conf_translate
+            conf_layer.contrast_limits = (0.0, 1.0)
+
+        found = self.boundaries.get(stack.name, [])
+        x_end = x1 + 3 * gap + 2 * strip
+        lines = [
+            np.array([[y, x0], [y, x_end]])
+            for y in (self._row_to_world(layer, self.boundary_row(b)) for b in found)
+        ]
+        texts = [str(b) for b in found]
+        line_width = max(row_scale, 0.004 * width)
+        shapes = self._role_layer(layer, ROLE_BOUNDARIES)
+        if shapes is not None:
+            self.viewer.layers.remove(shapes)  # Shapes cannot be emptied and refilled cleanly
+        shapes = self.viewer.add_shapes(
+            lines or None,
+            shape_type="line",
+            name=f"{layer.name} boundaries",
+            edge_color=BOUNDARY_COLOR,
+            edge_width=line_width,
+            features={"text": texts},
+            text={
+                "string": "{text}", "color": BOUNDARY_COLOR, "anchor": "upper_left",
+                "size": 11, "translation": [-1.2 * line_width, 0.0],
+            },
+            metadata=meta(ROLE_BOUNDARIES),
+        )  # fmt: skip
+        shapes.editable = False
+
+    @staticmethod
+    def boundary_row(boundary: Boundary) -> float:
+        """Return the (fractional) row where a boundary line is drawn: midway between its settled rows."""
+        return (boundary.index_before + boundary.index_after) / 2
+
+    def summary(self) -> str:
+        """Return the classifier summary and the boundaries of every series as text."""
+        if self.classifier is None:
+            return "not classified yet"
+        lines = [str(self.classifier.summary), ""]
+        for name, found in self.boundaries.items():
+            lines.append(f"{name}:")
+            if not found:
+                predicted, _ = self.predictions[name]
+                lines.append(f"  no transition: every curve is {str(predicted[0])!r}")
+            for b in found:
+                lines.append(f"  {b}  (curves {b.index_before}–{b.index_after})")
+        return "\n".join(lines)
+
+    # --- exports --------------------------------------------------------------------------------
+    def _require_classified(self) -> None:
+        if self.classifier is None:
+            raise StackError("nothing to export yet: classify first")
+
+    def export_predictions(self, path: str | Path) -> Path:
+        """Write per-curve predictions (the CSV of ``xrdphase classify --out``); return the path."""
+        from ..io import write_predictions_csv
+
+        self._require_classified()
+        results = []
+        for layer in self.series_layers:
+            stack = self.compute_stack(layer)
+            if stack.name in self.predictions:
+                predicted, proba = self.predictions[stack.name]
+                results.append((stack, predicted, proba))
+        return write_predictions_csv(path, results, self.classifier.classes)
+
+    def export_boundaries(self, path: str | Path) -> Path:
+        """Write the boundaries as CSV (``dataset,unit`` + ``boundaries.BOUNDARY_COLUMNS``); return the path."""
+        import csv
+
+        from ..boundaries import BOUNDARY_COLUMNS, boundaries_table
+
+        self._require_classified()
+        path = Path(path).expanduser()
+        columns = ["dataset", *BOUNDARY_COLUMNS, "unit"]
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for name, found in self.boundaries.items():
+                for boundary, row in zip(found, boundaries_table(found), strict=True):
+                    writer.writerow({"dataset": name, **row, "unit": boundary.unit})
+        return path
+
+
+def _notify_warning(message: str) -> None:
+    try:
+        from napari.utils.notifications import show_warning
+
+        show_warning(message)
+    except Exception:  # napari's notification machinery unavailable: fall back to warnings
+        import warnings
+
+        warnings.warn(message, UserWarning, stacklevel=3)

@@ -1,0 +1,177 @@
+"""The Data, Labels and Classify docks driven in a real napari viewer (run under Xvfb)."""
+
+import csv
+import types
+
+import numpy as np
+import pytest
+
+from napari_xrdphase._widgets._classify_dock import ClassifyDock
+from napari_xrdphase._widgets._data_dock import DataDock
+from napari_xrdphase._widgets._labels_dock import LabelsDock
+from napari_xrdphase._widgets._session import get_session
+from napari_xrdphase.encoder import Encoder
+from napari_xrdphase.io import read_labels_csv, save_stack
+from napari_xrdphase.synth import simulate_series
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Fit the tiny classifiers on one thread: on a busy shared runner, torch's thread pool
+    makes each L-BFGS step of a 9-curve fit ~50× slower (a user's idle machine is unaffected)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def series():
+    return simulate_series("Fe", 12, 6, 18, n_points=800, seed=4, name="Fe36")
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages of the error notifications the docks show (instead of raising)."""
+    from napari.utils import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    return shown
+
+
+def click(dock, layer, row, x, modifiers=()):
+    """Press and release the left button on (row, x) of ``layer``, as napari's canvas would."""
+    y = layer.translate[0] + row * layer.scale[0]
+    event = types.SimpleNamespace(
+        button=1, position=(y, x), type="mouse_press", modifiers=modifiers
+    )
+    callback = dock._on_click(dock.viewer, event)
+    next(callback)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(callback)
+
+
+def test_data_dock_opens_a_file_and_plots_the_curve_under_the_cursor(viewer, series, tmp_path):
+    path = save_stack(series.stack, tmp_path / "Fe36.npz", format="npz")
+    dock = DataDock(viewer)
+    assert dock.info.value == "no series open"
+    dock.open_path(path)
+    session = get_session(viewer)
+    assert [layer.name for layer in session.series_layers] == ["Fe36"]
+    assert dock.series.value == "Fe36" and "36 curves × 800 points" in dock.info.value
+    layer = session.current_layer
+    y = layer.translate[0] + 17 * layer.scale[0]
+    dock._on_mouse_move(viewer, types.SimpleNamespace(position=(y, 10.0)))
+    title = dock.plot.axes.get_title()
+    assert title.startswith("curve 17: pressure = ")
+    assert f"{series.stack.variable[17]:.4g} GPa" in title
+    line = dock.plot.axes.lines[0]
+    np.testing.assert_allclose(line.get_ydata(), series.stack.intensities[17], rtol=1e-5)
+    assert dock.row.value == 17
+
+
+def test_data_dock_changes_contrast_and_axis_and_reports_bad_files(
+    viewer, series, tmp_path, errors
+):
+    dock = DataDock(viewer)
+    session = get_session(viewer)
+    layer = session.add_stack(series.stack)
+    dock.display.value = "log"
+    assert layer.metadata["xrdphase"]["display"] == "log" and layer.gamma == 1.0
+    dock.axis.value = "q"
+    assert session.shown_stack(layer).axis_kind == "q"
+    assert dock.plot.axes.get_xlabel() == "q (1/A)"
+    (tmp_path / "notes.npz").write_bytes(b"not a zip")
+    dock.open_path(tmp_path / "notes.npz")
+    assert len(errors) == 1 and errors[0].startswith("Open notes.npz:")
+    assert len(session.series_layers) == 1
+
+
+def test_number_keys_choose_the_class_and_clicks_label_rows(viewer, series, qtbot):
+    session = get_session(viewer)
+    layer = session.add_stack(series.stack)
+    dock = LabelsDock(viewer)
+    viewer.layers.selection.active = layer
+    canvas = viewer.window._qt_viewer.canvas.native
+    canvas.setFocus()
+    qtbot.keyClick(canvas, "3")
+    assert session.current_class == "after"
+    assert dock.current_class.value == "after"
+    click(dock, layer, 30, 10.0)
+    dock.choose_class(1)
+    click(dock, layer, 2, 10.0)
+    click(dock, layer, 5, 10.0)
+    assert session.labels == {"Fe36": {2: "before", 5: "before", 30: "after"}}
+    click(dock, layer, 5, 10.0, modifiers=("Alt",))
+    assert session.labels == {"Fe36": {2: "before", 30: "after"}}
+    assert "before: 1" in dock.counts.value and "(total 2)" in dock.counts.value
+    click(dock, layer, 2, 100.0)  # right of the image: nothing happens
+    assert len(session.labels["Fe36"]) == 2
+
+
+def test_labels_dock_edits_classes_and_files(viewer, series, tmp_path, errors, monkeypatch):
+    session = get_session(viewer)
+    session.add_stack(series.stack)
+    dock = LabelsDock(viewer)
+    dock.class_name.value = "mixed"
+    dock.add_class()
+    assert session.classes[-1] == "mixed" and session.current_class == "mixed"
+    session.label(4, "mixed")
+    dock.remove_class()
+    assert errors and "labelled 'mixed'" in errors[-1]
+    dock.class_name.value = "coexisting"
+    dock.rename_class()
+    assert session.labels["Fe36"] == {4: "coexisting"}
+    dock.export_labels(tmp_path / "labels.csv")
+    assert read_labels_csv(tmp_path / "labels.csv") == {"Fe36": {4: "coexisting"}}
+    session.label(6, "before")  # not exported: clearing asks first
+    asked = []
+    monkeypatch.setattr(dock, "confirm", lambda message: asked.append(message) or False)
+    dock.clear_labels()
+    assert asked and session.labels["Fe36"] == {4: "coexisting", 6: "before"}
+    dock.import_labels(tmp_path / "missing.csv")
+    assert "no such labels file" in errors[-1]
+
+
+def test_classify_dock_runs_in_a_worker_and_exports(viewer, series, qtbot, tmp_path, errors):
+    session = get_session(viewer)
+    session.add_stack(series.stack, ground_truth=series.labels)
+    session.set_encoder(Encoder.random(1), "random (test)")
+    dock = ClassifyDock(viewer)
+    assert dock.encoder_info.value == "random (test)"
+    dock.classify()  # no labels yet: a notification, no exception
+    assert errors == ["Classify: no labelled curves; label at least one curve of each phase"]
+    session.label([1, 2, 3], "before")
+    dock.classify()
+    assert "at least two classes" in errors[-1]
+    session.apply_ground_truth([1, 5, 9, 13, 16, 20, 25, 30, 34])
+    worker = dock.start_classification()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: dock.worker is None, timeout=5_000)
+    assert len(errors) == 2
+    assert "Fe36 phase" in [layer.name for layer in viewer.layers]
+    assert "→" in dock.summary.value and "linear classifier" in dock.summary.value
+    dock.export_predictions(tmp_path / "pred.csv")
+    with open(tmp_path / "pred.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header == ["dataset", "index", "pressure", "label", "p_before", "p_during", "p_after"]
+    dock.export_boundaries(tmp_path / "b.csv")
+    assert (tmp_path / "b.csv").read_text().startswith("dataset,from_label,to_label,value")
+
+
+def test_export_before_classifying_is_a_notification(viewer, series, tmp_path, errors):
+    get_session(viewer).add_stack(series.stack)
+    dock = ClassifyDock(viewer)
+    dock.export_predictions(tmp_path / "pred.csv")
+    assert errors == ["Export predictions: nothing to export yet: classify first"]
+    assert not (tmp_path / "pred.csv").exists()
