@@ -30,6 +30,7 @@ import torch
 __all__ = [
     "AUGMENTATIONS",
     "PAPER_PIPELINE",
+    "PHYSICS_PIPELINE",
     "Augmenter",
     "add_sparse_peaks",
     "angle_warp",
@@ -49,6 +50,23 @@ __all__ = [
 ]
 
 PAPER_PIPELINE = ("magnitude_warp", "angle_warp")
+
+# What differs between beamtimes and samples without moving peaks relative to each other (the
+# phase signature): a uniform d-spacing strain (compression, ±3 % ≈ 0–30 GPa for Fe, FeO), a
+# small zero/window offset of the 2θ axis, calibrant / gasket / pressure-medium lines (half of
+# the curves), texture changing nearby peak heights (half of the curves), slow background and
+# absorption changes (a milder magnitude warp) and counting noise of a random exposure. The
+# paper's angle warp is left out: it stretches parts of the axis differently and so changes the
+# relative peak positions that tell the phases apart.
+PHYSICS_PIPELINE: tuple = (
+    ("d_stretch", {"max_strain": 0.03}),
+    ("axis_shift", {"max_fraction": 0.03}),
+    ("add_sparse_peaks", {"max_peaks": 3, "max_amplitude": 0.15, "p": 0.5}),
+    ("intensity_texture", {"sigma": 0.3, "p": 0.5}),
+    ("magnitude_warp", {"sigma": 0.2}),
+    ("poisson_noise", {"min_counts": 200.0, "max_counts": 20000.0}),
+    "minmax",
+)
 
 # lowest speed of the angle-axis re-mapping; keeps the mapping strictly increasing
 _MIN_SPEED = 0.05

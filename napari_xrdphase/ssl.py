@@ -37,7 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .augment import PHYSICS_PIPELINE
+
 RELATIONAL_OBJECTIVES = ("inter", "intra", "external")
+INITS = ("reference", "positive_final_bn")
 
 
 # --- methods ---------------------------------------------------------------------------------
@@ -48,12 +51,23 @@ class MethodSpec:
     ``moco_weight`` is ``None`` when the weight is the ``c`` given to ``pretrain`` (SpecRRMoco),
     ``0.0`` when MoCo is not trained, and ``math.inf`` when MoCo is trained alone.
     ``head_hidden`` is the hidden width of the inter- and intra-sample relation heads.
+
+    The remaining fields are defaults of ``pretrain`` for methods beyond the paper (``None``:
+    the paper's setting): ``augmentations`` the pipeline (steps as for ``make_augmentation``),
+    ``lr`` the base learning rate, ``temperature`` MoCo's temperature, ``init`` how the
+    backbone's weights start (``"reference"``: N(0, 0.05) as the reference code;
+    ``"positive_final_bn"``: the same, but the last batch-norm scale set to +1, so the final ReLU
+    starts with half of its outputs alive and no gradient-free dead embedding).
     """
 
     objectives: tuple[str, ...]
     moco_weight: float | None
     description: str
     head_hidden: int = 64
+    augmentations: tuple | None = None
+    lr: float | None = None
+    temperature: float | None = None
+    init: str = "reference"
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.objectives if name not in RELATIONAL_OBJECTIVES]
@@ -63,6 +77,8 @@ class MethodSpec:
             )
         if self.moco_weight is not None and not self.moco_weight >= 0:
             raise ValueError("moco_weight must be None, a number >= 0 or math.inf")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; use one of {', '.join(INITS)}")
         if not self.objectives and self.moco_weight is not None and self.moco_weight != math.inf:
             raise ValueError(
                 "a method without relational objectives trains MoCo alone: use moco_weight=math.inf"
@@ -93,6 +109,18 @@ METHODS: dict[str, MethodSpec] = {
         0.0,
         "SpecSelfTime: inter + intra relational reasoning (SelfTime)",
         head_hidden=256,
+    ),
+    # beyond the paper (see docs and benchmarks/ablation.py for the ablation)
+    "xrdphase": MethodSpec(
+        ("inter", "intra", "external"),
+        1.0,
+        "xrdphase: SpecRRMoco with (1) physics augmentations (uniform d-spacing strain, axis "
+        "offset, extra calibrant/medium lines, texture, mild magnitude warp, Poisson noise) "
+        "instead of the angle warp, which distorts the relative peak positions that identify a "
+        "phase; (2) MoCo weight c = 1 instead of 0.01, so the contrastive branch shapes the "
+        "embedding. Best self-supervised variant of benchmarks/ablation.py on data seed 0, but "
+        "not better than logistic regression on the raw curves there",
+        augmentations=PHYSICS_PIPELINE,
     ),
 }
 

@@ -165,7 +165,7 @@ def _build_model(
 
     hidden = spec.head_hidden
     queue_generator = torch.Generator().manual_seed(seed + 5)
-    return SelfSupervisedModel(
+    model = SelfSupervisedModel(
         ConvSC(feature_dim=FEATURE_DIM, bn_splits=BN_SPLITS, seed=seed),
         ProjectionHead(FEATURE_DIM, FEATURE_DIM, seed=seed + 1),
         spec,
@@ -178,9 +178,19 @@ def _build_model(
         queue_size=queue_size,
         feature_dim=FEATURE_DIM,
         momentum=MOCO_MOMENTUM,
-        temperature=MOCO_TEMPERATURE,
+        temperature=MOCO_TEMPERATURE if spec.temperature is None else spec.temperature,
         generator=queue_generator,
-    ).to(device)
+    )
+    if spec.init == "positive_final_bn":
+        # the reference init draws the last BN scale from N(0, 0.05): tiny and negative half the
+        # time, so the final ReLU passes almost nothing and the embedding starts (and can stay)
+        # collapsed. A scale of +1 keeps half of the normalised outputs alive from the start.
+        # The MoCo key encoder was copied before this line, so it is overwritten below as well.
+        with torch.no_grad():
+            model.backbone.reduce_bn.weight.fill_(1.0)
+            if model.moco is not None:
+                model.moco.key_encoder.load_state_dict(model.query_encoder.state_dict())
+    return model.to(device)
 
 
 def pretrain(
@@ -193,7 +203,7 @@ def pretrain(
     k_augmentations: int = 4,
     input_length: int = 1024,
     augmentations: Sequence[str] | None = None,
-    lr: float = 0.15,
+    lr: float | None = None,
     device: str = "auto",
     seed: int = 0,
     progress: Callable[[dict], None] | None = None,
@@ -218,8 +228,12 @@ def pretrain(
     if isinstance(stacks, SpectraStack):
         stacks = [stacks]
     stacks = list(stacks)
-    _validate(stacks, method, epochs, batch_size, c, k_augmentations, input_length, lr)
     spec = get_method(method)
+    if lr is None:
+        lr = 0.15 if spec.lr is None else spec.lr
+    if augmentations is None and spec.augmentations is not None:
+        augmentations = spec.augmentations
+    _validate(stacks, method, epochs, batch_size, c, k_augmentations, input_length, lr)
     method = str(method).strip().lower()
     epochs, batch_size, k_augmentations = int(epochs), int(batch_size), int(k_augmentations)
     input_length, seed = int(input_length), int(seed)
@@ -319,7 +333,10 @@ def pretrain(
             "c": float(c) if math.isfinite(c) else "inf",
             # JSON has no infinity: "inf" means MoCo alone
             "moco_weight": moco_weight if math.isfinite(moco_weight) else "inf",
-            "augmentations": list(augmentation_names),
+            "augmentations": [
+                step if isinstance(step, str) else [step[0], dict(step[1])]
+                for step in augmentation_names
+            ],
             "epochs": epochs,
             "epochs_completed": step / steps_per_epoch,
             "steps_completed": step,
@@ -338,7 +355,10 @@ def pretrain(
             "sgd_momentum": SGD_MOMENTUM,
             "weight_decay": WEIGHT_DECAY,
             "moco_momentum": MOCO_MOMENTUM,
-            "moco_temperature": MOCO_TEMPERATURE,
+            "moco_temperature": (
+                MOCO_TEMPERATURE if spec.temperature is None else spec.temperature
+            ),
+            "init": spec.init,
             "queue_size": queue_size if model.uses_moco else 0,
             "bn_splits": BN_SPLITS,
             "piece_size": PIECE_SIZE,

@@ -1,0 +1,256 @@
+"""Ablation of the steps from SpecRRMoco to the ``xrdphase`` method (paper protocol).
+
+Each variant is a ``MethodSpec`` (registered under its name for the run) plus ``pretrain``
+keyword arguments. Every variant is pretrained on D1, D4, D8, D9 (or, with ``--transductive``,
+on every series of the suite: a different protocol, report it separately), probed with the
+L-BFGS linear classifier on the same 42 labels per label seed, and scored on all other curves.
+
+    python -m benchmarks.ablation --variants specrrmoco xrdphase --epochs 60 --data-seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.protocol import PRETRAIN_SERIES, sample_labels, test_rows, weighted_scores
+
+PAPER = ("magnitude_warp", "angle_warp")
+from napari_xrdphase.augment import PHYSICS_PIPELINE as PHYSICS  # noqa: E402
+
+RR = ("inter", "intra", "external")
+
+# name: (MethodSpec fields beyond objectives/description, pretrain kwargs)
+VARIANTS: dict[str, tuple[dict, dict]] = {
+    "specrrmoco": ({"objectives": RR, "moco_weight": None}, {}),
+    "specrr": ({"objectives": RR, "moco_weight": 0.0}, {}),
+    "specmoco": ({"objectives": (), "moco_weight": math.inf}, {}),
+    # step 1: a live final ReLU
+    "rrmoco_bnfix": ({"objectives": RR, "moco_weight": None, "init": "positive_final_bn"}, {}),
+    # step 2: physics augmentations instead of the angle warp
+    "rrmoco_bnfix_phys": (
+        {"objectives": RR, "moco_weight": None, "init": "positive_final_bn",
+         "augmentations": PHYSICS},
+        {},
+    ),
+    # step 3: MoCo weighted so that it learns (c = 1)
+    "rrmoco_bnfix_phys_c1": (
+        {"objectives": RR, "moco_weight": 1.0, "init": "positive_final_bn",
+         "augmentations": PHYSICS},
+        {},
+    ),
+    "rrmoco_bnfix_phys_c1_lr05": (
+        {"objectives": RR, "moco_weight": 1.0, "init": "positive_final_bn",
+         "augmentations": PHYSICS, "lr": 0.05},
+        {},
+    ),
+    "moco_bnfix_phys": (
+        {"objectives": (), "moco_weight": math.inf, "init": "positive_final_bn",
+         "augmentations": PHYSICS},
+        {},
+    ),
+    "rr_bnfix_phys": (
+        {"objectives": RR, "moco_weight": 0.0, "init": "positive_final_bn",
+         "augmentations": PHYSICS},
+        {},
+    ),
+    "ext_moco_bnfix_phys": (
+        {"objectives": ("external",), "moco_weight": 1.0, "init": "positive_final_bn",
+         "augmentations": PHYSICS},
+        {},
+    ),
+    "rrmoco_bnfix_phys_c1_t02": (
+        {"objectives": RR, "moco_weight": 1.0, "init": "positive_final_bn",
+         "augmentations": PHYSICS, "temperature": 0.2},
+        {},
+    ),
+    "rrmoco_phys_c1": (
+        {"objectives": RR, "moco_weight": 1.0, "augmentations": PHYSICS},
+        {},
+    ),
+}
+
+
+def register(name: str) -> str:
+    """Register variant ``name`` in ``ssl.METHODS`` (if not there already) and return it."""
+    from napari_xrdphase import ssl
+
+    if name in ssl.METHODS:
+        return name
+    fields, _ = VARIANTS[name]
+    ssl.METHODS[name] = ssl.MethodSpec(description=f"ablation variant {name}", **fields)
+    return name
+
+
+def embedding_diagnostics(encoder, stacks) -> dict:
+    """Return how much the embedding varies between curves (0 = collapsed)."""
+    emb = np.concatenate([encoder.embed(s) for s in stacks])
+    std = emb.std(axis=0)
+    centred = emb - emb.mean(axis=0)
+    sv = np.linalg.svd(centred, compute_uv=False)
+    p = sv**2 / max((sv**2).sum(), 1e-30)
+    eff_rank = float(np.exp(-(p * np.log(p + 1e-30)).sum())) if sv.sum() > 0 else 0.0
+    return {
+        "mean_std": float(std.mean()),
+        "dead_dims": int((emb.max(axis=0) <= 0).sum()),
+        "effective_rank": eff_rank,
+    }
+
+
+def evaluate_encoder(encoder, suite, label_sets) -> list[dict]:
+    from napari_xrdphase.classify import fit_classifier
+
+    truth = {s.stack.name: s.labels for s in suite}
+    stacks = [s.stack for s in suite]
+    runs = []
+    embedded = {s.name: encoder.embed(s) for s in stacks}
+
+    class _Cached:  # embed each curve once for all label seeds
+        config = encoder.config
+
+        def embed(self, stack_or_array, batch_size=256, device=None):
+            name = getattr(stack_or_array, "name", None)
+            if name in embedded and getattr(stack_or_array, "n_curves", -1) == len(
+                embedded[name]
+            ):
+                return embedded[name]
+            return encoder.embed(stack_or_array)
+
+    cached = _Cached()
+    for labels in label_sets:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf = fit_classifier(cached, stacks, labels, seed=0)
+        # Classifier.predict embeds again; use the cached embeddings and its own logits
+        predicted = {}
+        for s in stacks:
+            z = (embedded[s.name].astype(np.float64) - clf.mean) / clf.scale
+            logits = z @ clf.weight.T + clf.bias
+            predicted[s.name] = np.asarray(clf.classes)[logits.argmax(axis=1)]
+        runs.append(weighted_scores(truth, predicted, test_rows(truth, labels)))
+    return runs
+
+
+def summarise(runs) -> dict:
+    out = {}
+    for g in ("Fe", "FeO"):
+        for k in ("precision", "recall"):
+            v = [r["groups"][g][k] for r in runs]
+            out[f"{g}_{k[0].upper()}"] = (float(np.mean(v)), float(np.std(v)))
+    return out
+
+
+def run_variant(name, suite, label_sets, train_stacks, epochs, seeds, device, input_length):
+    """Pretrain variant ``name`` once per seed, probe it, return (runs, extra)."""
+    from napari_xrdphase import ssl
+    from napari_xrdphase.training import pretrain
+
+    method = name if name in ssl.METHODS else register(name)
+    kwargs = VARIANTS.get(name, ({}, {}))[1]
+    runs, diags, speeds, losses = [], [], [], []
+    for seed in seeds:
+        start = time.perf_counter()
+        enc = pretrain(
+            train_stacks, method=method, epochs=epochs, seed=seed,
+            input_length=input_length, device=device, **kwargs,
+        )  # fmt: skip
+        speeds.append((time.perf_counter() - start) / epochs)
+        enc = enc.to("cpu") if device != "cpu" else enc
+        diags.append(embedding_diagnostics(enc, [s.stack for s in suite]))
+        losses.append(enc.config["training"].get("final_losses"))
+        runs += evaluate_encoder(enc, suite, label_sets)
+    return runs, {"diag": diags, "s_per_epoch": float(np.median(speeds)), "final_losses": losses}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=["specrrmoco", "xrdphase"])
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--label-seeds", type=int, default=3)
+    parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--points", type=int, default=4000)
+    parser.add_argument("--input-length", type=int, default=1024)
+    parser.add_argument("--transductive", action="store_true")
+    parser.add_argument("--baselines", action="store_true")
+    parser.add_argument(
+        "--plan",
+        help="JSON list of [variant, data_seed, transductive] run in order (overrides "
+        "--variants/--data-seed/--transductive); results are written after each",
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from napari_xrdphase.encoder import Encoder
+    from napari_xrdphase.synth import paper_suite
+
+    if args.plan:
+        plan = [tuple(item) for item in json.loads(args.plan)]
+    else:
+        plan = [(name, args.data_seed, args.transductive) for name in args.variants]
+        if args.baselines:
+            plan.insert(0, ("random_init", args.data_seed, False))
+    results = {
+        "args": vars(args),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "variants": {},
+    }
+    suites = {}
+    for name, data_seed, transductive in plan:
+        if data_seed not in suites:
+            suites[data_seed] = paper_suite(seed=data_seed, n_points=args.points)
+        suite = suites[data_seed]
+        truth = {s.stack.name: s.labels for s in suite}
+        label_sets = [sample_labels(truth, 42, seed=k) for k in range(args.label_seeds)]
+        if transductive:
+            train_stacks = [s.stack for s in suite]
+        else:
+            train_stacks = [s.stack for s in suite if s.stack.name in PRETRAIN_SERIES]
+        key = f"{name}|data{data_seed}" + ("|transductive" if transductive else "")
+        if name == "random_init":
+            runs = []
+            for seed in args.seeds:
+                enc = Encoder.random(seed=seed, input_length=args.input_length)
+                runs += evaluate_encoder(enc, suite, label_sets)
+            extra = {}
+        elif name == "raw_logistic":
+            from benchmarks.linear_eval import _raw_logistic
+
+            runs = []
+            for labels in label_sets:
+                pred = _raw_logistic(suite, labels, 0)
+                runs.append(weighted_scores(truth, pred, test_rows(truth, labels)))
+            extra = {}
+        else:
+            runs, extra = run_variant(
+                name, suite, label_sets, train_stacks, args.epochs, args.seeds, args.device,
+                args.input_length,
+            )  # fmt: skip
+        summary = summarise(runs)
+        results["variants"][key] = {"summary": summary, "runs": runs, **extra}
+        line = "  ".join(f"{k} {m * 100:5.1f}±{s * 100:4.1f}" for k, (m, s) in summary.items())
+        diag = [
+            {k: round(v, 3) for k, v in d.items()} for d in extra.get("diag", [])
+        ]
+        print(f"{key:<40} {line}  {diag} {extra.get('s_per_epoch', 0):.2f}s/ep",
+              file=sys.stderr, flush=True)  # fmt: skip
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
