@@ -70,6 +70,10 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
          "augmentations": PHYSICS, "temperature": 0.2},
         {},
     ),
+    # collapse-safe candidates: physics augmentations with the reference init
+    "rrmoco_phys": ({"objectives": RR, "moco_weight": None, "augmentations": PHYSICS}, {}),
+    "rr_phys": ({"objectives": RR, "moco_weight": 0.0, "augmentations": PHYSICS}, {}),
+    "rrmoco_phys_c01": ({"objectives": RR, "moco_weight": 0.1, "augmentations": PHYSICS}, {}),
     "rrmoco_phys_c1": (
         {"objectives": RR, "moco_weight": 1.0, "augmentations": PHYSICS},
         {},

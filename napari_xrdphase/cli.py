@@ -10,9 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_METHOD,
+    DEFAULT_MOCO_WEIGHT,
+    PAPER_METHODS,
+)
+
 SIMULATION_FORMATS = {"xy": "", "h5": ".h5", "npz": ".npz"}
-DEFAULT_METHOD = "specrrmoco"
-DEFAULT_EPOCHS = 30
 
 
 class CommandError(Exception):
@@ -128,7 +134,12 @@ def cmd_classify(args: argparse.Namespace) -> None:
     print(f"classifier: {classifier.summary}", file=sys.stderr)
     results = []
     for stack in stacks:
-        proba = classifier.predict_proba(stack)
+        if stack.is_lazy:  # on disk: stream it in chunks, keep only the probabilities
+            from .stream import predict_proba_chunked
+
+            proba = predict_proba_chunked(classifier, stack)
+        else:
+            proba = classifier.predict_proba(stack)
         predicted = np.asarray(classifier.classes)[proba.argmax(axis=1)]
         results.append((stack, predicted, proba))
         print(f"{stack.name}:")
@@ -141,6 +152,52 @@ def cmd_classify(args: argparse.Namespace) -> None:
             print(f"  no transition: every curve is {str(predicted[0])!r}")
     path = write_predictions_csv(args.out, results, classifier.classes)
     print(f"wrote {path}", file=sys.stderr)
+
+
+def cmd_watch(args: argparse.Namespace) -> None:
+    """Classify a series, then every curve that arrives in its folder or HDF5 file, until stopped."""
+    from .classify import fit_classifier
+    from .encoder import Encoder
+    from .io import load_stack, read_labels_csv
+    from .live import LiveSeries, PredictionsCsvAppender, watcher_for
+
+    path = Path(args.path).expanduser()
+    stack = load_stack(path)
+    encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
+    classifier = fit_classifier(encoder, [stack], read_labels_csv(args.labels), seed=args.seed)
+    print(f"classifier: {classifier.summary}", file=sys.stderr)
+    live = LiveSeries(stack, classifier, folder=path if path.is_dir() else None)
+    watcher = watcher_for(path, live.stack, poll_s=args.poll)
+    out = PredictionsCsvAppender(args.out, live.stack.variable_name, classifier.classes)
+    out.append(live.stack, range(live.stack.n_curves), live.labels, live.probabilities)
+    _print_boundaries(live.stack.name, live.boundaries, live.labels)
+    waiting = f"{args.timeout:g} s without new curves" if args.timeout else "Ctrl-C"
+    print(f"watching {path} every {args.poll:g} s (stops after {waiting})", file=sys.stderr)
+    try:
+        for arrivals in watcher.watch(timeout_s=args.timeout):
+            update = live.add(arrivals)
+            if update is None:
+                continue
+            out.append(live.stack, update.rows, update.labels, update.probabilities)
+            print(
+                f"{live.stack.name}: +{len(update.rows)} curves (now {live.stack.n_curves}), "
+                f"last {update.labels[-1]!s}",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+            if update.boundaries_changed:
+                _print_boundaries(live.stack.name, update.boundaries, live.labels)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    print(f"wrote {out.path} ({live.stack.n_curves} curves)", file=sys.stderr)
+
+
+def _print_boundaries(name: str, boundaries, labels) -> None:
+    print(f"{name}:", flush=False)
+    for boundary in boundaries:
+        print(f"  {boundary}  (curves {boundary.index_before}–{boundary.index_after})")
+    if not boundaries:
+        print(f"  no transition: every curve is {str(labels[0])!r}")
+    sys.stdout.flush()
 
 
 DEMO_LABEL_FRACTION = 0.05
@@ -260,12 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument(
         "--method",
         default=DEFAULT_METHOD,
-        help=f"pretraining method (default {DEFAULT_METHOD}); the paper's: specrrmoco, specrr, "
-        "specmoco, specselftime",
+        help=f"pretraining method (default {DEFAULT_METHOD}); the paper's: "
+        + ", ".join(PAPER_METHODS),
     )
     pre.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    pre.add_argument("--batch-size", type=int, default=128)
-    pre.add_argument("--c", type=float, default=0.01, help="weight of the MoCo loss (SpecRRMoco)")
+    pre.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    pre.add_argument("--c", type=float, default=DEFAULT_MOCO_WEIGHT, help="weight of the MoCo loss (SpecRRMoco)")
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     pre.set_defaults(func=cmd_pretrain)
@@ -277,6 +334,21 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--model", metavar="MODEL", help="encoder file (default: the built-in one)")
     cls.add_argument("--seed", type=int, default=0)
     cls.set_defaults(func=cmd_classify)
+
+    watch = sub.add_parser(
+        "watch", help="classify a series, then each new curve in its folder or HDF5 file (live)"
+    )
+    watch.add_argument("path", metavar="PATH", help="a folder of curve files or an HDF5/NeXus file")
+    watch.add_argument("--labels", required=True, metavar="LABELS.csv", help="dataset,index,label")
+    watch.add_argument("--out", required=True, metavar="PRED.csv")
+    watch.add_argument("--model", metavar="MODEL", help="encoder file (default: the built-in one)")
+    watch.add_argument("--poll", type=float, default=0.5, help="seconds between looks (0.5)")
+    watch.add_argument(
+        "--timeout", type=float, default=None, metavar="S",
+        help="stop after S seconds without new curves (default: run until Ctrl-C)",
+    )  # fmt: skip
+    watch.add_argument("--seed", type=int, default=0)
+    watch.set_defaults(func=cmd_watch)
 
     demo = sub.add_parser(
         "demo", help="open napari with the sample series (or PATHs) and the docks"

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_METHOD, DEFAULT_MOCO_WEIGHT
+
 if TYPE_CHECKING:
     import torch
 
@@ -195,11 +197,11 @@ def _build_model(
 
 def pretrain(
     stacks: Sequence[SpectraStack],
-    method: str = "specrrmoco",
+    method: str = DEFAULT_METHOD,
     *,
-    epochs: int = 30,
-    batch_size: int = 128,
-    c: float = 0.01,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    c: float = DEFAULT_MOCO_WEIGHT,
     k_augmentations: int = 4,
     input_length: int = 1024,
     augmentations: Sequence[str] | None = None,

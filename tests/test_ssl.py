@@ -303,3 +303,11 @@ def test_every_objective_is_learnable_with_a_tiny_encoder():
     assert late["inter"] < 0.4 < 0.6 < early["inter"]
     for name in ("intra", "external", "moco"):
         assert late[name] < early[name] - 0.05, (name, early[name], late[name])
+
+
+def test_torch_free_method_list_matches_the_registry():
+    from napari_xrdphase.defaults import DEFAULT_METHOD, METHOD_NAMES, PAPER_METHODS
+
+    assert set(METHOD_NAMES) == set(ssl.METHODS)
+    assert DEFAULT_METHOD in ssl.METHODS
+    assert set(PAPER_METHODS) == {"specrrmoco", "specrr", "specmoco", "specselftime"}

@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox
 
+from ..defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_METHOD,
+    DEFAULT_MOCO_WEIGHT,
+    METHOD_NAMES,
+)
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -27,8 +34,6 @@ if TYPE_CHECKING:
 
 DEVICES = ("auto", "cpu", "cuda")
 MODEL_FILE_FILTER = "napari-xrdphase encoder (*.safetensors);;All files (*)"
-# the methods of ssl.METHODS; listed here so that opening the dock does not import torch
-METHOD_NAMES = ("specrrmoco", "specrr", "specmoco", "specselftime")
 _TRAINING_DONE = object()
 
 
@@ -112,10 +117,10 @@ class EncoderDock(Container):
             labels=False,
         )
         file_row.margins = (0, 0, 0, 0)
-        self.method = ComboBox(label="Method", choices=METHOD_NAMES, value="specrrmoco")
-        self.epochs = SpinBox(label="Epochs", value=30, min=1, max=100_000)
-        self.c = FloatSpinBox(label="MoCo weight c", value=0.01, min=0.0, max=1000.0, step=0.01)
-        self.batch_size = SpinBox(label="Batch size", value=128, min=2, max=1_000_000)
+        self.method = ComboBox(label="Method", choices=METHOD_NAMES, value=DEFAULT_METHOD)
+        self.epochs = SpinBox(label="Epochs", value=DEFAULT_EPOCHS, min=1, max=100_000)
+        self.c = FloatSpinBox(label="MoCo weight c", value=DEFAULT_MOCO_WEIGHT, min=0.0, max=1000.0, step=0.01)
+        self.batch_size = SpinBox(label="Batch size", value=DEFAULT_BATCH_SIZE, min=2, max=1_000_000)
         self.seed = SpinBox(label="Seed", value=0, min=0, max=2**31 - 1)
         self.device = ComboBox(label="Device", choices=DEVICES, value="auto")
         self.device_label = Label(label="Runs on", value="")

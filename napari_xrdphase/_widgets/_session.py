@@ -26,6 +26,7 @@ import numpy as np
 from psygnal import Signal, SignalGroup
 
 from .._layer_data import METADATA_KEY, stack_to_layer_data
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_METHOD, DEFAULT_MOCO_WEIGHT
 from ..stack import SpectraStack, StackError
 
 if TYPE_CHECKING:
@@ -372,10 +373,10 @@ class XRDSession:
 
     def pretrain(
         self,
-        method: str = "specrrmoco",
-        epochs: int = 30,
-        batch_size: int = 128,
-        c: float = 0.01,
+        method: str = DEFAULT_METHOD,
+        epochs: int = DEFAULT_EPOCHS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        c: float = DEFAULT_MOCO_WEIGHT,
         seed: int = 0,
         device: str = "auto",
         progress: Callable[[dict], None] | None = None,

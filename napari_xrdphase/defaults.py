@@ -1,0 +1,11 @@
+"""Defaults shared by the Python API, the command line and the docks (no torch import)."""
+
+# the method names of ssl.METHODS, listed here so that the CLI and the docks need not import torch
+PAPER_METHODS = ("specrrmoco", "specrr", "specmoco", "specselftime")
+DEFAULT_METHOD = "xrdphase"
+METHOD_NAMES = (DEFAULT_METHOD, *PAPER_METHODS)
+# 60 epochs: where the ablations were measured (docs/benchmarks.md); ~6–9 min on 2 CPU cores
+# for ~900 curves, under a minute on a GPU
+DEFAULT_EPOCHS = 60
+DEFAULT_BATCH_SIZE = 128
+DEFAULT_MOCO_WEIGHT = 0.01
