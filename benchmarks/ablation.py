@@ -19,7 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.protocol import PRETRAIN_SERIES, sample_labels, test_rows, weighted_scores
+from benchmarks.protocol import (
+    PRETRAIN_SERIES,
+    raw_logistic_predictions,
+    sample_labels,
+    unlabelled_rows,
+    weighted_scores,
+)
 
 PAPER = ("magnitude_warp", "angle_warp")
 from napari_xrdphase.augment import PHYSICS_PIPELINE as PHYSICS  # noqa: E402
@@ -139,7 +145,7 @@ def evaluate_encoder(encoder, suite, label_sets) -> list[dict]:
             z = (embedded[s.name].astype(np.float64) - clf.mean) / clf.scale
             logits = z @ clf.weight.T + clf.bias
             predicted[s.name] = np.asarray(clf.classes)[logits.argmax(axis=1)]
-        runs.append(weighted_scores(truth, predicted, test_rows(truth, labels)))
+        runs.append(weighted_scores(truth, predicted, unlabelled_rows(truth, labels)))
     return runs
 
 
@@ -230,12 +236,10 @@ def main(argv=None) -> int:
                 runs += evaluate_encoder(enc, suite, label_sets)
             extra = {}
         elif name == "raw_logistic":
-            from benchmarks.linear_eval import _raw_logistic
-
             runs = []
             for labels in label_sets:
-                pred = _raw_logistic(suite, labels, 0)
-                runs.append(weighted_scores(truth, pred, test_rows(truth, labels)))
+                pred = raw_logistic_predictions(suite, labels, 0)
+                runs.append(weighted_scores(truth, pred, unlabelled_rows(truth, labels)))
             extra = {}
         else:
             runs, extra = run_variant(

@@ -47,7 +47,7 @@ def sample_labels(
     return labels
 
 
-def test_rows(truth: Mapping[str, np.ndarray], labels: Mapping[str, Mapping[int, str]]):
+def unlabelled_rows(truth: Mapping[str, np.ndarray], labels: Mapping[str, Mapping[int, str]]):
     """Return {series: row indices not labelled} — every curve the classifier did not see."""
     return {
         name: np.setdiff1d(np.arange(len(y)), list(labels.get(name, {})))
@@ -78,3 +78,19 @@ def weighted_scores(
                 k: float(np.mean([s[k] for s in present])) for k in ("precision", "recall")
             }
     return {"series": per_series, "groups": groups}
+
+
+def raw_logistic_predictions(suite, labels, seed):
+    """Return predictions of L2 logistic regression on the raw, prepared curves (baseline)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from napari_xrdphase.preprocess import prepare_stack
+
+    prepared = {s.stack.name: prepare_stack(s.stack) for s in suite}
+    x = np.concatenate([prepared[name][sorted(rows)] for name, rows in labels.items()])
+    y = np.concatenate([[rows[i] for i in sorted(rows)] for rows in labels.values()])
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced", random_state=seed)
+    model.fit(scaler.transform(x), y)
+    return {name: model.predict(scaler.transform(data)) for name, data in prepared.items()}
