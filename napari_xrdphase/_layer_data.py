@@ -50,6 +50,14 @@ def stack_to_layer_data(
     if display not in DISPLAY_MODES:
         raise ValueError(f"display must be one of {DISPLAY_MODES}, not {display!r}")
     data = _display_data(stack, display)
+    contrast_limits = _contrast_limits(data)
+    if stack.is_lazy:
+        # napari reads a whole 2D image to draw it; as a multiscale image of lazy row-strided
+        # levels it reads only what the zoom shows (see stream.display_pyramid). Every display
+        # of a lazy stack is multiscale, since napari cannot switch a layer to or from it.
+        from .stream import display_pyramid
+
+        data = display_pyramid(data)
     axis = stack.axis
     step = (axis[-1] - axis[0]) / (axis.size - 1)
     # rows get a scale that makes the picture about 2:3 whatever the curve count, so a
@@ -63,11 +71,13 @@ def stack_to_layer_data(
         "translate": (0.0, float(axis[0])),
         "colormap": DIFFRACTION_COLORMAP,
         "gamma": 0.5 if display == "sqrt" else 1.0,
-        "contrast_limits": _contrast_limits(data),
+        "contrast_limits": contrast_limits,
         "axis_labels": ("curve", stack.axis_label),
         "metadata": {METADATA_KEY: meta},
         "interpolation2d": "nearest",
     }
+    if isinstance(data, list):
+        kwargs["multiscale"] = True
     return data, kwargs, "image"
 
 

@@ -6,7 +6,6 @@ cause raises :class:`ReaderError` naming the file and what is wrong. See ``docs/
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
@@ -85,10 +84,12 @@ _STRONG_AXIS_TOKEN = re.compile(
 _RAD = re.compile(r"(?<![a-z])rad(?:ians?)?(?![a-z])")
 _NANO = re.compile(r"nm|nano")
 _WAVELENGTH = re.compile(
-    r"wave_?length[^0-9+\-.\n]*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Zå]*)",
+    # the gap is bounded: unbounded, a long header line with many "wavelength"s takes O(n²)
+    r"wave_?length[^0-9+\-.\n]{0,64}([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Zå]*)",
     re.IGNORECASE,
 )
-_HEADER_WITH_UNIT = re.compile(r"^(.*?)\s*[(\[]\s*([^)\]]*?)\s*[)\]]\s*$")
+_HEADER_SCAN_CHARS = 1024  # real header lines are short
+_CHI_POINT_COUNT = re.compile(r"[0-9]{1,15}")  # ASCII only: "²".isdigit() is True
 _TOKEN_SPLIT = re.compile(r"[\s,;]+")
 _COMMENTS = ("#", "!")
 
@@ -121,6 +122,8 @@ def load_stack(
         raise ReaderError(f"{p}: no such file or folder")
     if p.is_dir():
         return _read_text_folder(p, variable)
+    if not p.is_file():  # a FIFO would block open() forever; devices are no series either
+        raise ReaderError(f"{p}: not a regular file or folder (a pipe, socket or device?)")
     suffix = p.suffix.lower()
     try:
         with open(p, "rb") as fh:
@@ -304,7 +307,11 @@ def _read_text_curve(path: Path) -> _TextCurve:
     expected_points: int | None = None
     start = 0
     # Fit2D .chi: title, x label, y label, number of points, then the data
-    if path.suffix.lower() == ".chi" and len(lines) >= 4 and lines[3].strip().isdigit():
+    if (
+        path.suffix.lower() == ".chi"
+        and len(lines) >= 4
+        and _CHI_POINT_COUNT.fullmatch(lines[3].strip())
+    ):
         header, label_line, expected_points, start = lines[:4], lines[1], int(lines[3]), 4
     first_data = None
     for index in range(start, len(lines)):
@@ -313,7 +320,9 @@ def _read_text_curve(path: Path) -> _TextCurve:
             continue
         values = None if text.startswith(_COMMENTS) else _parse_numbers(text.split("#", 1)[0])
         if values is None or len(values) < 2:
-            header.append(text)  # comments, a title or column names before the data
+            # comments, a title or column names before the data; only their start is searched
+            # for the axis and wavelength, so a hostile megabyte-long line costs nothing
+            header.append(text[:_HEADER_SCAN_CHARS])
             continue
         first_data = index
         break
@@ -465,12 +474,30 @@ def _wavelength_in_angstrom(value: float, unit: str) -> float | None:
     return value if math.isfinite(value) and 0.005 < value < 20 else None
 
 
+def _bracketed_unit(header: str) -> tuple[str, str] | None:
+    """Return (name, unit) of ``name (unit)`` or ``name [unit]``, else None; linear time.
+
+    (The regular expression this replaces backtracked for seconds on a long header cell.)
+    """
+    if not header.endswith((")", "]")):
+        return None
+    body = header[:-1]
+    after_last_close = max(body.rfind(")"), body.rfind("]")) + 1
+    opens = [
+        i for i in (body.find("(", after_last_close), body.find("[", after_last_close)) if i >= 0
+    ]
+    if not opens:
+        return None
+    start = min(opens)
+    return header[:start].strip(), body[start + 1 :].strip()
+
+
 def _split_name_unit(header: str) -> tuple[str, str]:
     """Return (name, unit) from a column header like ``pressure_GPa`` or ``pressure (GPa)``."""
     header = header.strip()
-    match = _HEADER_WITH_UNIT.match(header)
-    if match and match.group(1):
-        return match.group(1).strip(), match.group(2).strip()
+    bracketed = _bracketed_unit(header)
+    if bracketed is not None and bracketed[0]:
+        return bracketed
     if "_" in header:
         base, suffix = header.rsplit("_", 1)
         unit = suffix if suffix in _VARIABLE_UNITS else _VARIABLE_UNITS_LOWER.get(suffix.lower())
@@ -489,7 +516,10 @@ def _read_metadata_csv(
     lines = text.splitlines()
     first = lines[0] if lines else ""
     delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
-    table = [row for row in csv.reader(lines, delimiter=delimiter)]
+    try:
+        table = [row for row in csv.reader(lines, delimiter=delimiter)]
+    except csv.Error as exc:  # e.g. a cell longer than csv.field_size_limit()
+        raise ReaderError(f"{csv_path}: not a readable CSV file ({exc})") from exc
     if not table:
         raise ReaderError(f"{csv_path}: the file is empty; it needs a 'file' column")
     header = [h.strip() for h in table[0]]
@@ -575,6 +605,20 @@ def _float_or_none(text: str) -> float | None:
         return None
 
 
+def _metadata_from_json(stored: str, key: str) -> dict[str, Any]:
+    """Return the JSON object in ``stored``; anything else (a list, bad or too deeply nested JSON) is kept as text under ``key``."""
+    try:
+        value = json.loads(stored)
+    except (json.JSONDecodeError, RecursionError):
+        value = None
+    return value if isinstance(value, dict) else {key: stored}
+
+
+def _is_real_number_dtype(dtype: np.dtype) -> bool:
+    """True for integer and floating dtypes: not bool, complex, datetime/timedelta, strings."""
+    return np.dtype(dtype).kind in "iuf"
+
+
 # --- HDF5 / NeXus / Dioptas ------------------------------------------------------------------------
 class _NanFilledDataset:
     """A lazy, read-only view of an HDF5 dataset that reads NaN as ``fill_value``."""
@@ -604,11 +648,19 @@ def _read_hdf5(path: Path, variable: str | None, lazy_threshold_bytes: int) -> S
     try:
         stack, keep_open = _stack_from_hdf5(h5, path, variable, lazy_threshold_bytes)
         return stack
+    except ReaderError:
+        raise
     except StackError as exc:
         raise ReaderError(f"{path}: {exc}") from exc
     except (OSError, KeyError, RuntimeError) as exc:  # how h5py reports damaged data or links
         raise ReaderError(
             f"{path}: cannot read the data ({exc}); the file may be truncated or corrupt"
+        ) from exc
+    except (UnicodeError, TypeError, ValueError) as exc:
+        # h5py on names/attributes that are not UTF-8, attributes of unexpected types or shapes
+        raise ReaderError(
+            f"{path}: unexpected content ({type(exc).__name__}: {exc}); the file does not "
+            "follow the NeXus layout in docs/formats.md"
         ) from exc
     finally:
         if not keep_open:
@@ -762,7 +814,7 @@ def _numeric_1d(dataset: Any, length: int) -> bool:
         isinstance(dataset, h5py.Dataset)
         and dataset.ndim == 1
         and dataset.shape[0] == length
-        and np.issubdtype(dataset.dtype, np.number)
+        and _is_real_number_dtype(dataset.dtype)
     )
 
 
@@ -795,8 +847,8 @@ def _stack_from_hdf5(
         raise ReaderError(f"{path}: no 2D data (curves × points) found ({detail}){hint}")
     signal = _signal_of(group)
     assert signal is not None
-    if not np.issubdtype(signal.dtype, np.number):
-        raise ReaderError(f"{path}: the signal {signal.name} is not numeric ({signal.dtype})")
+    if not _is_real_number_dtype(signal.dtype):  # complex would silently lose its imaginary part
+        raise ReaderError(f"{path}: the signal {signal.name} is not real numbers ({signal.dtype})")
     entry = _entry_of(group)
     dioptas = "binning" in group and isinstance(entry.get("process"), h5py.Group)
 
@@ -826,10 +878,7 @@ def _stack_from_hdf5(
     metadata: dict[str, Any] = {}
     stored = _attr_text(entry.attrs.get("xrdphase_metadata"))
     if stored:
-        try:
-            metadata.update(json.loads(stored))
-        except json.JSONDecodeError:
-            metadata["xrdphase_metadata"] = stored
+        metadata.update(_metadata_from_json(stored, "xrdphase_metadata"))
     metadata["format"] = "dioptas-batch" if dioptas else "nexus"
 
     if dioptas:
@@ -880,7 +929,7 @@ def _stack_from_hdf5(
     else:
         variable_dataset = group.get(variable_axis) if variable_axis else None
     if isinstance(variable_dataset, h5py.Dataset) and variable_dataset.shape == (n_curves,):
-        if np.issubdtype(variable_dataset.dtype, np.number):
+        if _is_real_number_dtype(variable_dataset.dtype):
             variable_values = np.asarray(variable_dataset[()], dtype=np.float64)
             variable_name = (
                 _attr_text(variable_dataset.attrs.get("original_name"))
@@ -973,7 +1022,7 @@ def _dioptas_details(entry: h5py.Group, path: Path, n_curves: int) -> dict[str, 
         "cal_file": text("cal_file"),
         "int_method": text("int_method"),
         "int_unit": text("int_unit"),
-        "num_points": int(process["num_points"][()]) if "num_points" in process else None,
+        "num_points": _integer_or_none(process.get("num_points")),
         "has_background": "bkg" in process,
         "has_mask": "mask" in process or "mask_file" in process,
     }
@@ -1001,6 +1050,13 @@ def _dioptas_details(entry: h5py.Group, path: Path, n_curves: int) -> dict[str, 
         "wavelength_from": wavelength_from,
         "axis": axis,
     }
+
+
+def _integer_or_none(item: Any) -> int | None:
+    """Return the single integer stored in a dataset, or None for anything else."""
+    if not isinstance(item, h5py.Dataset) or item.size != 1 or item.dtype.kind not in "iu":
+        return None
+    return int(np.asarray(item[()]).ravel()[0])
 
 
 def _poni_wavelength(poni: Path) -> float | None:
@@ -1104,6 +1160,8 @@ def _read_npz(path: Path, variable: str | None) -> SpectraStack:
     if "intensity" not in arrays:
         raise ReaderError(f"{path}: no 'intensity' array (entries: {', '.join(arrays) or 'none'})")
     intensity = arrays["intensity"]
+    if not _is_real_number_dtype(intensity.dtype):
+        raise ReaderError(f"{path}: 'intensity' is not real numbers ({intensity.dtype})")
     if intensity.ndim != 2:
         raise ReaderError(
             f"{path}: 'intensity' has shape {intensity.shape}; it must be 2D (curves × points)"
@@ -1112,6 +1170,8 @@ def _read_npz(path: Path, variable: str | None) -> SpectraStack:
     axis_key = next((k for k in ("two_theta", "q", "d") if k in arrays), None)
     if axis_key is None:
         raise ReaderError(f"{path}: no axis array; add 'two_theta' (degrees), 'q' or 'd'")
+    if not _is_real_number_dtype(arrays[axis_key].dtype):
+        raise ReaderError(f"{path}: {axis_key!r} is not real numbers ({arrays[axis_key].dtype})")
     kind = normalize_axis_kind(axis_key)
     try:
         unit = normalize_unit(text(f"{axis_key}_unit", AXIS_UNITS[kind][0]))
@@ -1140,7 +1200,7 @@ def _read_npz(path: Path, variable: str | None) -> SpectraStack:
                 and not k.endswith("_unit")
                 and v.ndim == 1
                 and v.shape[0] == n_curves
-                and np.issubdtype(v.dtype, np.number)
+                and _is_real_number_dtype(v.dtype)
             ),
             None,
         )
@@ -1148,7 +1208,7 @@ def _read_npz(path: Path, variable: str | None) -> SpectraStack:
     variable_values, variable_unit = None, ""
     if key is not None:
         values = arrays[key]
-        if values.ndim != 1 or not np.issubdtype(values.dtype, np.number):
+        if values.ndim != 1 or not _is_real_number_dtype(values.dtype):
             raise ReaderError(
                 f"{path}: {key!r} is not a 1D numeric array (shape {values.shape}, {values.dtype})"
             )
@@ -1157,15 +1217,16 @@ def _read_npz(path: Path, variable: str | None) -> SpectraStack:
 
     metadata: dict[str, Any] = {}
     if "metadata_json" in arrays:
-        with contextlib.suppress(json.JSONDecodeError):
-            metadata.update(json.loads(text("metadata_json", "{}")))
+        metadata.update(_metadata_from_json(text("metadata_json", "{}"), "metadata_json"))
     metadata["format"] = "npz"
-    wavelength = (
-        float(arrays["wavelength"].ravel()[0])
-        if "wavelength" in arrays and arrays["wavelength"].size == 1
-        else None
-    )
-    sources = [str(s) for s in arrays["names"].ravel()] if "names" in arrays else None
+    wavelength = None
+    if "wavelength" in arrays and arrays["wavelength"].size == 1:
+        if not _is_real_number_dtype(arrays["wavelength"].dtype):
+            raise ReaderError(
+                f"{path}: 'wavelength' is not a number ({arrays['wavelength'].dtype}); store Å"
+            )
+        wavelength = float(arrays["wavelength"].ravel()[0])
+    sources = [_attr_text(s) or "" for s in arrays["names"].ravel()] if "names" in arrays else None
     try:
         return SpectraStack(
             intensities=intensity,

@@ -124,13 +124,13 @@ def test_class_balancing_raises_minority_recall_on_imbalanced_labels():
     test_curves, test_truth = imbalanced_mixtures(300, 300, seed=1)
     stack = SpectraStack(np.concatenate([labelled_curves, test_curves]), AXIS, name="mix")
     labels = {"mix": {i: str(c) for i, c in enumerate(labelled_truth)}}
-    test_rows = np.arange(labelled_truth.size, stack.n_curves)
+    unlabelled_rows = np.arange(labelled_truth.size, stack.n_curves)
     recall = {}
     for balanced in (True, False):
         classifier = fit_classifier(
             ProjectionEncoder(), [stack], labels, class_balanced=balanced, val_fraction=0.3
         )
-        predicted = classifier.predict(stack)[test_rows]
+        predicted = classifier.predict(stack)[unlabelled_rows]
         recall[balanced] = float(np.mean(predicted[test_truth == "B"] == "B"))
     assert recall[True] > recall[False] + 0.1
 

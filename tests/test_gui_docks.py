@@ -12,25 +12,8 @@ from napari_xrdphase._widgets._labels_dock import LabelsDock
 from napari_xrdphase._widgets._session import get_session
 from napari_xrdphase.encoder import Encoder
 from napari_xrdphase.io import read_labels_csv, save_stack
-from napari_xrdphase.synth import simulate_series
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Fit the tiny classifiers on one thread: on a busy shared runner, torch's thread pool
-    makes each L-BFGS step of a 9-curve fit ~50× slower (a user's idle machine is unaffected)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def series():
-    return simulate_series("Fe", 12, 6, 18, n_points=800, seed=4, name="Fe36")
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture
 def viewer(make_napari_viewer):

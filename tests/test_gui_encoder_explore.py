@@ -9,19 +9,7 @@ from napari_xrdphase._widgets._encoder_dock import EncoderDock
 from napari_xrdphase._widgets._session import get_session
 from napari_xrdphase.synth import simulate_series
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Train on one thread: on shared, busy cores two OpenMP threads can be 10× slower."""
-    import torch
-
-    import napari_xrdphase.encoder  # noqa: F401  (it takes the thread count at import as the default)
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture
 def viewer_with_series(make_napari_viewer):

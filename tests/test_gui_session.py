@@ -9,28 +9,12 @@ from napari_xrdphase import StackError
 from napari_xrdphase._widgets._session import XRDSession, get_session
 from napari_xrdphase.encoder import Encoder
 from napari_xrdphase.io import read_labels_csv
-from napari_xrdphase.synth import simulate_series
 
 # rows of the 36-curve series below: before 0–11, during 12–17, after 18–35
 TRUTH_ROWS = [1, 5, 9, 13, 16, 20, 25, 30, 34]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Fit the tiny classifiers on one thread: on a busy shared runner, torch's thread pool
-    makes each L-BFGS step of a 9-curve fit ~50× slower (a user's idle machine is unaffected)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def series():
-    return simulate_series("Fe", 12, 6, 18, n_points=800, seed=4, name="Fe36")
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture
 def session(make_napari_viewer, series):

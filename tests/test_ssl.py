@@ -11,15 +11,7 @@ from torch import nn  # noqa: E402
 
 from napari_xrdphase import ssl  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Keep the tests to one thread (they share a small machine); restore torch's setting."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def tiny_encoder(dim: int = 8) -> nn.Module:
     """A small encoder for curves of any length ≥ 4 (pieces are shorter than curves)."""

@@ -19,15 +19,7 @@ from napari_xrdphase.training import batch_sizes, learning_rate, pretrain  # noq
 LENGTH = 300
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread(monkeypatch):
-    """Keep the tests to one thread (they share a small machine); restore torch's setting."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def pressure_series(n_curves: int = 16, seed: int = 0, name: str = "series") -> SpectraStack:
     """Curves of a few Gaussian peaks that shift with pressure; two peaks change at half-way."""
@@ -53,6 +45,7 @@ def pressure_series(n_curves: int = 16, seed: int = 0, name: str = "series") -> 
 
 def tiny_run(**kwargs):
     settings = {
+        "method": "specrrmoco",  # exercises every objective, MoCo included
         "epochs": 1,
         "batch_size": 8,
         "k_augmentations": 2,
@@ -187,6 +180,7 @@ def test_each_method_trains_its_own_losses(method, losses):
 def test_losses_decrease_on_a_tiny_synthetic_run():
     encoder = pretrain(
         [pressure_series(16, 0, "a"), pressure_series(16, 1, "b")],
+        method="specrrmoco",
         epochs=12,
         batch_size=16,
         k_augmentations=4,
@@ -231,3 +225,19 @@ def test_fewer_than_two_curves_in_total_is_an_error():
     one_curve = SimpleNamespace(n_curves=1, name="single")
     with pytest.raises(ValueError, match="at least 2 curves"):
         pretrain([one_curve])
+
+
+def test_default_method_is_xrdphase_with_physics_augmentations_and_no_moco():
+    from napari_xrdphase.augment import PHYSICS_PIPELINE
+
+    encoder = pretrain(
+        [pressure_series(12, 0, "a")], epochs=1, batch_size=6, k_augmentations=2,
+        input_length=LENGTH, device="cpu",
+    )  # fmt: skip
+    training = encoder.config["training"]
+    assert encoder.config["method"] == "xrdphase"
+    assert set(training["final_losses"]) == {"inter", "intra", "external", "total"}
+    assert training["uses_moco"] is False
+    assert [step if isinstance(step, str) else step[0] for step in training["augmentations"]] == [
+        step if isinstance(step, str) else step[0] for step in PHYSICS_PIPELINE
+    ]
