@@ -13,6 +13,8 @@ from napari_xrdphase.classify import (
 )
 from napari_xrdphase.stack import SpectraStack
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 N_POINTS = 64
 AXIS = np.linspace(10.0, 40.0, N_POINTS)
 

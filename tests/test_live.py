@@ -163,11 +163,11 @@ def test_hdf5_watcher_reports_rows_appended_to_a_growing_file(tmp_path):
     assert watcher.poll() == []
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_watch_command_appends_a_row_per_new_curve(tmp_path):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from napari_xrdphase.encoder import Encoder
 
-    torch.set_num_threads(1)
     folder = tmp_path / "live"
     folder.mkdir()
     for i in range(60):

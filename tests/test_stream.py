@@ -23,6 +23,8 @@ from napari_xrdphase.stream import (
     read_prediction_file,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 N_POINTS = 64
 AXIS = np.linspace(10.0, 40.0, N_POINTS)
 
@@ -168,10 +170,9 @@ def test_streamed_csv_is_the_classify_command_format(lazy_series, tmp_path):
 
 
 def test_real_encoder_streams_like_predict_proba(lazy_series):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from napari_xrdphase.encoder import Encoder
 
-    torch.set_num_threads(1)
     _path, stack, truth = lazy_series
     labels = {stack.name: {i: str(truth[i]) for i in range(0, stack.n_curves, 10)}}
     classifier = fit_classifier(Encoder.random(seed=0, input_length=64), stack, labels)
@@ -290,7 +291,7 @@ def test_classifying_a_file_larger_than_the_budget_keeps_memory_bounded(tmp_path
 
 
 def test_classify_command_streams_lazy_series(lazy_series, tmp_path, monkeypatch):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     import functools
 
     import napari_xrdphase.io as io_module
@@ -298,7 +299,6 @@ def test_classify_command_streams_lazy_series(lazy_series, tmp_path, monkeypatch
     from napari_xrdphase import cli
     from napari_xrdphase.encoder import Encoder
 
-    torch.set_num_threads(1)
     path, _, truth = lazy_series
     model = Encoder.random(seed=0, input_length=64).save(tmp_path / "enc.safetensors")
     labels = tmp_path / "labels.csv"
