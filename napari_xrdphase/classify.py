@@ -45,13 +45,11 @@ check, 6 simpler simulated series with a random-projection encoder, agreed: lbfg
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import operator
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -62,6 +60,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._files import atomic_write_bytes
 from .stack import SpectraStack
 
 STANDARD_CLASS_ORDER = ("before", "during", "after")
@@ -270,20 +269,7 @@ class Classifier:
             "sha256": _tensor_checksum(tensors),
         }
         data = safetensors_bytes(tensors, metadata=metadata)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp_name, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)
-            raise
+        atomic_write_bytes(path, data)
         return path
 
     @classmethod

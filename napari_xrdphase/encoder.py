@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._files import atomic_write_bytes
 from .models import ConvSC, count_parameters
 from .preprocess import prepare_curves
 from .stack import SpectraStack
@@ -458,18 +458,8 @@ class Encoder:
         payload = safetensors_bytes(tensors, metadata=metadata)
         if not path.parent.is_dir():
             raise ModelError(f"{path}: the folder {path.parent} does not exist")
-        tmp_name = None
         try:
-            with tempfile.NamedTemporaryFile(
-                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-            ) as tmp:
-                tmp_name = tmp.name
-                tmp.write(payload)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, path)
+            atomic_write_bytes(path, payload)
         except OSError as exc:
-            if tmp_name is not None and os.path.exists(tmp_name):
-                os.unlink(tmp_name)
             raise ModelError(f"{path}: cannot write the model file: {exc}") from None
         return path

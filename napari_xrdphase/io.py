@@ -15,7 +15,7 @@ import shutil
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ._files import atomic_write
 from .stack import (
     AXIS_UNITS,
     SpectraStack,
@@ -1256,19 +1257,6 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write through ``write(temporary_path)`` next to ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _dataset_name(name: str, taken: set[str]) -> str:
     clean = re.sub(r"[^A-Za-z0-9_]", "_", name.strip()) or "variable"
     if clean[0].isdigit():
@@ -1328,7 +1316,7 @@ def save_nexus(stack: SpectraStack, path: str | os.PathLike[str]) -> Path:
                 wavelength = monochromator.create_dataset("wavelength", data=stack.wavelength)
                 wavelength.attrs["units"] = "angstrom"
 
-    return _atomic_write(Path(path).expanduser(), write)
+    return atomic_write(Path(path).expanduser(), write)
 
 
 def _save_npz(stack: SpectraStack, path: Path) -> Path:
@@ -1350,7 +1338,7 @@ def _save_npz(stack: SpectraStack, path: Path) -> Path:
         with open(temporary, "wb") as fh:  # a file object, so numpy adds no ".npz" suffix
             np.savez(fh, **arrays)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def _save_xy_folder(stack: SpectraStack, folder: Path) -> Path:
@@ -1481,7 +1469,7 @@ def write_labels_csv(
             writer.writerow(LABEL_COLUMNS)
             writer.writerows(checked)
 
-    return _atomic_write(Path(path).expanduser(), write)
+    return atomic_write(Path(path).expanduser(), write)
 
 
 def write_predictions_csv(
@@ -1511,4 +1499,4 @@ def write_predictions_csv(
                         + [f"{p:.6f}" for p in proba[i]]
                     )
 
-    return _atomic_write(Path(path).expanduser(), write)
+    return atomic_write(Path(path).expanduser(), write)

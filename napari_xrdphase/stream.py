@@ -430,7 +430,7 @@ def export_predictions_csv(
     chunk_size: int = 65536,
 ) -> Path:
     """Write results files as the predictions CSV of ``xrdphase classify`` (``dataset,index,<variable>,label,p_<class>...``), streaming; return its path."""
-    from .io import _atomic_write
+    from ._files import atomic_write
 
     paths = [result_paths] if isinstance(result_paths, (str, os.PathLike)) else list(result_paths)
     paths = [Path(p).expanduser() for p in paths]
@@ -469,4 +469,4 @@ def export_predictions_csv(
                             )
                         )  # fmt: skip
 
-    return _atomic_write(Path(csv_path).expanduser(), write)
+    return atomic_write(Path(csv_path).expanduser(), write)

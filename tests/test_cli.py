@@ -153,3 +153,18 @@ def test_classify_with_a_corrupt_model_is_a_clear_error(small_suite, tmp_path):
     )
     assert result.returncode == 2 and "bad.safetensors" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_classify_without_a_model_uses_the_builtin_encoder(small_suite, tmp_path):
+    folder, truth = small_suite
+    rows = [(d, i, str(truth[d][i])) for d in ("fe_a", "feo") for i in range(0, 32, 4)]
+    labels = write_labels(tmp_path / "labels.csv", rows)
+    out = tmp_path / "pred.csv"
+    paths = [str(folder / f"{n}.npz") for n in ("fe_a", "feo")]
+    result = run_cli("classify", *paths, "--labels", str(labels), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    with open(out, newline="") as handle:
+        predicted = {(r["dataset"], int(r["index"])): r["label"] for r in csv.DictReader(handle)}
+    unlabelled = [(d, i) for d in ("fe_a", "feo") for i in range(32) if i % 4]
+    accuracy = np.mean([predicted[k] == truth[k[0]][k[1]] for k in unlabelled])
+    assert accuracy > 0.6  # chance is 1/3

@@ -297,3 +297,18 @@ def test_random_encoder_features_are_not_all_zero_and_differ_between_curves(seed
     embeddings = Encoder.random(seed=seed, input_length=256).embed(_stack(n=6))
     assert embeddings.max() > 0
     assert np.ptp(embeddings, axis=0).max() > 0
+
+
+def test_builtin_encoder_ships_with_the_package_and_embeds():
+    from napari_xrdphase.synth import simulate_series
+
+    assert builtin_encoder_path().is_file(), "run scripts/train_builtin_encoder.py"
+    encoder = Encoder.builtin()
+    assert encoder.config["method"] == "xrdphase"
+    assert encoder.config["builtin"]["script"] == "scripts/train_builtin_encoder.py"
+    assert encoder.config["training"]["stopped_early"] is False
+    series = simulate_series("Fe", 10, 4, 10, n_points=700, seed=11)
+    embedding = encoder.embed(series.stack)
+    assert embedding.shape == (24, 128) and np.isfinite(embedding).all()
+    assert encoder.config["training"]["epochs"] == 60
+    assert not np.allclose(embedding, Encoder.random(0).embed(series.stack))
