@@ -9,17 +9,11 @@ import time
 import h5py
 import numpy as np
 import pytest
+from _toy import AXIS, N_POINTS, ProjectionEncoder, peak
 
 from napari_xrdphase.classify import fit_classifier
 from napari_xrdphase.live import FolderWatcher, HDF5Watcher, LiveSeries, watcher_for
 from napari_xrdphase.stack import SpectraStack
-
-N_POINTS = 64
-AXIS = np.linspace(10.0, 40.0, N_POINTS)
-
-
-def peak(center, width=1.0):
-    return np.exp(-0.5 * ((AXIS - center) / width) ** 2)
 
 
 def curve(i, n=120):
@@ -51,20 +45,11 @@ def stack_of(rows, name="live"):
     return SpectraStack(curves, AXIS, name=name, sources=[f"f_{i}.xy" for i in rows])
 
 
-class ProjectionEncoder:
-    def __init__(self):
-        self.projection = np.random.default_rng(0).standard_normal((N_POINTS, 16))
-        self.config = {"kind": "projection"}
-
-    def embed(self, stack, batch_size=4096, device=None):
-        return np.maximum(stack.curves() @ self.projection, 0.0).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def classifier():
     full = stack_of(range(120))
     labels = {"live": {i: truth(i) for i in range(0, 120, 6)}}
-    return fit_classifier(ProjectionEncoder(), full, labels)
+    return fit_classifier(ProjectionEncoder(dim=16), full, labels)
 
 
 def test_files_written_by_a_thread_arrive_complete_and_in_natural_order(tmp_path):

@@ -8,10 +8,10 @@ import textwrap
 import h5py
 import numpy as np
 import pytest
+from _toy import N_POINTS, ProjectionEncoder, phase_series
 
 from napari_xrdphase.classify import fit_classifier
 from napari_xrdphase.io import load_stack, save_stack, write_predictions_csv
-from napari_xrdphase.stack import SpectraStack
 from napari_xrdphase.stream import (
     RowStridedView,
     StreamError,
@@ -25,45 +25,9 @@ from napari_xrdphase.stream import (
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-N_POINTS = 64
-AXIS = np.linspace(10.0, 40.0, N_POINTS)
-
-
-def peak(center, width=1.0):
-    return np.exp(-0.5 * ((AXIS - center) / width) ** 2)
-
-
-def phase_series(name="run1", n=300, seed=0):
-    """Peak at 20° before, at 30° after, both during the middle fifth."""
-    rng = np.random.default_rng(seed)
-    position = np.arange(n) / (n - 1)
-    fraction = np.clip((position - 0.4) / 0.2, 0, 1)
-    curves = (1 - fraction)[:, None] * peak(20) + fraction[:, None] * peak(30)
-    curves = curves + 0.02 * rng.standard_normal((n, N_POINTS))
-    truth = np.where(fraction == 0, "before", np.where(fraction == 1, "after", "during"))
-    stack = SpectraStack(
-        curves, AXIS, variable=np.linspace(0, 30, n), variable_name="pressure",
-        variable_unit="GPa", name=name,
-    )  # fmt: skip
-    return stack, truth
-
-
-class ProjectionEncoder:
-    """Fixed random projection + ReLU, recording which curves it was asked to embed."""
-
-    def __init__(self, seed=0):
-        self.projection = np.random.default_rng(seed).standard_normal((N_POINTS, 16))
-        self.config = {"kind": "projection", "seed": seed}
-        self.seen: list[str] = []
-
-    def embed(self, stack, batch_size=4096, device=None):
-        self.seen.extend(stack.sources)
-        return np.maximum(stack.curves() @ self.projection, 0.0).astype(np.float32)
-
-
 @pytest.fixture
 def lazy_series(tmp_path):
-    stack, truth = phase_series()
+    stack, truth = phase_series(n=300)
     path = save_stack(stack, tmp_path / "run1.nxs")
     lazy = load_stack(path, lazy_threshold_bytes=0)
     assert lazy.is_lazy
@@ -73,7 +37,7 @@ def lazy_series(tmp_path):
 
 def fitted(stack, truth, seed=0):
     labels = {stack.name: {i: str(truth[i]) for i in range(0, stack.n_curves, 10)}}
-    return fit_classifier(ProjectionEncoder(seed), stack, labels)
+    return fit_classifier(ProjectionEncoder(seed=seed), stack, labels)
 
 
 def test_results_file_holds_the_same_probabilities_as_predict_proba(lazy_series, tmp_path):
@@ -108,7 +72,7 @@ def test_interrupted_run_resumes_at_the_first_unrecorded_chunk(lazy_series, tmp_
     with pytest.raises(StreamError, match="only 100 of 300"):
         export_predictions_csv(out, tmp_path / "pred.csv")
 
-    classifier.encoder.seen.clear()
+    classifier.encoder.seen_sources.clear()
     second = classify_to_file(classifier, stack, out, chunk_size=50)
     assert second.complete and second.rows_this_run == 200
     # nothing before row 100 was embedded again
@@ -136,7 +100,7 @@ def test_a_series_that_grew_is_extended_on_resume(tmp_path):
     classifier = fitted(stack, truth)
     out = tmp_path / "pred.h5"
     classify_to_file(classifier, stack.subset(slice(0, 200)), out, chunk_size=64)
-    classifier.encoder.seen.clear()
+    classifier.encoder.seen_sources.clear()
     grown = classify_to_file(classifier, stack, out, chunk_size=64)
     assert grown.rows_this_run == 100 and grown.complete
     assert classifier.encoder.seen == stack.sources[200:]
