@@ -102,6 +102,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         device=args.device,
         seed=args.seed,
         progress=_progress_printer(),
+        checkpoint=args.checkpoint,
     )
     path = encoder.save(args.out)
     print(f"wrote {path}", file=sys.stderr)
@@ -325,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--c", type=float, default=DEFAULT_MOCO_WEIGHT, help="weight of the MoCo loss (SpecRRMoco)")
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    pre.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="write the training state here after every epoch and resume from it if it exists",
+    )
     pre.set_defaults(func=cmd_pretrain)
 
     cls = sub.add_parser("classify", help="classify every curve from a few labelled ones")

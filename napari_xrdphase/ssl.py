@@ -287,6 +287,9 @@ class MomentumContrast(nn.Module):
         queue = F.normalize(torch.randn(queue_size, dim, generator=generator), dim=1)
         self.register_buffer("queue", queue)
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        # multi-process training sets this to gather every process's keys (in rank order), so
+        # each process enqueues the same keys and the queues stay identical
+        self.gather_keys: Callable[[Tensor], Tensor] | None = None
 
     @property
     def queue_size(self) -> int:
@@ -344,7 +347,10 @@ class MomentumContrast(nn.Module):
         key1 = self.encode_keys(view1, generator)
         key2 = self.encode_keys(view2, generator)
         loss = self.contrastive_loss(query1, key2) + self.contrastive_loss(query2, key1)
-        self.enqueue(torch.cat([key1, key2]))
+        keys = torch.cat([key1, key2])
+        if self.gather_keys is not None:
+            keys = self.gather_keys(keys)
+        self.enqueue(keys)
         return loss
 
 

@@ -5,7 +5,9 @@ The loop is plain PyTorch without a DataLoader: every curve of every stack is pr
 whose sizes differ by at most one (so no tiny last batch). Each step augments the batch K times
 (and twice more for MoCo), computes the method's losses (``ssl.SelfSupervisedModel``) and takes
 one SGD step. ``progress`` is called after every step; ``should_stop`` is polled before every
-step, so a GUI can show progress and cancel within one step.
+step, so a GUI can show progress and cancel within one step. With ``checkpoint=PATH`` the whole
+training state is saved after every epoch and a later call resumes from it (``_checkpoint.py``);
+``ddp.py`` runs the same loop in several processes.
 
 Optimiser as in the reference code: SGD with momentum 0.9 and weight decay 1e-4; the learning
 rate rises linearly from 0.02 over the first 50/800 of the steps to the cosine schedule, which
@@ -16,9 +18,11 @@ per epoch, so it stays smooth with the few epochs a CPU run affords.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -195,6 +199,212 @@ def _build_model(
     return model.to(device)
 
 
+class _Run:
+    """Everything one pretraining run holds: settings, data, generators, model and progress.
+
+    ``pretrain`` and the multi-process entry point (``ddp.py``) build one with
+    :func:`_prepare_run`, add the model with :func:`_build_training`, run :func:`_train_epochs`
+    and turn it into an ``Encoder`` with :func:`_encoder_of`; ``_checkpoint.py`` saves and
+    restores it.
+    """
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+def _prepare_run(
+    stacks: Sequence[SpectraStack] | SpectraStack,
+    method: str,
+    *,
+    epochs: int,
+    batch_size: int,
+    c: float,
+    k_augmentations: int,
+    input_length: int,
+    augmentations: Sequence[str] | None,
+    lr: float | None,
+    device: str,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> _Run:
+    """Validate the settings, prepare every curve and seed the generators (no model yet).
+
+    With ``world_size`` > 1 every epoch's seeded permutation (the same on all ranks) is cut into
+    ``world_size`` equal shards of ``N // world_size`` curves; the sampling and augmentation
+    generators are seeded per rank. Rank 0 of a world of 1 is exactly ``pretrain``.
+    """
+    import torch
+
+    from .augment import PAPER_PIPELINE, make_augmentation
+    from .encoder import resolve_device
+    from .preprocess import prepare_stack
+    from .ssl import get_method, series_bin_labels
+    from .stack import SpectraStack
+
+    if isinstance(stacks, SpectraStack):
+        stacks = [stacks]
+    stacks = list(stacks)
+    spec = get_method(method)
+    if lr is None:
+        lr = 0.15 if spec.lr is None else spec.lr
+    if augmentations is None and spec.augmentations is not None:
+        augmentations = spec.augmentations
+    _validate(stacks, method, epochs, batch_size, c, k_augmentations, input_length, lr)
+    total = sum(int(s.n_curves) for s in stacks)
+    if total // world_size < 2:
+        raise ValueError(
+            f"{total} curves cannot be shared by {world_size} processes: each needs at least 2"
+        )
+    method = str(method).strip().lower()
+    epochs, batch_size, k_augmentations = int(epochs), int(batch_size), int(k_augmentations)
+    input_length, seed = int(input_length), int(seed)
+    torch_device, device_reason = resolve_device(device)
+    # per-rank streams; rank 0 keeps the seeds of a single-process run
+    rank_seed = seed + 1000 * int(rank)
+    shuffle_generator = torch.Generator().manual_seed(seed)  # the same on every rank
+    sampling_generator = torch.Generator().manual_seed(rank_seed + 1)  # piece starts, key shuffles
+    augment_generator = torch.Generator(device=torch_device).manual_seed(rank_seed + 2)
+    augmentation_names = tuple(PAPER_PIPELINE if augmentations is None else augmentations)
+    augment = make_augmentation(augmentation_names, augment_generator)  # checks the names
+
+    prepared = np.concatenate([prepare_stack(s, input_length) for s in stacks], axis=0)
+    bins = torch.cat([series_bin_labels(s.n_curves, N_BINS) for s in stacks])
+    n_curves = prepared.shape[0]
+    shard = n_curves // world_size
+    sizes = batch_sizes(shard, batch_size)
+    steps_per_epoch = len(sizes)
+    total_steps = epochs * steps_per_epoch
+    return _Run(
+        stacks=stacks,
+        spec=spec,
+        method=method,
+        epochs=epochs,
+        batch_size=batch_size,
+        c=c,
+        moco_weight=spec.effective_moco_weight(c),
+        k_augmentations=k_augmentations,
+        input_length=input_length,
+        augmentation_names=augmentation_names,
+        lr=lr,
+        seed=seed,
+        rank=int(rank),
+        world_size=int(world_size),
+        torch_device=torch_device,
+        device_reason=device_reason,
+        on_cuda=torch_device.type == "cuda",
+        shuffle_generator=shuffle_generator,
+        sampling_generator=sampling_generator,
+        augment_generator=augment_generator,
+        augment=augment,
+        prepared=prepared,
+        curves=torch.from_numpy(prepared).to(torch_device),
+        bins=bins.to(torch_device),
+        n_curves=n_curves,
+        shard=shard,
+        sizes=sizes,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        warmup_steps=round(WARMUP_FRACTION * total_steps),
+        queue_size=QUEUE_CURVES_FACTOR * n_curves,
+        history=[],
+        step=0,
+        epochs_done=0,
+        stopped_early=False,
+        seconds_before=0.0,
+        resumed_from_epoch=None,
+        model=None,
+        losses=None,
+    )
+
+
+def _build_training(run: _Run) -> None:
+    """Add the model, optimiser, gradient scaler and autocast context to ``run``."""
+    import torch
+
+    run.model = _build_model(run.spec, run.moco_weight, run.queue_size, run.seed, run.torch_device)
+    run.model.train()
+    parameters = [p for p in run.model.parameters() if p.requires_grad]
+    run.optimizer = torch.optim.SGD(
+        parameters, lr=run.lr, momentum=SGD_MOMENTUM, weight_decay=WEIGHT_DECAY
+    )
+    run.scaler = torch.amp.GradScaler("cuda", enabled=run.on_cuda)
+    run.autocast = (
+        (lambda: torch.autocast("cuda", dtype=torch.float16)) if run.on_cuda else nullcontext
+    )
+
+
+def _train_epochs(
+    run: _Run,
+    progress: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    after_epoch: Callable[[_Run], None] | None = None,
+) -> None:
+    """Train from ``run.epochs_done`` to ``run.epochs``; ``after_epoch`` runs after each complete epoch."""
+    import torch
+
+    start_time = time.perf_counter()
+    run.start_time = start_time
+    steps_per_epoch = run.steps_per_epoch
+    for epoch in range(run.epochs_done, run.epochs):
+        order = torch.randperm(run.n_curves, generator=run.shuffle_generator)
+        if run.world_size > 1:
+            order = order[run.rank * run.shard : (run.rank + 1) * run.shard]
+        order = order.to(run.torch_device)
+        epoch_sums: dict[str, float] = {}
+        first = 0
+        for step_in_epoch, size in enumerate(run.sizes):
+            if should_stop is not None and should_stop():
+                run.stopped_early = True
+                break
+            rows = order[first : first + size]
+            first += size
+            step_lr = learning_rate(run.step, run.total_steps, run.lr, run.warmup_steps)
+            for group in run.optimizer.param_groups:
+                group["lr"] = step_lr
+            losses = _train_step(
+                run.model,
+                run.optimizer,
+                run.scaler,
+                run.autocast,
+                run.augment,
+                run.curves[rows],
+                run.bins[rows],
+                run.k_augmentations,
+                run.sampling_generator,
+                run.losses,
+            )
+            run.step += 1
+            for name, value in losses.items():
+                epoch_sums[name] = epoch_sums.get(name, 0.0) + value
+            if progress is not None:
+                progress(
+                    {
+                        "epoch": epoch + 1,
+                        "epochs": run.epochs,
+                        "step": run.step,
+                        "step_in_epoch": step_in_epoch + 1,
+                        "steps_per_epoch": steps_per_epoch,
+                        "total_steps": run.total_steps,
+                        "loss": losses["total"],
+                        "losses": {k: v for k, v in losses.items() if k != "total"},
+                        "lr": step_lr,
+                        "elapsed_s": run.seconds_before + time.perf_counter() - start_time,
+                        "device": str(run.torch_device),
+                    }
+                )
+        if epoch_sums:
+            done = run.step - epoch * steps_per_epoch
+            run.history.append({name: value / done for name, value in epoch_sums.items()})
+        if run.stopped_early:
+            break
+        run.epochs_done = epoch + 1
+        if after_epoch is not None:
+            run.seconds = run.seconds_before + time.perf_counter() - start_time
+            after_epoch(run)
+    run.seconds = run.seconds_before + time.perf_counter() - start_time
+
+
 def pretrain(
     stacks: Sequence[SpectraStack],
     method: str = DEFAULT_METHOD,
@@ -210,6 +420,8 @@ def pretrain(
     seed: int = 0,
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = True,
 ) -> Encoder:
     """Return an ``Encoder`` pretrained without labels on every curve of ``stacks`` by ``method``.
 
@@ -217,176 +429,122 @@ def pretrain(
     ``specselftime``); ``c`` weighs the MoCo loss where the method uses it. ``progress`` gets a
     dict after every step; when ``should_stop()`` returns True the encoder as of the last
     completed step is returned with ``config["training"]["stopped_early"] = True``.
+
+    With ``checkpoint`` (a file path) the complete training state is written there, atomically,
+    after every epoch (safetensors + JSON, no pickle). If the file exists and ``resume`` is
+    True, training continues after its last completed epoch and ends with exactly the weights
+    of an uninterrupted run; a checkpoint of other data or settings raises ValueError. With
+    ``resume=False`` an existing checkpoint is ignored and overwritten.
     """
+    from ._checkpoint import restore_checkpoint, save_checkpoint
+
+    run = _prepare_run(
+        stacks,
+        method,
+        epochs=epochs,
+        batch_size=batch_size,
+        c=c,
+        k_augmentations=k_augmentations,
+        input_length=input_length,
+        augmentations=augmentations,
+        lr=lr,
+        device=device,
+        seed=seed,
+    )
+    with _deterministic(not run.on_cuda):
+        _build_training(run)
+        after_epoch = None
+        if checkpoint is not None:
+            checkpoint = Path(checkpoint)
+            if resume and checkpoint.exists():
+                restore_checkpoint(run, checkpoint)
+
+            def after_epoch(run: _Run) -> None:
+                save_checkpoint(run, checkpoint)
+
+        _train_epochs(run, progress, should_stop, after_epoch)
+    return _encoder_of(run)
+
+
+def _encoder_of(run: _Run) -> Encoder:
+    """Return the trained backbone of ``run`` as an ``Encoder`` with the run recorded in its config."""
     import torch
 
     from . import __version__
-    from .augment import PAPER_PIPELINE, make_augmentation
-    from .encoder import Encoder, resolve_device
-    from .preprocess import prepare_stack
-    from .ssl import get_method, series_bin_labels
-    from .stack import SpectraStack
+    from .encoder import Encoder
 
-    if isinstance(stacks, SpectraStack):
-        stacks = [stacks]
-    stacks = list(stacks)
-    spec = get_method(method)
-    if lr is None:
-        lr = 0.15 if spec.lr is None else spec.lr
-    if augmentations is None and spec.augmentations is not None:
-        augmentations = spec.augmentations
-    _validate(stacks, method, epochs, batch_size, c, k_augmentations, input_length, lr)
-    method = str(method).strip().lower()
-    epochs, batch_size, k_augmentations = int(epochs), int(batch_size), int(k_augmentations)
-    input_length, seed = int(input_length), int(seed)
-    moco_weight = spec.effective_moco_weight(c)
-    augmentation_names = tuple(PAPER_PIPELINE if augmentations is None else augmentations)
-    torch_device, device_reason = resolve_device(device)
-    on_cuda = torch_device.type == "cuda"
-    shuffle_generator = torch.Generator().manual_seed(seed)
-    sampling_generator = torch.Generator().manual_seed(seed + 1)  # piece starts, key shuffles
-    augment_generator = torch.Generator(device=torch_device).manual_seed(seed + 2)
-    augment = make_augmentation(augmentation_names, augment_generator)  # checks the names
-
-    curves = torch.from_numpy(
-        np.concatenate([prepare_stack(s, input_length) for s in stacks], axis=0)
-    )
-    bins = torch.cat([series_bin_labels(s.n_curves, N_BINS) for s in stacks])
-    n_curves = curves.shape[0]
-    curves, bins = curves.to(torch_device), bins.to(torch_device)
-    sizes = batch_sizes(n_curves, batch_size)
-    steps_per_epoch = len(sizes)
-    total_steps = epochs * steps_per_epoch
-    warmup_steps = round(WARMUP_FRACTION * total_steps)
-    queue_size = QUEUE_CURVES_FACTOR * n_curves
-
-    history: list[dict[str, float]] = []
-    step = 0
-    stopped_early = False
-    start_time = time.perf_counter()
-    with _deterministic(not on_cuda):
-        model = _build_model(spec, moco_weight, queue_size, seed, torch_device)
-        model.train()
-        parameters = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(
-            parameters, lr=lr, momentum=SGD_MOMENTUM, weight_decay=WEIGHT_DECAY
-        )
-        scaler = torch.amp.GradScaler("cuda", enabled=on_cuda)
-        autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if on_cuda else nullcontext
-        for epoch in range(epochs):
-            order = torch.randperm(n_curves, generator=shuffle_generator).to(torch_device)
-            epoch_sums: dict[str, float] = {}
-            first = 0
-            for step_in_epoch, size in enumerate(sizes):
-                if should_stop is not None and should_stop():
-                    stopped_early = True
-                    break
-                rows = order[first : first + size]
-                first += size
-                step_lr = learning_rate(step, total_steps, lr, warmup_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = step_lr
-                losses = _train_step(
-                    model,
-                    optimizer,
-                    scaler,
-                    autocast,
-                    augment,
-                    curves[rows],
-                    bins[rows],
-                    k_augmentations,
-                    sampling_generator,
-                )
-                step += 1
-                for name, value in losses.items():
-                    epoch_sums[name] = epoch_sums.get(name, 0.0) + value
-                if progress is not None:
-                    progress(
-                        {
-                            "epoch": epoch + 1,
-                            "epochs": epochs,
-                            "step": step,
-                            "step_in_epoch": step_in_epoch + 1,
-                            "steps_per_epoch": steps_per_epoch,
-                            "total_steps": total_steps,
-                            "loss": losses["total"],
-                            "losses": {k: v for k, v in losses.items() if k != "total"},
-                            "lr": step_lr,
-                            "elapsed_s": time.perf_counter() - start_time,
-                            "device": str(torch_device),
-                        }
-                    )
-            if epoch_sums:
-                done = step - epoch * steps_per_epoch
-                history.append({name: value / done for name, value in epoch_sums.items()})
-            if stopped_early:
-                break
-    elapsed = time.perf_counter() - start_time
-
+    spec, model, lr, c, moco_weight = run.spec, run.model, run.lr, run.c, run.moco_weight
+    step, steps_per_epoch, history = run.step, run.steps_per_epoch, run.history
+    elapsed = run.seconds
     backbone = model.backbone.eval()
+    training = {
+        "method": run.method,
+        "objectives": list(spec.objectives),
+        "uses_moco": model.uses_moco,
+        "c": float(c) if math.isfinite(c) else "inf",
+        # JSON has no infinity: "inf" means MoCo alone
+        "moco_weight": moco_weight if math.isfinite(moco_weight) else "inf",
+        "augmentations": _augmentations_json(run.augmentation_names),
+        "epochs": run.epochs,
+        "epochs_completed": step / steps_per_epoch,
+        "steps_completed": step,
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": run.batch_size,
+        "batch_sizes": run.sizes,
+        "k_augmentations": run.k_augmentations,
+        "input_length": run.input_length,
+        "lr": float(lr),
+        "lr_schedule": (
+            f"per step: linear warm-up from {min(WARMUP_FROM, lr):g} over {run.warmup_steps} "
+            f"steps, then cosine to {lr * FINAL_LR_FRACTION:g}"
+        ),
+        "warmup_steps": run.warmup_steps,
+        "optimizer": "SGD",
+        "sgd_momentum": SGD_MOMENTUM,
+        "weight_decay": WEIGHT_DECAY,
+        "moco_momentum": MOCO_MOMENTUM,
+        "moco_temperature": (MOCO_TEMPERATURE if spec.temperature is None else spec.temperature),
+        "init": spec.init,
+        "queue_size": run.queue_size if model.uses_moco else 0,
+        "bn_splits": BN_SPLITS,
+        "piece_size": PIECE_SIZE,
+        "n_piece_classes": N_PIECE_CLASSES,
+        "n_bins": N_BINS,
+        "head_hidden": spec.head_hidden,
+        "projection_dim": FEATURE_DIM,
+        "seed": run.seed,
+        "device": str(run.torch_device),
+        "device_reason": run.device_reason,
+        "mixed_precision": "float16 autocast + GradScaler" if run.on_cuda else None,
+        "cpu_threads": torch.get_num_threads() if not run.on_cuda else None,
+        "seconds": elapsed,
+        "seconds_per_epoch": elapsed / (step / steps_per_epoch) if step else None,
+        "final_losses": history[-1] if history else {},
+        "epoch_losses": history,
+        "stopped_early": run.stopped_early,
+    }
+    if run.resumed_from_epoch is not None:
+        training["resumed_from_epoch"] = run.resumed_from_epoch
+    if run.world_size > 1:
+        training["world_size"] = run.world_size
+        training["curves_per_process_per_epoch"] = run.shard
     config = {
-        "method": method,
+        "method": run.method,
         "method_description": spec.description,
-        "input_length": input_length,
-        "training": {
-            "method": method,
-            "objectives": list(spec.objectives),
-            "uses_moco": model.uses_moco,
-            "c": float(c) if math.isfinite(c) else "inf",
-            # JSON has no infinity: "inf" means MoCo alone
-            "moco_weight": moco_weight if math.isfinite(moco_weight) else "inf",
-            "augmentations": [
-                step if isinstance(step, str) else [step[0], dict(step[1])]
-                for step in augmentation_names
-            ],
-            "epochs": epochs,
-            "epochs_completed": step / steps_per_epoch,
-            "steps_completed": step,
-            "steps_per_epoch": steps_per_epoch,
-            "batch_size": batch_size,
-            "batch_sizes": sizes,
-            "k_augmentations": k_augmentations,
-            "input_length": input_length,
-            "lr": float(lr),
-            "lr_schedule": (
-                f"per step: linear warm-up from {min(WARMUP_FROM, lr):g} over {warmup_steps} "
-                f"steps, then cosine to {lr * FINAL_LR_FRACTION:g}"
-            ),
-            "warmup_steps": warmup_steps,
-            "optimizer": "SGD",
-            "sgd_momentum": SGD_MOMENTUM,
-            "weight_decay": WEIGHT_DECAY,
-            "moco_momentum": MOCO_MOMENTUM,
-            "moco_temperature": (
-                MOCO_TEMPERATURE if spec.temperature is None else spec.temperature
-            ),
-            "init": spec.init,
-            "queue_size": queue_size if model.uses_moco else 0,
-            "bn_splits": BN_SPLITS,
-            "piece_size": PIECE_SIZE,
-            "n_piece_classes": N_PIECE_CLASSES,
-            "n_bins": N_BINS,
-            "head_hidden": spec.head_hidden,
-            "projection_dim": FEATURE_DIM,
-            "seed": seed,
-            "device": str(torch_device),
-            "device_reason": device_reason,
-            "mixed_precision": "float16 autocast + GradScaler" if on_cuda else None,
-            "cpu_threads": torch.get_num_threads() if not on_cuda else None,
-            "seconds": elapsed,
-            "seconds_per_epoch": elapsed / (step / steps_per_epoch) if step else None,
-            "final_losses": history[-1] if history else {},
-            "epoch_losses": history,
-            "stopped_early": stopped_early,
-        },
+        "input_length": run.input_length,
+        "training": training,
         "data": {
-            "n_curves": int(n_curves),
-            "n_stacks": len(stacks),
-            "stacks": _data_summary(stacks),
+            "n_curves": int(run.n_curves),
+            "n_stacks": len(run.stacks),
+            "stacks": _data_summary(run.stacks),
         },
         "version": __version__,
     }
     return Encoder(backbone, config)
+
+
+def _augmentations_json(names: Sequence[Any]) -> list[Any]:
+    return [step if isinstance(step, str) else [step[0], dict(step[1])] for step in names]
 
 
 def _train_step(
@@ -399,8 +557,15 @@ def _train_step(
     bin_labels: torch.Tensor,
     k_augmentations: int,
     generator: torch.Generator,
+    compute_losses: Callable[..., dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
-    """Run one optimisation step on a batch; return its losses as floats."""
+    """Run one optimisation step on a batch; return its losses as floats.
+
+    ``compute_losses`` replaces ``model.losses`` (the multi-process run passes its
+    DistributedDataParallel wrapper, which averages the gradients across processes).
+    """
+    if compute_losses is None:
+        compute_losses = model.losses
     b, length = batch.shape
     # augmentations run in float32, outside autocast: half precision would blur the warps
     views = (
@@ -410,7 +575,7 @@ def _train_step(
     )
     moco_views = augment(batch.repeat(2, 1)).reshape(2, b, length) if model.uses_moco else None
     with autocast():
-        losses = model.losses(
+        losses = compute_losses(
             views,
             bin_labels,
             None if moco_views is None else (moco_views[0], moco_views[1]),

@@ -241,3 +241,88 @@ def test_default_method_is_xrdphase_with_physics_augmentations_and_no_moco():
     assert [step if isinstance(step, str) else step[0] for step in training["augmentations"]] == [
         step if isinstance(step, str) else step[0] for step in PHYSICS_PIPELINE
     ]
+
+
+# --- checkpoint and resume -----------------------------------------------------------------------
+def test_a_run_stopped_after_two_epochs_and_resumed_equals_an_uninterrupted_run(tmp_path):
+    from safetensors import safe_open
+
+    stacks = [pressure_series(10, 0, "a"), pressure_series(7, 1, "b")]
+    steps_per_epoch = len(batch_sizes(17, 8))
+    uninterrupted = tiny_run(epochs=3, stacks=stacks, seed=5)
+    checkpoint = tmp_path / "run.ckpt"
+    reports = []
+    stopped = tiny_run(
+        epochs=3,
+        stacks=stacks,
+        seed=5,
+        checkpoint=checkpoint,
+        progress=reports.append,
+        should_stop=lambda: len(reports) >= 2 * steps_per_epoch,
+    )
+    assert stopped.config["training"]["stopped_early"] is True
+    assert checkpoint.is_file()
+    with safe_open(str(checkpoint), framework="pt") as handle:
+        names = set(handle.keys())
+        state = json.loads(handle.metadata()["napari_xrdphase_checkpoint"])
+    assert state["epochs_done"] == 2 and state["step"] == 2 * steps_per_epoch
+    assert {"model/moco.queue", "model/moco.queue_ptr", "rng/shuffle", "rng/augment"} <= names
+    assert any(name.startswith("model/moco.key_encoder.") for name in names)
+    assert any(name.startswith("optimizer/") for name in names)
+
+    resumed_reports = []
+    resumed = tiny_run(
+        epochs=3, stacks=stacks, seed=5, checkpoint=checkpoint, progress=resumed_reports.append
+    )
+    assert [r["step"] for r in resumed_reports] == list(
+        range(2 * steps_per_epoch + 1, 3 * steps_per_epoch + 1)
+    )
+    expected, got = weights(uninterrupted), weights(resumed)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    training = resumed.config["training"]
+    assert training["resumed_from_epoch"] == 2
+    assert training["epoch_losses"] == uninterrupted.config["training"]["epoch_losses"]
+    assert training["stopped_early"] is False and training["steps_completed"] == 3 * steps_per_epoch
+
+
+def test_a_checkpoint_of_other_data_or_another_method_is_refused(tmp_path):
+    checkpoint = tmp_path / "run.ckpt"
+    tiny_run(stacks=[pressure_series(16, 0, "a")], checkpoint=checkpoint)
+    with pytest.raises(ValueError, match="other data"):
+        tiny_run(stacks=[pressure_series(16, 1, "a")], checkpoint=checkpoint)
+    with pytest.raises(ValueError, match="other data"):
+        tiny_run(stacks=[pressure_series(17, 0, "a")], checkpoint=checkpoint)
+    with pytest.raises(ValueError, match="other settings: method"):
+        tiny_run(stacks=[pressure_series(16, 0, "a")], method="specrr", checkpoint=checkpoint)
+    # resume=False starts afresh and overwrites the checkpoint
+    tiny_run(stacks=[pressure_series(16, 0, "a")], method="specrr", checkpoint=checkpoint,
+             resume=False)  # fmt: skip
+    tiny_run(stacks=[pressure_series(16, 0, "a")], method="specrr", checkpoint=checkpoint)
+
+
+def test_a_corrupt_checkpoint_is_refused_clearly(tmp_path):
+    checkpoint = tmp_path / "run.ckpt"
+    tiny_run(checkpoint=checkpoint)
+    data = bytearray(checkpoint.read_bytes())
+    data[-100] ^= 0xFF  # inside the tensor bytes
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="damaged"):
+        tiny_run(checkpoint=checkpoint)
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable pretraining checkpoint"):
+        tiny_run(checkpoint=checkpoint)
+
+
+def test_cli_pretrain_writes_and_resumes_a_checkpoint(tmp_path):
+    from napari_xrdphase.cli import main
+    from napari_xrdphase.io import save_stack
+
+    series = save_stack(pressure_series(12, 0, "a"), tmp_path / "a.npz")
+    checkpoint = tmp_path / "state.ckpt"
+    argv = ["pretrain", str(series), "--out", str(tmp_path / "enc.safetensors"), "--epochs", "1",
+            "--batch-size", "6", "--method", "specrr", "--device", "cpu", "--checkpoint",
+            str(checkpoint)]  # fmt: skip
+    assert main(argv) == 0
+    assert checkpoint.is_file()
+    assert main(argv) == 0  # resumes after the last epoch: nothing left to train
+    assert main([*argv[:-6], "--method", "specselftime", *argv[-4:]]) != 0  # other settings

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._layer_data import METADATA_KEY
 from ..stack import StackError
 from ._session import ClassificationResult, XRDSession, get_session
 
@@ -97,10 +96,7 @@ class LiveMode:
         from ..stream import iter_probabilities
 
         session, grown = self.session, self.series.stack
-        meta = layer.metadata.get(METADATA_KEY, {})
-        meta.pop("source_stack", None)  # shown as loaded again: an axis conversion would be stale
-        meta.pop("ground_truth", None)  # no longer covers every curve
-        session._update_layer(layer, grown, meta.get("display", "sqrt"))
+        session.replace_stack(layer, grown)
         classifier = session.classifier
         if classifier is None or grown.name not in session.predictions:
             return

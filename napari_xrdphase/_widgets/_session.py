@@ -310,6 +310,19 @@ class XRDSession:
         meta["source_stack"] = source
         self._update_layer(layer, shown, meta.get("display", "sqrt"))
 
+    def replace_stack(self, layer: Any, stack: SpectraStack) -> None:
+        """Show ``stack`` in the series ``layer`` (e.g. a series that grew during the experiment).
+
+        Labels and the display mode stay; an axis conversion is dropped (it would be stale), and
+        so is the ground truth when it no longer covers every curve.
+        """
+        meta = layer.metadata.get(METADATA_KEY, {})
+        meta.pop("source_stack", None)
+        truth = meta.get("ground_truth")
+        if truth is not None and len(truth) != stack.n_curves:
+            meta.pop("ground_truth")
+        self._update_layer(layer, stack, meta.get("display", "sqrt"))
+
     def _update_layer(self, layer: Any, shown: SpectraStack, display: str) -> None:
         old_meta = dict(_series_meta(layer))
         data, kwargs, _ = stack_to_layer_data(shown, display)
