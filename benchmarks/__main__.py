@@ -21,7 +21,6 @@ hour per method on 2 CPU cores. ``--quick`` is a smoke test of the whole pipelin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
@@ -120,41 +119,6 @@ def _write(path: Path, data) -> None:
     path.write_text(json.dumps(_jsonable(data), indent=1, default=str))
 
 
-@contextlib.contextmanager
-def _capture_encoders(store: list):
-    """Collect the encoders ``ablation.run_variant`` pretrains (it does not return them)."""
-    original = ablation.evaluate_encoder
-
-    def capturing(encoder, suite, label_sets):
-        store.append(encoder)
-        return original(encoder, suite, label_sets)
-
-    ablation.evaluate_encoder = capturing
-    try:
-        yield store
-    finally:
-        ablation.evaluate_encoder = original
-
-
-@contextlib.contextmanager
-def _extra_pretrain_kwargs(method: str, kwargs: dict):
-    """Pass ``kwargs`` to ``pretrain`` through ``ablation.VARIANTS`` for the duration."""
-    if not kwargs:
-        yield
-        return
-    had = method in ablation.VARIANTS
-    old = ablation.VARIANTS.get(method)
-    fields, current = old if had else ({}, {})
-    ablation.VARIANTS[method] = (fields, {**current, **kwargs})
-    try:
-        yield
-    finally:
-        if had:
-            ablation.VARIANTS[method] = old
-        else:
-            del ablation.VARIANTS[method]
-
-
 def _train_stacks(suite, stride: int):
     stacks = [s.stack for s in suite if s.stack.name in PRETRAIN_SERIES]
     return [s.subset(slice(None, None, stride)) for s in stacks] if stride > 1 else stacks
@@ -180,11 +144,10 @@ def evaluate_method(method, suite, label_sets, cfg, device, encoders=None):
         ]
         return runs, {}
     store: list = []
-    with _capture_encoders(store), _extra_pretrain_kwargs(method, cfg["pretrain_kwargs"]):
-        runs, extra = ablation.run_variant(
-            method, suite, label_sets, _train_stacks(suite, cfg["train_stride"]), cfg["epochs"],
-            cfg["seeds"], device, cfg["input_length"],
-        )  # fmt: skip
+    runs, extra = ablation.run_variant(
+        method, suite, label_sets, _train_stacks(suite, cfg["train_stride"]), cfg["epochs"],
+        cfg["seeds"], device, cfg["input_length"], cfg["pretrain_kwargs"], store,
+    )  # fmt: skip
     if encoders is not None:
         encoders[method] = store
     return runs, extra

@@ -158,13 +158,20 @@ def summarise(runs) -> dict:
     return out
 
 
-def run_variant(name, suite, label_sets, train_stacks, epochs, seeds, device, input_length):
-    """Pretrain variant ``name`` once per seed, probe it, return (runs, extra)."""
+def run_variant(
+    name, suite, label_sets, train_stacks, epochs, seeds, device, input_length,
+    pretrain_kwargs=None, encoders=None,
+):  # fmt: skip
+    """Pretrain variant ``name`` once per seed, probe it, return (runs, extra).
+
+    ``pretrain_kwargs`` add to (and override) the variant's own ``pretrain`` settings; the
+    trained encoders are appended to ``encoders`` when a list is given.
+    """
     from napari_xrdphase import ssl
     from napari_xrdphase.training import pretrain
 
     method = name if name in ssl.METHODS else register(name)
-    kwargs = VARIANTS.get(name, ({}, {}))[1]
+    kwargs = {**VARIANTS.get(name, ({}, {}))[1], **(pretrain_kwargs or {})}
     runs, diags, speeds, losses = [], [], [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -174,6 +181,8 @@ def run_variant(name, suite, label_sets, train_stacks, epochs, seeds, device, in
         )  # fmt: skip
         speeds.append((time.perf_counter() - start) / epochs)
         enc = enc.to("cpu") if device != "cpu" else enc
+        if encoders is not None:
+            encoders.append(enc)
         diags.append(embedding_diagnostics(enc, [s.stack for s in suite]))
         losses.append(enc.config["training"].get("final_losses"))
         runs += evaluate_encoder(enc, suite, label_sets)
