@@ -219,3 +219,50 @@ def test_napari_live_mode_grows_the_layer_and_its_phase_strip(
     assert proba.shape == (120, 2) and len(predicted) == 120
     phase = next(lay for lay in viewer.layers if lay.name == "live phase")
     assert phase.data.shape == (120, 1)
+
+
+def test_live_dock_starts_and_stops_watching_the_current_series(
+    classifier, tmp_path, make_napari_viewer, qtbot
+):
+    from napari_xrdphase._widgets._live_dock import LiveDock
+    from napari_xrdphase._widgets._session import get_session
+
+    folder = tmp_path / "live"
+    folder.mkdir()
+    for i in range(30):
+        write_curve(folder, i)
+    viewer = make_napari_viewer()
+    session = get_session(viewer)
+    layer = session.load(folder)
+    dock = LiveDock(viewer)
+    dock.source.value = folder
+    dock.poll_s.value = 0.05
+    dock.start()
+    assert dock.live.running and dock.stop_button.enabled and not dock.start_button.enabled
+    for i in range(30, 36):
+        write_curve(folder, i)
+    qtbot.waitUntil(lambda: layer.data.shape[0] == 36, timeout=10_000)
+    assert "36 curves" in dock.status.value
+    dock.stop()
+    assert not dock.live.running and dock.status.value == "stopped"
+
+
+def test_live_dock_reports_a_missing_folder_as_a_notification(make_napari_viewer, tmp_path, monkeypatch):
+    from napari.utils import notifications
+
+    from napari_xrdphase._widgets._live_dock import LiveDock
+    from napari_xrdphase._widgets._session import get_session
+
+    folder = tmp_path / "live"
+    folder.mkdir()
+    for i in range(5):
+        write_curve(folder, i)
+    viewer = make_napari_viewer()
+    get_session(viewer).load(folder)
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    dock = LiveDock(viewer)
+    dock.source.value = tmp_path / "nowhere"
+    dock.start()
+    assert not dock.live.running
+    assert shown and "Live:" in shown[0] and "nowhere" in shown[0]
