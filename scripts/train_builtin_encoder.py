@@ -4,13 +4,16 @@ It is pretrained without labels by the default method on the simulated paper sui
 simulated with a data seed (1000) that no test or benchmark uses, so that benchmarks never
 evaluate the built-in encoder on curves it was trained on.
 
-    python scripts/train_builtin_encoder.py [--epochs N] [--device auto]
+    OMP_NUM_THREADS=1 python scripts/train_builtin_encoder.py [--epochs N] [--device cpu]
+
+(one CPU thread reproduces the shipped file exactly; other thread counts round differently)
 """
 
 import argparse
 import sys
 
-from napari_xrdphase.cli import DEFAULT_EPOCHS, DEFAULT_METHOD
+from napari_xrdphase.cli import _progress_printer
+from napari_xrdphase.defaults import DEFAULT_EPOCHS, DEFAULT_METHOD
 from napari_xrdphase.encoder import builtin_encoder_path
 from napari_xrdphase.synth import paper_suite
 from napari_xrdphase.training import pretrain
@@ -29,22 +32,13 @@ def main(argv=None) -> int:
 
     stacks = [s.stack for s in paper_suite(seed=BUILTIN_DATA_SEED)]
 
-    def report(info):
-        if info["step_in_epoch"] == info["steps_per_epoch"]:
-            print(
-                f"epoch {info['epoch']}/{info['epochs']} loss {info['loss']:.4f} "
-                f"{info['elapsed_s']:.0f}s",
-                file=sys.stderr,
-                flush=True,
-            )
-
     encoder = pretrain(
         stacks,
         method=args.method,
         epochs=args.epochs,
         seed=args.seed,
         device=args.device,
-        progress=report,
+        progress=_progress_printer(every_s=30.0),
     )
     encoder.config["builtin"] = {
         "data": f"napari_xrdphase.synth.paper_suite(seed={BUILTIN_DATA_SEED})",
