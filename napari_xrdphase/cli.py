@@ -68,7 +68,8 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'labels.csv'} ({len(rows)} labels)", file=sys.stderr)
 
 
-def _progress_printer(every_s: float = 2.0):
+def progress_printer(every_s: float = 2.0):
+    """Return a ``pretrain`` progress callback printing a line to stderr every ``every_s`` s."""
     last = [0.0]
 
     def report(info: dict) -> None:
@@ -101,7 +102,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         c=args.c,
         device=args.device,
         seed=args.seed,
-        progress=_progress_printer(),
+        progress=progress_printer(),
         checkpoint=args.checkpoint,
     )
     path = encoder.save(args.out)

@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run multi-process pretraining; every rank prints the SHA-256 of its final weights."""
     import torch.distributed as dist
 
-    from .cli import CommandError, _load_all, _progress_printer
+    from .cli import CommandError, _load_all, progress_printer
     from .encoder import _weights_digest
 
     args = build_parser().parse_args(argv)
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             input_length=args.input_length,
             device=device,
             seed=args.seed,
-            progress=_progress_printer() if rank == 0 else None,
+            progress=progress_printer() if rank == 0 else None,
         )
         digest = _weights_digest(dict(encoder.model.state_dict()))
         print(f"[rank {rank}/{world}] weights sha256 {digest}", file=sys.stderr, flush=True)

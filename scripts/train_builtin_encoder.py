@@ -12,7 +12,7 @@ evaluate the built-in encoder on curves it was trained on.
 import argparse
 import sys
 
-from napari_xrdphase.cli import _progress_printer
+from napari_xrdphase.cli import progress_printer
 from napari_xrdphase.defaults import DEFAULT_EPOCHS, DEFAULT_METHOD
 from napari_xrdphase.encoder import builtin_encoder_path
 from napari_xrdphase.synth import paper_suite
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         epochs=args.epochs,
         seed=args.seed,
         device=args.device,
-        progress=_progress_printer(every_s=30.0),
+        progress=progress_printer(every_s=30.0),
     )
     encoder.config["builtin"] = {
         "data": f"napari_xrdphase.synth.paper_suite(seed={BUILTIN_DATA_SEED})",
