@@ -1141,7 +1141,36 @@ _NPZ_RESERVED = {
 # fmt: on
 
 
+def _memory_bytes() -> int:
+    """Physical memory of this machine in bytes (a large number where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 50
+
+
+def _check_npz_size(path: Path) -> None:
+    """Refuse an archive whose entries would not fit in memory once decompressed.
+
+    An .npz is read whole; a small file that inflates to more than half the machine's memory
+    (a corrupt or hostile "zip bomb") would otherwise exhaust it.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # np.load reports what is wrong with the archive
+    if inflated > _memory_bytes() // 2:
+        raise ReaderError(
+            f"{path}: the archive inflates to {inflated / 1e9:.1f} GB, more than half of this "
+            "machine's memory; store a series this large as HDF5/NeXus, which is read lazily"
+        )
+
+
 def _read_npz(path: Path, variable: str | None) -> SpectraStack:
+    _check_npz_size(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

@@ -862,3 +862,15 @@ def test_missing_labels_file_and_bad_rows_to_write_are_reported(tmp_path):
     with pytest.raises(ValueError, match=r"index '2' of fe is not a 0-based integer row"):
         write_labels_csv(tmp_path / "x.csv", [("fe", "2", "after")])
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_npz_that_inflates_beyond_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    import napari_xrdphase.io as io_module
+
+    stack = SpectraStack(np.ones((4, 40)), AXIS, name="small")
+    path = save_stack(stack, tmp_path / "small.npz")
+    monkeypatch.setattr(io_module, "_memory_bytes", lambda: 1000)  # a tiny machine
+    with pytest.raises(ReaderError, match=r"small\.npz: the archive inflates to .* HDF5/NeXus"):
+        load_stack(path)
+    monkeypatch.undo()
+    assert load_stack(path).n_curves == 4
