@@ -1381,7 +1381,9 @@ def _save_xy_folder(stack: SpectraStack, folder: Path) -> Path:
     try:
         stem = re.sub(r"[^\w.-]", "_", stack.name) or "curve"
         column = _TEXT_AXIS_TOKENS[(stack.axis_kind, stack.axis_unit)]
-        header = [f"{stack.name}"]
+        # no free text (such as the series name) in the header: the reader looks there for
+        # the axis kind and the wavelength, and a name like "q_wavelength1" would fool it
+        header = []
         if stack.wavelength is not None:
             header.append(f"Wavelength: {stack.wavelength:.17g} A")  # Å: exact round trip
         header.append(f"{column} I")

@@ -874,3 +874,12 @@ def test_npz_that_inflates_beyond_memory_is_refused_before_reading(tmp_path, mon
         load_stack(path)
     monkeypatch.undo()
     assert load_stack(path).n_curves == 4
+
+
+def test_xy_folder_round_trip_is_not_fooled_by_a_name_that_looks_like_header_data(tmp_path):
+    stack = SpectraStack(np.ones((3, 40)) + np.arange(40), AXIS, name="q_wavelength1")
+    folder = save_stack(stack, tmp_path / "q_wavelength1", format="xy")
+    again = load_stack(folder)
+    assert again.wavelength is None
+    assert (again.axis_kind, again.axis_unit) == ("2theta", "deg")
+    np.testing.assert_allclose(again.curves(), stack.curves())
