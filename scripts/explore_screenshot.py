@@ -29,6 +29,9 @@ while time.time() - t < 90:
     if worker is not None and not worker.is_running and time.time() - t > 2:
         break
 for _ in range(20):
-    QApplication.processEvents(); time.sleep(0.05)
-viewer.screenshot(sys.argv[1] if len(sys.argv) > 1 else "docs/images/explore.png", canvas_only=False, flash=False)
+    QApplication.processEvents()
+    time.sleep(0.05)
+viewer.screenshot(
+    sys.argv[1] if len(sys.argv) > 1 else "docs/images/explore.png", canvas_only=False, flash=False
+)
 viewer.close()
