@@ -261,26 +261,6 @@ class ProjectionHead(nn.Module):
         return F.normalize(self.net(x), dim=1)
 
 
-class InterRelationHead(nn.Module):
-    """Scores whether two concatenated features come from the same curve (one logit)."""
-
-    def __init__(
-        self, feature_dim: int = 128, hidden_dim: int = 64, bn_splits: int = 1, seed: int = 0
-    ) -> None:
-        super().__init__()
-        with seeded(seed):
-            self.net = nn.Sequential(
-                nn.Linear(2 * feature_dim, hidden_dim),
-                SplitBatchNorm1d(hidden_dim, bn_splits),
-                nn.LeakyReLU(),
-                nn.Linear(hidden_dim, 1),
-            )
-            _init_reference(self)
-
-    def forward(self, pair: torch.Tensor) -> torch.Tensor:
-        return self.net(pair)
-
-
 class IntraRelationHead(nn.Module):
     """Classifies the distance between two pieces of one curve into ``n_classes`` (logits)."""
 
@@ -304,6 +284,15 @@ class IntraRelationHead(nn.Module):
 
     def forward(self, pair: torch.Tensor) -> torch.Tensor:
         return self.net(pair)
+
+
+class InterRelationHead(IntraRelationHead):
+    """Scores whether two concatenated features come from the same curve (one logit)."""
+
+    def __init__(
+        self, feature_dim: int = 128, hidden_dim: int = 64, bn_splits: int = 1, seed: int = 0
+    ) -> None:
+        super().__init__(feature_dim, 1, hidden_dim, bn_splits, seed)
 
 
 class ExternalVariableHead(nn.Module):
