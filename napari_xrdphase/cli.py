@@ -290,6 +290,25 @@ def _close_notifications(viewer) -> None:
         pass
 
 
+def add_pretraining_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """Add the options ``xrdphase pretrain`` and the DDP launcher share to ``parser``."""
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument("--out", required=True, metavar="MODEL", help=out_help)
+    parser.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        help=f"pretraining method (default {DEFAULT_METHOD}); the paper's: "
+        + ", ".join(PAPER_METHODS),
+    )
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument(
+        "--c", type=float, default=DEFAULT_MOCO_WEIGHT, help="weight of the MoCo loss (SpecRRMoco)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``xrdphase`` command."""
     from . import __version__
@@ -314,19 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
 
     pre = sub.add_parser("pretrain", help="pretrain an encoder without labels")
-    pre.add_argument("paths", nargs="+", metavar="PATH")
-    pre.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
-    pre.add_argument(
-        "--method",
-        default=DEFAULT_METHOD,
-        help=f"pretraining method (default {DEFAULT_METHOD}); the paper's: "
-        + ", ".join(PAPER_METHODS),
-    )
-    pre.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    pre.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    pre.add_argument("--c", type=float, default=DEFAULT_MOCO_WEIGHT, help="weight of the MoCo loss (SpecRRMoco)")
-    pre.add_argument("--seed", type=int, default=0)
-    pre.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_pretraining_arguments(pre, out_help="model file to write")
     pre.add_argument(
         "--checkpoint",
         metavar="PATH",

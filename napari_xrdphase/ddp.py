@@ -171,22 +171,15 @@ def _init_process_group(device: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser: ``xrdphase pretrain``'s options plus input length and K."""
+    from .cli import add_pretraining_arguments
+
     parser = argparse.ArgumentParser(
         prog="python -m napari_xrdphase.ddp",
         description="multi-process (DDP) pretraining; launch with torchrun --nproc_per_node N",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH")
-    parser.add_argument(
-        "--out", required=True, metavar="MODEL", help="model file (rank 0 writes it)"
+    add_pretraining_arguments(
+        parser, out_help="model file (rank 0 writes it); --batch-size is per process"
     )
-    parser.add_argument("--method", default=DEFAULT_METHOD)
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    parser.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="curves per step and process"
-    )
-    parser.add_argument("--c", type=float, default=DEFAULT_MOCO_WEIGHT)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--input-length", type=int, default=1024)
     parser.add_argument("--k-augmentations", type=int, default=4)
     return parser

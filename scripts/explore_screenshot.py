@@ -11,12 +11,10 @@ from qtpy.QtWidgets import QApplication
 
 from napari_xrdphase._widgets._encoder_dock import EncoderDock
 from napari_xrdphase._widgets._explore_dock import ExploreDock
-from napari_xrdphase._widgets._session import get_session
 
 viewer = napari.Viewer(show=True)
 viewer.window.resize(1500, 900)
 viewer.open_sample("napari-xrdphase", "fe_compression")
-session = get_session(viewer)
 enc = EncoderDock(viewer)
 viewer.window.add_dock_widget(enc, name="Encoder")
 dock = ExploreDock(viewer)
