@@ -64,7 +64,12 @@ def test_files_written_by_a_thread_arrive_complete_and_in_natural_order(tmp_path
 
     writer = threading.Thread(target=produce)
     writer.start()
-    batches = list(watcher.watch(timeout_s=0.5))
+    batches = []
+    # stop once all 12 arrived; the long timeout only guards against a hang on a loaded machine
+    for batch in watcher.watch(
+        timeout_s=30.0, should_stop=lambda: sum(len(b) for b in batches) >= 12
+    ):
+        batches.append(batch)
     writer.join()
     number = lambda f: int(f.path.name[2:-3])  # noqa: E731
     for batch in batches:  # f_10 after f_9 within a poll: natural, not text order
@@ -247,7 +252,9 @@ def test_live_dock_starts_and_stops_watching_the_current_series(
     assert not dock.live.running and dock.status.value == "stopped"
 
 
-def test_live_dock_reports_a_missing_folder_as_a_notification(make_napari_viewer, tmp_path, monkeypatch):
+def test_live_dock_reports_a_missing_folder_as_a_notification(
+    make_napari_viewer, tmp_path, monkeypatch
+):
     from napari.utils import notifications
 
     from napari_xrdphase._widgets._live_dock import LiveDock
