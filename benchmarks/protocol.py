@@ -80,17 +80,79 @@ def weighted_scores(
     return {"series": per_series, "groups": groups}
 
 
-def raw_logistic_predictions(suite, labels, seed):
-    """Return predictions of L2 logistic regression on the raw, prepared curves (baseline)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
+def prepared_curves(suite) -> dict[str, np.ndarray]:
+    """Return {series: (N, 1024) prepared curves} — the raw, normalised input of the baselines."""
     from napari_xrdphase.preprocess import prepare_stack
 
-    prepared = {s.stack.name: prepare_stack(s.stack) for s in suite}
+    return {s.stack.name: prepare_stack(s.stack) for s in suite}
+
+
+def _labelled(prepared, labels):
     x = np.concatenate([prepared[name][sorted(rows)] for name, rows in labels.items()])
     y = np.concatenate([[rows[i] for i in sorted(rows)] for rows in labels.values()])
+    return x, y
+
+
+def _logistic(seed):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced", random_state=seed)
+
+
+def raw_logistic_predictions(suite, labels, seed, prepared=None):
+    """Return predictions of L2 logistic regression on the raw, prepared curves (baseline)."""
+    from sklearn.preprocessing import StandardScaler
+
+    prepared = prepared_curves(suite) if prepared is None else prepared
+    x, y = _labelled(prepared, labels)
     scaler = StandardScaler().fit(x)
-    model = LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced", random_state=seed)
+    model = _logistic(seed)
     model.fit(scaler.transform(x), y)
     return {name: model.predict(scaler.transform(data)) for name, data in prepared.items()}
+
+
+def raw_knn_predictions(suite, labels, seed=0, prepared=None, n_neighbors=1):
+    """Return predictions of k-nearest neighbours (Euclidean) on the raw, prepared curves.
+
+    The curves are compared as prepared (each scaled to [0, 1]), without per-point
+    standardisation, which would blow up the noise of the flat background. ``seed`` is unused
+    (k-NN is deterministic); it is there for the same call signature as the other baselines.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
+    prepared = prepared_curves(suite) if prepared is None else prepared
+    x, y = _labelled(prepared, labels)
+    model = KNeighborsClassifier(n_neighbors=min(n_neighbors, len(y))).fit(x, y)
+    return {name: model.predict(data) for name, data in prepared.items()}
+
+
+def raw_pca_logistic_predictions(
+    suite, labels, seed, prepared=None, n_components=32, fit_series=PRETRAIN_SERIES
+):
+    """Return predictions of logistic regression on PCA scores of the raw, prepared curves.
+
+    The PCA is fitted without labels on every curve of ``fit_series`` (the pretraining series of
+    the self-supervised methods, so it sees the same unlabelled data); its scores are
+    standardised on the labelled curves and probed like ``raw_logistic_predictions``.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    prepared = prepared_curves(suite) if prepared is None else prepared
+    unlabelled = np.concatenate([prepared[name] for name in fit_series if name in prepared])
+    pca = PCA(n_components=min(n_components, *unlabelled.shape), random_state=seed)
+    pca.fit(unlabelled)
+    scores = {name: pca.transform(data) for name, data in prepared.items()}
+    x, y = _labelled(scores, labels)
+    scaler = StandardScaler().fit(x)
+    model = _logistic(seed)
+    model.fit(scaler.transform(x), y)
+    return {name: model.predict(scaler.transform(data)) for name, data in scores.items()}
+
+
+# name in the benchmark tables: function(suite, labels, seed, prepared=None) -> predictions
+RAW_BASELINES = {
+    "raw_logistic": raw_logistic_predictions,
+    "raw_knn": raw_knn_predictions,
+    "raw_pca_logistic": raw_pca_logistic_predictions,
+}

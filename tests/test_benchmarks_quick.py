@@ -27,18 +27,31 @@ def test_quick_benchmark_suite_runs_and_is_sane(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     suite = json.loads((out / "suite.json").read_text())
-    for name in ("table2", "clustering", "speed"):
+    for name in ("table2", "clustering", "fig8", "speed"):
         assert (out / f"{name}.json").is_file()
     assert suite["mode"] == "quick"
+    assert suite["unfinished"] == []
+    assert suite["jobs"] == 1
+    # the plan is printed at the start
+    assert "5 pretrainings, 7 epochs" in proc.stderr
 
     methods = suite["table2"]["methods"]
-    assert set(methods) == {"xrdphase", "random_init", "raw_logistic"}
+    assert set(methods) == {
+        "xrdphase",
+        "random_init",
+        "raw_logistic",
+        "raw_knn",
+        "raw_pca_logistic",
+    }
     xrd = methods["xrdphase"]["by_labels"]["42"]["summary"]
     # chance is 1/3 with three classes: the pretrained encoder must be far above it
     assert xrd["Fe_P"][0] > 0.6, xrd
     assert xrd["FeO_P"][0] > 0.6, xrd
     assert methods["xrdphase"]["diag"][0]["dead_dims"] < 128  # not collapsed
-    assert methods["raw_logistic"]["by_labels"]["42"]["summary"]["Fe_P"][0] > 0.6
+    for baseline in ("raw_logistic", "raw_knn", "raw_pca_logistic"):
+        block = methods[baseline]["by_labels"]["42"]
+        assert block["summary"]["Fe_P"][0] > 0.6, (baseline, block["summary"])
+        assert len(block["runs"]) == 2  # one per label draw: no pretraining seed
 
     raw = suite["clustering"]["raw curves"]
     assert set(raw["series"]) == {f"D{i}" for i in range(1, 10)}
@@ -48,6 +61,12 @@ def test_quick_benchmark_suite_runs_and_is_sane(tmp_path):
             assert -1.0 <= config["silhouette"] <= 1.0
     assert "built-in encoder" in suite["clustering"]
     assert "table5" not in suite  # full mode only
+
+    # a 2 × 2 Fig. 8 of one epoch per cell
+    fig8 = suite["fig8"]
+    assert len(fig8["cells"]) == 4
+    assert (out / fig8["figure"]).stat().st_size > 10_000
+    assert set(fig8["order_effect"]) >= {"window_slice->angle_warp", "angle_warp->window_slice"}
 
     assert math.isfinite(suite["speed"]["inference_us_per_curve"])
     assert suite["speed"]["inference_us_per_curve"] > 0
@@ -59,3 +78,5 @@ def test_quick_benchmark_suite_runs_and_is_sane(tmp_path):
         "| paper, specrrmoco (Sun et al. 2023, real data) | 99.6 | 99.6 | 96.3 | 96.5 |" in report
     )
     assert "## Table 4: NMI" in report
+    assert "![Fig. 8: augmentation pairs](augmentation_pairs.png)" in report
+    assert "Order effect: window_slice → angle_warp" in report
