@@ -64,7 +64,30 @@ def test_same_seed_gives_identical_classifier_and_another_seed_another_split(sol
     other = fit_classifier(ProjectionEncoder(), [stack], labels, seed=4, solver=solver)
     np.testing.assert_array_equal(first.weight, again.weight)
     np.testing.assert_array_equal(first.predict_proba(stack), again.predict_proba(stack))
-    assert not np.array_equal(first.mean, other.mean)  # standardised on another training part
+    if solver == "sgd":
+        assert not np.array_equal(first.mean, other.mean)  # standardised on another training part
+    else:  # the seed only changes the cross-validation folds; the final fit sees every label
+        np.testing.assert_array_equal(first.mean, other.mean)
+
+
+def test_lbfgs_final_fit_uses_every_label_and_folds_never_hold_out_a_whole_class():
+    from napari_xrdphase.classify import _stratified_folds
+
+    codes = np.array([0] * 9 + [1] * 2 + [2] * 1 + [3] * 5)
+    for seed in range(5):
+        folds = _stratified_folds(codes, 4, seed)
+        held = np.concatenate(folds)
+        assert held.size == np.unique(held).size  # each curve held out at most once
+        assert 11 not in held  # a single labelled curve always trains
+        for fold in folds:
+            for code in (0, 1, 3):
+                assert np.sum(codes[np.setdiff1d(np.arange(codes.size), fold)] == code) >= 1
+    stack, truth = phase_series()
+    labels = every_nth_label(truth, stack.name, step=3)
+    classifier = fit_classifier(ProjectionEncoder(), [stack], labels)
+    assert classifier.summary.n_train == len(labels[stack.name])
+    embedded = ProjectionEncoder().embed(stack)[sorted(labels[stack.name])]
+    np.testing.assert_allclose(classifier.mean, embedded.astype(np.float64).mean(axis=0), rtol=1e-6)
 
 
 def imbalanced_mixtures(n_majority, n_minority, seed):
@@ -132,7 +155,8 @@ def test_single_example_of_a_class_stays_in_training_with_a_warning():
     labels = {stack.name: {0: "before", 2: "before", 4: "before", 6: "before", 39: "after"}}
     with pytest.warns(UserWarning, match="'after' has a single labelled curve"):
         classifier = fit_classifier(ProjectionEncoder(), [stack], labels)
-    assert classifier.summary.n_train == 4 and classifier.summary.n_val == 1
+    # cross-validated L-BFGS: each 'before' is held out in one of the 4 folds, all 5 train
+    assert classifier.summary.n_train == 5 and classifier.summary.n_val == 4
     assert any("single labelled curve" in note for note in classifier.summary.notes)
     assert classifier.predict(stack)[-1] == "after"
 
