@@ -132,6 +132,11 @@ class FitSummary:
         counts = ", ".join(f"{c}: {n}" for c, n in self.labels_per_class.items())
         if self.val_accuracy is None:
             validation = "no validation curves"
+        elif self.solver == "lbfgs":
+            validation = (
+                f"cross-validated accuracy {self.val_accuracy:.1%} ({self.n_val} curves held out "
+                f"in turn); final fit on all {self.n_train}"
+            )
         else:
             validation = f"validation accuracy {self.val_accuracy:.1%} on {self.n_val} curves"
         if self.solver == "sgd":

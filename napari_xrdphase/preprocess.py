@@ -53,7 +53,11 @@ def _interpolation_plan(
 
 def minmax_rows(curves: np.ndarray) -> np.ndarray:
     """Return each row scaled to [0, 1] as float32 (constant rows become zeros)."""
-    out = np.array(curves, dtype=np.float32, copy=True)
+    return _minmax_rows_inplace(np.array(curves, dtype=np.float32, copy=True))
+
+
+def _minmax_rows_inplace(out: np.ndarray) -> np.ndarray:
+    """Scale each row of the float32 array ``out`` to [0, 1] in place and return it."""
     lo = out.min(axis=1, keepdims=True)
     span = out.max(axis=1, keepdims=True) - lo
     scale = np.divide(1.0, span, out=np.zeros_like(span), where=span > 0)
@@ -99,9 +103,9 @@ def prepare_curves(
     ):
         return minmax_rows(data)  # already on the grid: nothing to interpolate
     left, right, weight = _interpolation_plan(source, target)
-    resampled = data[:, left]
+    resampled = data[:, left]  # a new float32 array: scaled in place, without another copy
     resampled += (data[:, right] - resampled) * weight.astype(np.float32)
-    return minmax_rows(resampled)
+    return _minmax_rows_inplace(resampled)
 
 
 def iter_prepared_chunks(
