@@ -564,6 +564,8 @@ def configure(args) -> tuple[str, dict]:
         cfg["seeds"] = list(range(args.seeds))
     if args.label_seeds is not None:
         cfg["label_seeds"] = args.label_seeds
+    if args.methods is not None:
+        cfg["methods"] = list(args.methods)
     if args.epochs is not None:
         cfg["epochs"] = args.epochs
     if args.fig8_epochs is not None:
@@ -598,6 +600,10 @@ def main(argv=None, cfg: dict | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--seeds", type=_positive, help="pretraining seeds 0 … K−1")
     parser.add_argument("--label-seeds", type=_positive, help="label draws per label count")
+    parser.add_argument(
+        "--methods", nargs="+", choices=TABLE2_METHODS, metavar="METHOD",
+        help=f"Table 2 rows, of {' '.join(TABLE2_METHODS)} (default: every one of the mode)",
+    )  # fmt: skip
     parser.add_argument("--epochs", type=_positive, help="pretraining epochs (Tables 2, 5)")
     parser.add_argument("--fig8-epochs", type=_positive, help="pretraining epochs of Fig. 8")
     args = parser.parse_args(argv)
