@@ -164,6 +164,19 @@ def run(suite, cfg: dict, pretrainer, label_sets, out: Path, device: str, on_pro
     return result
 
 
+def collapsed_cells(result: dict) -> set[str]:
+    """Return the keys of cells whose every encoder collapsed (all outputs dead for all curves).
+
+    A collapsed encoder gives every curve the same embedding, so its probe predicts one class:
+    the cell's score says nothing about the augmentations, only that training never started.
+    """
+    return {
+        key
+        for key, cell in result["cells"].items()
+        if cell.get("diag") and all(d["mean_std"] == 0 for d in cell["diag"])
+    }
+
+
 def heatmap(result: dict, path: Path) -> str:
     """Save the two-panel heatmap (Fe, FeO weighted precision in %) and return its file name."""
     import matplotlib
@@ -172,6 +185,7 @@ def heatmap(result: dict, path: Path) -> str:
     import matplotlib.pyplot as plt
 
     augmentations = result["augmentations"]
+    collapsed = collapsed_cells(result)
     n = len(augmentations)
     size = 1.0 + 0.9 * n
     fig, axes = plt.subplots(1, len(SCORES), figsize=(2 * size + 2.0, size + 0.8))
@@ -180,12 +194,18 @@ def heatmap(result: dict, path: Path) -> str:
             [[np.nan if v is None else 100 * v for v in row] for row in result["matrix"][score]],
             dtype=float,
         )
-        shown = np.ma.masked_invalid(values)
-        image = ax.imshow(shown, cmap="viridis")
+        dead = np.array(
+            [[cell_key(a, b) in collapsed for b in augmentations] for a in augmentations]
+        )
+        values[dead] = np.nan  # grey, labelled, and kept out of the colour scale
+        ax.set_facecolor("0.8")
+        image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis")
         lo, hi = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() else (0, 1)
         for r in range(n):
             for c in range(n):
-                if np.isfinite(values[r, c]):
+                if dead[r, c]:
+                    ax.text(c, r, "collapsed", ha="center", va="center", fontsize=7)
+                elif np.isfinite(values[r, c]):
                     bright = hi > lo and (values[r, c] - lo) / (hi - lo) > 0.6
                     ax.text(
                         c, r, f"{values[r, c]:.1f}", ha="center", va="center", fontsize=8,
@@ -213,6 +233,7 @@ def heatmap(result: dict, path: Path) -> str:
 def report_lines(result: dict) -> list[str]:
     """Return the markdown section of the report for ``result``."""
     augmentations = result["augmentations"]
+    collapsed = collapsed_cells(result)
     lines = [
         "",
         "## Fig. 8: augmentation pairs (SpecRRMoco)",
@@ -234,9 +255,20 @@ def report_lines(result: dict) -> list[str]:
             "| --- " * (len(augmentations) + 1) + "|",
         ]
         for a, row in zip(augmentations, result["matrix"][score], strict=True):
-            cells = ["" if v is None else f"{v * 100:.1f}" for v in row]
+            cells = [
+                "" if v is None else f"{v * 100:.1f}"
+                + (" (collapsed)" if cell_key(a, b) in collapsed else "")
+                for b, v in zip(augmentations, row, strict=True)
+            ]
             lines.append(f"| {a} | " + " | ".join(cells) + " |")
         lines.append("")
+    if collapsed:
+        lines += [
+            f"{len(collapsed)} of {len(result['cells'])} cells **collapsed** (every output of the "
+            "encoder zero for every curve, so the probe predicts one class): their numbers "
+            "measure a training run that never started, not the augmentations.",
+            "",
+        ]
     effect = result.get("order_effect")
     if effect:
         a, b = ORDER_PAIR

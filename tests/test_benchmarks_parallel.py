@@ -142,16 +142,22 @@ def test_heatmap_of_a_partial_result(tmp_path):
         "matrix": augmentation_pairs._matrices(cells, augs),
     }
     assert result["matrix"]["Fe_P"][2] == [None, None, None]
+    dead = augmentation_pairs.cell_key("magnitude_warp", "jitter")
+    cells[dead]["diag"] = [{"mean_std": 0.0, "dead_dims": 128, "effective_rank": 0.0}]
+    cells[augmentation_pairs.cell_key("jitter", "jitter")]["diag"] = [{"mean_std": 0.3}]
+    assert augmentation_pairs.collapsed_cells(result) == {dead}
     assert augmentation_pairs.heatmap(result, tmp_path / "f.png") == "f.png"
     assert (tmp_path / "f.png").stat().st_size > 5_000
     assert augmentation_pairs.order_effect(result) is None  # window_slice, angle_warp absent
     lines = "\n".join(augmentation_pairs.report_lines(result))
     assert "| scaling |  |  |  |" in lines
+    assert "| magnitude_warp | 50.0 | 60.0 (collapsed) |" in lines
+    assert "1 of 5 cells **collapsed**" in lines
 
 
 def test_full_mode_plan_counts_and_overrides():
     parser_args = argparse.Namespace(
-        quick=False, seeds=None, label_seeds=None, epochs=None, fig8_epochs=None
+        quick=False, seeds=None, label_seeds=None, epochs=None, fig8_epochs=None, methods=None
     )
     mode, cfg = suite_main.configure(parser_args)
     assert mode == "full" and cfg["seeds"] == [0, 1, 2, 3] and cfg["label_seeds"] == 5
@@ -170,6 +176,10 @@ def test_full_mode_plan_counts_and_overrides():
     # without Table 2 in the run, Table 5 pretrains c = 0.01 and c = ∞ itself
     jobs = suite_main.pretraining_jobs(cfg, ["table5"], "cpu")
     assert {k: len(v) for k, v in jobs.items()} == {"table5": 6 * 2}
+    parser_args.methods = ["xrdphase", "raw_logistic"]
+    _, cfg = suite_main.configure(parser_args)
+    jobs = suite_main.pretraining_jobs(cfg, ["table2"], "cpu")
+    assert cfg["methods"] == ["xrdphase", "raw_logistic"] and len(jobs["table2"]) == 2
 
 
 def test_raw_baselines_score_like_the_probe():
