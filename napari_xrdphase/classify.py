@@ -574,12 +574,32 @@ def fit_classifier(
             logits = x[val_t] @ fit.weight.T + fit.bias
             val_loss = float(F.cross_entropy(logits, y[val_t], weight=class_weight))
             val_accuracy = float((logits.argmax(dim=1) == y[val_t]).double().mean())
+    validation = (int(train.size), int(val.size), val_accuracy, val_loss)
+    return _classifier(encoder, solver, classes, codes, fit, mean, scale, validation, seed,
+                       class_balanced, notes)  # fmt: skip
+
+
+def _classifier(
+    encoder: Embedder,
+    solver: str,
+    classes: tuple[str, ...],
+    codes: np.ndarray,
+    fit: _Fit,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    validation: tuple[int, int, float | None, float | None],
+    seed: int,
+    class_balanced: bool,
+    notes: list[str],
+) -> Classifier:
+    """Return the Classifier of ``fit`` with its summary; ``validation`` = (n_train, n_val, acc, loss)."""
+    n_train, n_val, val_accuracy, val_loss = validation
     summary = FitSummary(
         solver=solver,
         classes=classes,
         labels_per_class={c: int((codes == k).sum()) for k, c in enumerate(classes)},
-        n_train=int(train.size),
-        n_val=int(val.size),
+        n_train=n_train,
+        n_val=n_val,
         val_accuracy=val_accuracy,
         val_loss=val_loss,
         epochs=fit.epochs,
@@ -738,24 +758,14 @@ def _fit_lbfgs_cross_validated(
     fit = _lbfgs_path(x, torch.from_numpy(codes), class_weight, grid[: best + 1])[-1]
     if progress is not None:
         progress(len(folds) + 1, len(folds) + 1)
-    summary = FitSummary(
-        solver="lbfgs",
-        classes=classes,
-        labels_per_class={c: int((codes == k).sum()) for k, c in enumerate(classes)},
-        n_train=int(codes.size),
-        n_val=n_held_out,
-        val_accuracy=float(fold_correct[:, best].sum() / n_held_out) if n_held_out else None,
-        val_loss=float(fold_losses[:, best].sum() / n_held_out) if n_held_out else None,
-        epochs=fit.epochs,
-        best_epoch=fit.best_epoch,
-        inverse_regularisation=fit.inverse_regularisation,
-        seed=int(seed),
-        class_balanced=bool(class_balanced),
-        notes=tuple(notes),
+    validation = (
+        int(codes.size),
+        n_held_out,
+        float(fold_correct[:, best].sum() / n_held_out) if n_held_out else None,
+        float(fold_losses[:, best].sum() / n_held_out) if n_held_out else None,
     )
-    return Classifier(
-        encoder, classes, fit.weight.numpy(), fit.bias.numpy(), mean, scale, summary=summary
-    )
+    return _classifier(encoder, "lbfgs", classes, codes, fit, mean, scale, validation, seed,
+                       class_balanced, notes)  # fmt: skip
 
 
 def _lbfgs_path(
