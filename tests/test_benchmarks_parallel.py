@@ -12,6 +12,17 @@ from benchmarks import __main__ as suite_main
 from benchmarks import ablation, augmentation_pairs
 
 
+@pytest.fixture(autouse=True)
+def restore_method_registry():
+    """Benchmark variants register themselves in ``ssl.METHODS``: undo that after each test."""
+    from napari_xrdphase import ssl
+
+    registered = dict(ssl.METHODS)
+    yield
+    ssl.METHODS.clear()
+    ssl.METHODS.update(registered)
+
+
 def tiny_config(**changes) -> dict:
     """A configuration that pretrains in about a second per encoder on one CPU thread."""
     cfg = copy.deepcopy(suite_main.CONFIGS["quick"])
