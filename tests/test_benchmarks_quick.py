@@ -73,7 +73,7 @@ def test_quick_benchmark_suite_runs_and_is_sane(tmp_path):
 
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## Table 2: linear evaluation, 42 labels" in report
-    assert "| method | Fe P | Fe R | FeO P | FeO R | runs |" in report
+    assert "| method | Fe P | Fe R | FeO P | FeO R | runs | Fe P, compression series |" in report
     assert (
         "| paper, specrrmoco (Sun et al. 2023, real data) | 99.6 | 99.6 | 96.3 | 96.5 |" in report
     )
