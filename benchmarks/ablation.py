@@ -270,6 +270,7 @@ def make_job(
     n_points: int,
     input_length: int,
     train_stride: int = 1,
+    transductive: bool = False,
     pretrain_kwargs: dict | None = None,
 ) -> dict:
     """Return one pretraining of variant ``name`` as plain data (picklable, no models).
@@ -291,6 +292,7 @@ def make_job(
         "n_points": int(n_points),
         "input_length": int(input_length),
         "train_stride": int(train_stride),
+        "transductive": bool(transductive),
         "device": str(device),
     }
 
@@ -316,7 +318,7 @@ def pretrain_job(job: dict, suite=None) -> dict:
         suite = _SUITES[key]
     start = time.perf_counter()
     enc = pretrain(
-        train_stacks_of(suite, job["train_stride"]), method=name, epochs=job["epochs"],
+        train_stacks_of(suite, job["train_stride"], job.get("transductive", False)), method=name, epochs=job["epochs"],
         seed=job["seed"], input_length=job["input_length"], device=job["device"],
         **job["pretrain_kwargs"],
     )  # fmt: skip
@@ -377,7 +379,10 @@ class Pretrainer:
     @staticmethod
     def key(job: dict):
         kwargs = json.dumps(job["pretrain_kwargs"], sort_keys=True, default=str)
-        return (job["method"], job["seed"], job["epochs"], job["data_seed"], kwargs)
+        return (
+            job["method"], job["seed"], job["epochs"], job["data_seed"],
+            job.get("transductive", False), kwargs,
+        )  # fmt: skip
 
     def submit(self, job: dict):
         """Queue ``job`` (started now in pool mode) and return its key."""

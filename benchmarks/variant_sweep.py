@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -94,37 +92,19 @@ def _group_means(runs) -> dict[str, float]:
     return {key: round(100 * value[0], 1) for key, value in summarise(runs).items()}
 
 
-def run_job(name, data_seed, seed, epochs, transductive, device) -> dict:
-    """Pretrain one variant, score it with both probes; return a JSON-friendly record."""
-    import torch
+def score_variant(encoder, suite) -> dict:
+    """Score ``encoder`` with the L-BFGS probe of Table 2 and with a strain-augmented-label probe."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     from benchmarks.ablation import evaluate_encoder
-    from benchmarks.protocol import (
-        PRETRAIN_SERIES,
-        sample_labels,
-        unlabelled_rows,
-        weighted_scores,
-    )
-    from napari_xrdphase import ssl
-    from napari_xrdphase.synth import paper_suite
-    from napari_xrdphase.training import pretrain
+    from benchmarks.protocol import sample_labels, unlabelled_rows, weighted_scores
 
-    torch.set_num_threads(1)
-    fields = variant_specs()[name]
-    if fields is not None:
-        ssl.METHODS[name] = ssl.MethodSpec(description=f"variant {name}", **fields)
-    suite = paper_suite(data_seed)
     truth = {s.stack.name: s.labels for s in suite}
     stacks = {s.stack.name: s.stack for s in suite}
-    train = [s for n, s in stacks.items() if transductive or n in PRETRAIN_SERIES]
-    start = time.perf_counter()
-    encoder = pretrain(train, method=name, epochs=epochs, seed=seed, device=device).to("cpu")
-    seconds_per_epoch = (time.perf_counter() - start) / epochs
     label_sets = [sample_labels(truth, 42, seed=k) for k in range(3)]
-    lbfgs_runs = evaluate_encoder(encoder, suite, label_sets)
     embedded = {n: encoder.embed(s) for n, s in stacks.items()}
+    lbfgs_runs = evaluate_encoder(encoder, suite, label_sets, embedded=embedded)
     strain_runs = []
     for labels in label_sets:
         x, y = [], []
@@ -138,14 +118,16 @@ def run_job(name, data_seed, seed, epochs, transductive, device) -> dict:
         predicted = {n: probe.predict(scaler.transform(e)) for n, e in embedded.items()}
         strain_runs.append(weighted_scores(truth, predicted, unlabelled_rows(truth, labels)))
     return {
-        "name": name, "data_seed": data_seed, "seed": seed, "transductive": transductive,
-        "epochs": epochs, "s_per_epoch": seconds_per_epoch,
         "lbfgs": _group_means(lbfgs_runs), "lbfgs_series": _mean_recall(lbfgs_runs),
         "strainprobe": _group_means(strain_runs), "strainprobe_series": _mean_recall(strain_runs),
     }  # fmt: skip
 
 
 def main(argv=None) -> int:
+    from benchmarks.ablation import Pretrainer, make_job
+    from napari_xrdphase import ssl
+    from napari_xrdphase.synth import paper_suite
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=["base"], choices=list(variant_specs()))
     parser.add_argument("--transductive", nargs="*", default=[], choices=list(variant_specs()))
@@ -155,27 +137,44 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=os.environ.get("OUT", "benchmarks/results"))
     args = parser.parse_args(argv)
-    jobs = [
-        (name, d, 0, args.epochs, transductive, args.device)
+    for name, fields in variant_specs().items():
+        if fields is not None:
+            ssl.METHODS[name] = ssl.MethodSpec(description=f"variant {name}", **fields)
+    runs = [
+        (name, d, transductive)
         for names, transductive in ((args.variants, False), (args.transductive, True))
         for name in names
         for d in args.data_seeds
     ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"{len(jobs)} pretrainings, {args.jobs} at a time", file=sys.stderr, flush=True)
+    print(f"{len(runs)} pretrainings, {args.jobs} at a time", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    context = multiprocessing.get_context("spawn")
-    with (
-        ProcessPoolExecutor(args.jobs, mp_context=context) as pool,
-        open(out / "variant_sweep.jsonl", "a") as log,
-    ):
-        futures = {pool.submit(run_job, *job): job for job in jobs}
-        for future in as_completed(futures):
+    suites = {d: paper_suite(d) for d in args.data_seeds}
+    with Pretrainer(args.jobs) as pretrainer, open(out / "variant_sweep.jsonl", "a") as log:
+        jobs = [
+            make_job(
+                name,
+                0,
+                args.epochs,
+                args.device,
+                data_seed=d,
+                n_points=4000,
+                input_length=1024,
+                transductive=transductive,
+            )
+            for name, d, transductive in runs
+        ]
+        for job in jobs:
+            pretrainer.submit(job)
+        for (name, d, transductive), job in zip(runs, jobs, strict=True):
+            record = {"name": name, "data_seed": d, "seed": 0, "transductive": transductive,
+                      "epochs": args.epochs}  # fmt: skip
             try:
-                record = future.result()
+                encoder, record["s_per_epoch"] = pretrainer.result(job)
+                record.update(score_variant(encoder, suites[d]))
             except Exception as exc:  # one failed variant must not lose the others
-                record = {"job": futures[future], "error": repr(exc)}
+                record["error"] = repr(exc)
             record["wall_s"] = round(time.perf_counter() - start)
             log.write(json.dumps(record) + "\n")
             log.flush()

@@ -137,6 +137,19 @@ def test_pair_variants_are_specrrmoco_with_the_pipeline_in_order():
         augmentation_pairs.register_pairs(["jitter", "rotate"])
 
 
+def test_transductive_jobs_pretrain_on_every_series_and_are_kept_apart():
+    from napari_xrdphase.synth import paper_suite
+
+    suite = paper_suite(seed=0, n_points=300)
+    assert [s.name for s in ablation.train_stacks_of(suite)] == ["D1", "D4", "D8", "D9"]
+    assert len(ablation.train_stacks_of(suite, transductive=True)) == len(suite)
+    kwargs = dict(data_seed=0, n_points=300, input_length=128)
+    inductive = ablation.make_job("xrdphase", 0, 1, "cpu", **kwargs)
+    transductive = ablation.make_job("xrdphase", 0, 1, "cpu", transductive=True, **kwargs)
+    assert not inductive["transductive"] and transductive["transductive"]
+    assert ablation.Pretrainer.key(inductive) != ablation.Pretrainer.key(transductive)
+
+
 def test_heatmap_of_a_partial_result(tmp_path):
     augs = ["magnitude_warp", "jitter", "scaling"]
     cells = {
