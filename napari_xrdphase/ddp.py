@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_METHOD, DEFAULT_MOCO_WEIGHT
+from .defaults import DEFAULT_METHOD
 
 if TYPE_CHECKING:
     from .encoder import Encoder
@@ -82,21 +82,16 @@ def pretrain_distributed(
     stacks: Sequence[SpectraStack],
     method: str = DEFAULT_METHOD,
     *,
-    epochs: int = DEFAULT_EPOCHS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    c: float = DEFAULT_MOCO_WEIGHT,
-    k_augmentations: int = 4,
-    input_length: int = 1024,
-    augmentations: Sequence[str] | None = None,
-    lr: float | None = None,
-    device: str = "auto",
-    seed: int = 0,
     progress: Callable[[dict], None] | None = None,
+    **settings: Any,
 ) -> Encoder:
     """Pretrain like ``training.pretrain`` in every process of an initialised process group.
 
-    Every rank must call it with the same stacks and settings; each returns the same encoder
-    (identical weights). ``batch_size`` is per process.
+    ``settings`` are ``training.pretrain``'s (``epochs``, ``batch_size``, ``c``,
+    ``k_augmentations``, ``input_length``, ``augmentations``, ``lr``, ``device``, ``seed``)
+    with the same defaults; there is no checkpointing or early stop. Every rank must call it
+    with the same stacks and settings; each returns the same encoder (identical weights).
+    ``batch_size`` is per process.
     """
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
@@ -106,23 +101,17 @@ def pretrain_distributed(
         _deterministic,
         _encoder_of,
         _prepare_run,
+        _run_settings,
         _train_epochs,
     )
 
+    settings = _run_settings(**settings)
     if not dist.is_initialized():
         raise RuntimeError("initialise torch.distributed first (launch with torchrun)")
     run = _prepare_run(
         stacks,
         method,
-        epochs=epochs,
-        batch_size=batch_size,
-        c=c,
-        k_augmentations=k_augmentations,
-        input_length=input_length,
-        augmentations=augmentations,
-        lr=lr,
-        device=device,
-        seed=seed,
+        **settings,
         rank=dist.get_rank(),
         world_size=dist.get_world_size(),
     )

@@ -212,6 +212,28 @@ class _Run:
         self.__dict__.update(fields)
 
 
+_NOT_RUN_SETTINGS = ("progress", "should_stop", "checkpoint", "resume")
+
+
+def _run_settings(**settings: Any) -> dict[str, Any]:
+    """Return ``pretrain``'s run settings (epochs, batch size, …) at its defaults, updated by ``settings``.
+
+    The one list of the settings and their defaults, shared by ``ddp.pretrain_distributed``;
+    a name that is not one of them raises TypeError.
+    """
+    import inspect
+
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(pretrain).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in _NOT_RUN_SETTINGS
+    }
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise TypeError(f"unknown pretraining settings: {', '.join(unknown)}")
+    return {**defaults, **settings}
+
+
 def _prepare_run(
     stacks: Sequence[SpectraStack] | SpectraStack,
     method: str,

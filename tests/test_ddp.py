@@ -73,3 +73,19 @@ def test_torchrun_two_processes_train_identical_weights_and_rank0_saves_the_enco
     assert encoder.config["data"]["n_curves"] == 32
     assert training["queue_size"] == 64
     assert encoder.embed(tiny_series(2, "c", 4)).shape == (4, 128)
+
+
+def test_distributed_settings_are_pretrains_with_its_defaults():
+    import inspect
+
+    from napari_xrdphase.ddp import pretrain_distributed
+    from napari_xrdphase.training import _run_settings, pretrain
+
+    settings = _run_settings(epochs=3)
+    signature = inspect.signature(pretrain).parameters
+    assert settings["epochs"] == 3
+    assert settings["batch_size"] == signature["batch_size"].default
+    assert "checkpoint" not in settings and "progress" not in settings
+    # a misspelt or unsupported setting is refused before any process group is needed
+    with pytest.raises(TypeError, match="unknown pretraining settings: batchsize, checkpoint"):
+        pretrain_distributed([tiny_series(0, "a")], batchsize=8, checkpoint="x")
