@@ -431,9 +431,7 @@ def umap_figures(suite, feature_sets, out: Path, series=("D1", "D6", "D9"), seed
 
 def _series_mean(runs, names, key) -> tuple[float, float]:
     """Return (mean, std) over runs of the mean of ``key`` over the series ``names`` present."""
-    values = [
-        np.mean([run["series"][n][key] for n in names if n in run["series"]]) for run in runs
-    ]
+    values = [np.mean([run["series"][n][key] for n in names if n in run["series"]]) for run in runs]
     return float(np.mean(values)), float(np.std(values))
 
 

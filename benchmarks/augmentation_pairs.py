@@ -256,8 +256,9 @@ def report_lines(result: dict) -> list[str]:
         ]
         for a, row in zip(augmentations, result["matrix"][score], strict=True):
             cells = [
-                "" if v is None else f"{v * 100:.1f}"
-                + (" (collapsed)" if cell_key(a, b) in collapsed else "")
+                ""
+                if v is None
+                else f"{v * 100:.1f}" + (" (collapsed)" if cell_key(a, b) in collapsed else "")
                 for b, v in zip(augmentations, row, strict=True)
             ]
             lines.append(f"| {a} | " + " | ".join(cells) + " |")

@@ -1,6 +1,6 @@
 """Pool the per-run scores of benchmark JSON files into one table (mean ± std over all runs).
 
-    python -m benchmarks.summarize benchmarks/results/gpu_*_h200/*.json
+python -m benchmarks.summarize benchmarks/results/gpu_*_h200/*.json
 """
 
 from __future__ import annotations

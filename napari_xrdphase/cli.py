@@ -42,8 +42,12 @@ def cmd_info(args: argparse.Namespace) -> None:
         print(f"{stack.name}")
         print(f"  curves:   {stack.n_curves}")
         print(f"  points:   {stack.n_points}")
-        print(f"  axis:     {stack.axis.min():g} – {stack.axis.max():g} {stack.axis_unit} ({stack.axis_kind})")
-        print(f"  {stack.variable_name + ':':<9} {var.min():g} – {var.max():g} {stack.variable_unit}".rstrip())
+        print(
+            f"  axis:     {stack.axis.min():g} – {stack.axis.max():g} {stack.axis_unit} ({stack.axis_kind})"
+        )
+        print(
+            f"  {stack.variable_name + ':':<9} {var.min():g} – {var.max():g} {stack.variable_unit}".rstrip()
+        )
         if stack.wavelength:
             print(f"  wavelength: {stack.wavelength:.5g} Å")
         if stack.is_lazy:

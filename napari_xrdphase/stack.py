@@ -118,7 +118,11 @@ def convert_axis(
             if from_kind == "2theta":
                 sin_t = np.sin(np.radians(x) / 2)
                 with np.errstate(divide="ignore"):
-                    x = 4 * np.pi * sin_t / wavelength if to_kind == "q" else wavelength / (2 * sin_t)
+                    x = (
+                        4 * np.pi * sin_t / wavelength
+                        if to_kind == "q"
+                        else wavelength / (2 * sin_t)
+                    )
             else:
                 q = x if from_kind == "q" else 2 * np.pi / x
                 sin_t = q * wavelength / (4 * np.pi)
@@ -269,7 +273,11 @@ class SpectraStack:
     @property
     def variable_label(self) -> str:
         """External-variable label with unit, e.g. ``pressure (GPa)``."""
-        return f"{self.variable_name} ({self.variable_unit})" if self.variable_unit else self.variable_name
+        return (
+            f"{self.variable_name} ({self.variable_unit})"
+            if self.variable_unit
+            else self.variable_name
+        )
 
     # --- data access -----------------------------------------------------------------------
     def curves(self, rows: slice | np.ndarray | list[int] | None = None) -> np.ndarray:
@@ -338,7 +346,9 @@ class SpectraStack:
         new_axis = self.axis_as(kind, unit)
         kind = normalize_axis_kind(kind)
         unit = normalize_unit(unit) if unit else AXIS_UNITS[kind][0]
-        return self.replace(intensities=self.curves(), axis=new_axis, axis_kind=kind, axis_unit=unit)
+        return self.replace(
+            intensities=self.curves(), axis=new_axis, axis_kind=kind, axis_unit=unit
+        )
 
     def resampled(self, new_axis: np.ndarray) -> SpectraStack:
         """Return the stack linearly interpolated onto ``new_axis`` (same kind and unit)."""

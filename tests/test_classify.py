@@ -16,6 +16,7 @@ from napari_xrdphase.stack import SpectraStack
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 def every_nth_label(truth, name, step=4, offset=0):
     return {name: {i: str(truth[i]) for i in range(offset, len(truth), step)}}
 

@@ -92,8 +92,20 @@ def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
     paths = [str(folder / f"{n}.npz") for n in ("fe_a", "fe_b", "feo")]
     model = tmp_path / "enc.safetensors"
     result = run_cli(
-        "pretrain", *paths, "--out", str(model), "--epochs", "1", "--batch-size", "32",
-        "--method", "specrr", "--device", "cpu", "--seed", "3",
+        "pretrain",
+        *paths,
+        "--out",
+        str(model),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--method",
+        "specrr",
+        "--device",
+        "cpu",
+        "--seed",
+        "3",
     )
     assert result.returncode == 0, result.stderr
     assert "pretraining specrr on 96 curves from 3 series" in result.stderr
@@ -102,11 +114,21 @@ def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
     rows = [(d, i, str(truth[d][i])) for d in ("fe_a", "feo") for i in range(0, 32, 3)]
     labels = write_labels(tmp_path / "labels.csv", rows)
     out = tmp_path / "pred.csv"
-    result = run_cli("classify", *paths, "--labels", str(labels), "--out", str(out), "--model", str(model))
+    result = run_cli(
+        "classify", *paths, "--labels", str(labels), "--out", str(out), "--model", str(model)
+    )
     assert result.returncode == 0, result.stderr
     with open(out, newline="") as handle:
         pred = list(csv.DictReader(handle))
-    assert list(pred[0]) == ["dataset", "index", "pressure", "label", "p_before", "p_during", "p_after"]
+    assert list(pred[0]) == [
+        "dataset",
+        "index",
+        "pressure",
+        "label",
+        "p_before",
+        "p_during",
+        "p_after",
+    ]
     assert len(pred) == 96
     assert {r["dataset"] for r in pred} == {"fe_a", "fe_b", "feo"}
     for row in pred:
@@ -133,8 +155,14 @@ def test_classify_rejects_bad_labels_clearly(small_suite, tmp_path, rows, messag
 
     Encoder.random(seed=1).save(model)
     result = run_cli(
-        "classify", str(folder / "fe_a.npz"), "--labels", str(labels),
-        "--out", str(tmp_path / "p.csv"), "--model", str(model),
+        "classify",
+        str(folder / "fe_a.npz"),
+        "--labels",
+        str(labels),
+        "--out",
+        str(tmp_path / "p.csv"),
+        "--model",
+        str(model),
     )
     assert result.returncode == 2
     assert "xrdphase: error:" in result.stderr and message in result.stderr
@@ -148,8 +176,14 @@ def test_classify_with_a_corrupt_model_is_a_clear_error(small_suite, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00not a model at all")
     result = run_cli(
-        "classify", str(folder / "fe_a.npz"), "--labels", str(labels),
-        "--out", str(tmp_path / "p.csv"), "--model", str(bad),
+        "classify",
+        str(folder / "fe_a.npz"),
+        "--labels",
+        str(labels),
+        "--out",
+        str(tmp_path / "p.csv"),
+        "--model",
+        str(bad),
     )
     assert result.returncode == 2 and "bad.safetensors" in result.stderr
     assert "Traceback" not in result.stderr

@@ -15,6 +15,7 @@ from napari_xrdphase.io import read_labels_csv, save_stack
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()

@@ -11,6 +11,7 @@ from napari_xrdphase.synth import simulate_series
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 @pytest.fixture
 def viewer_with_series(make_napari_viewer):
     """A viewer showing a simulated Fe series of 40 curves × 400 points with ground truth."""

@@ -16,6 +16,7 @@ TRUTH_ROWS = [1, 5, 9, 13, 16, 20, 25, 30, 34]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 @pytest.fixture
 def session(make_napari_viewer, series):
     viewer = make_napari_viewer()

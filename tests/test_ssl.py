@@ -13,6 +13,7 @@ from napari_xrdphase import ssl  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 def tiny_encoder(dim: int = 8) -> nn.Module:
     """A small encoder for curves of any length ≥ 4 (pieces are shorter than curves)."""
     return nn.Sequential(

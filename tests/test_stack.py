@@ -57,7 +57,9 @@ def test_two_theta_q_d_conversions_agree_with_bragg_law():
     d = convert_axis(two_theta, "2theta", "deg", "d", "A", wavelength)
     np.testing.assert_allclose(2 * d * np.sin(np.radians(two_theta / 2)), wavelength)
     np.testing.assert_allclose(convert_axis(q, "q", "1/A", "d", "A"), d)
-    np.testing.assert_allclose(convert_axis(q * 10, "q", "1/nm", "2theta", "deg", wavelength), two_theta)
+    np.testing.assert_allclose(
+        convert_axis(q * 10, "q", "1/nm", "2theta", "deg", wavelength), two_theta
+    )
 
 
 def test_conversion_between_angle_and_q_needs_wavelength():
@@ -74,7 +76,9 @@ def test_with_axis_d_reverses_axis_and_keeps_values():
 
 
 def test_resampled_and_subset_keep_metadata():
-    stack = make_stack(variable=np.linspace(0, 20, 5), variable_name="pressure", variable_unit="GPa")
+    stack = make_stack(
+        variable=np.linspace(0, 20, 5), variable_name="pressure", variable_unit="GPa"
+    )
     sub = stack.subset([4, 1])
     np.testing.assert_array_equal(sub.variable, [20.0, 5.0])
     np.testing.assert_array_equal(sub.intensities[0], stack.intensities[4])

@@ -25,6 +25,7 @@ from napari_xrdphase.stream import (
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 @pytest.fixture
 def lazy_series(tmp_path):
     stack, truth = phase_series(n=300)

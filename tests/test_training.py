@@ -21,6 +21,7 @@ LENGTH = 300
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 def pressure_series(n_curves: int = 16, seed: int = 0, name: str = "series") -> SpectraStack:
     """Curves of a few Gaussian peaks that shift with pressure; two peaks change at half-way."""
     rng = np.random.default_rng(seed)

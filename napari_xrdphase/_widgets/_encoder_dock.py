@@ -119,8 +119,12 @@ class EncoderDock(Container):
         file_row.margins = (0, 0, 0, 0)
         self.method = ComboBox(label="Method", choices=METHOD_NAMES, value=DEFAULT_METHOD)
         self.epochs = SpinBox(label="Epochs", value=DEFAULT_EPOCHS, min=1, max=100_000)
-        self.c = FloatSpinBox(label="MoCo weight c", value=DEFAULT_MOCO_WEIGHT, min=0.0, max=1000.0, step=0.01)
-        self.batch_size = SpinBox(label="Batch size", value=DEFAULT_BATCH_SIZE, min=2, max=1_000_000)
+        self.c = FloatSpinBox(
+            label="MoCo weight c", value=DEFAULT_MOCO_WEIGHT, min=0.0, max=1000.0, step=0.01
+        )
+        self.batch_size = SpinBox(
+            label="Batch size", value=DEFAULT_BATCH_SIZE, min=2, max=1_000_000
+        )
         self.seed = SpinBox(label="Seed", value=0, min=0, max=2**31 - 1)
         self.device = ComboBox(label="Device", choices=DEVICES, value="auto")
         self.device_label = Label(label="Runs on", value="")
