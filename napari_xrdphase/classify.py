@@ -518,9 +518,10 @@ def fit_classifier(
 ) -> Classifier:
     """Return a linear classifier trained on the embeddings of the labelled curves.
 
-    Only the labelled rows are embedded. They are split per class (seeded) into training and
-    validation parts; the validation part alone steers the fit (early stopping for ``sgd``,
-    the regularisation strength for ``lbfgs``), and no other curve is ever seen. ``lr``,
+    Only the labelled rows are embedded, and no other curve is ever seen. ``lbfgs`` (the
+    default) picks the regularisation strength by stratified cross-validation on the labelled
+    curves and then refits on all of them; ``sgd`` (the paper's protocol) holds out a seeded
+    per-class ``val_fraction`` of them for early stopping. ``lr``,
     ``patience``, ``max_epochs`` and ``weight_decay`` apply to ``sgd``; ``progress(done, total)``
     is called after each epoch (``sgd``) or each regularisation strength (``lbfgs``).
     """
