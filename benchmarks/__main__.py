@@ -264,12 +264,14 @@ def evaluate_method(
 ):
     """Return (runs in label-set order, repeated per pretraining seed; extra) for one method."""
     from napari_xrdphase.encoder import Encoder
+    from napari_xrdphase.preprocess import common_window
 
     truth = {s.stack.name: s.labels for s in suite}
     if method == "random_init":
         runs = []
         for seed in cfg["seeds"]:
-            enc = Encoder.random(seed=seed, input_length=cfg["input_length"])
+            window = common_window([s.stack for s in suite])  # the grid pretraining uses
+            enc = Encoder.random(seed=seed, input_length=cfg["input_length"], window=window)
             runs += ablation.evaluate_encoder(enc, suite, label_sets)
         return runs, {}
     if method in RAW_BASELINES:

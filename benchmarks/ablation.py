@@ -451,6 +451,7 @@ def main(argv=None) -> int:
     import torch
 
     from napari_xrdphase.encoder import Encoder
+    from napari_xrdphase.preprocess import common_window
     from napari_xrdphase.synth import paper_suite
 
     if args.plan:
@@ -480,7 +481,8 @@ def main(argv=None) -> int:
         if name == "random_init":
             runs = []
             for seed in args.seeds:
-                enc = Encoder.random(seed=seed, input_length=args.input_length)
+                window = common_window(train_stacks)  # the grid pretraining uses
+                enc = Encoder.random(seed=seed, input_length=args.input_length, window=window)
                 runs += evaluate_encoder(enc, suite, label_sets)
             extra = {}
         elif name == "raw_logistic":

@@ -81,10 +81,15 @@ def weighted_scores(
 
 
 def prepared_curves(suite) -> dict[str, np.ndarray]:
-    """Return {series: (N, 1024) prepared curves} — the raw, normalised input of the baselines."""
-    from napari_xrdphase.preprocess import prepare_stack
+    """Return {series: (N, 1024) prepared curves} — the raw, normalised input of the baselines.
 
-    return {s.stack.name: prepare_stack(s.stack) for s in suite}
+    On the grid pretraining would use (``common_window`` of the whole suite: q wherever the
+    wavelengths are known), so that the baselines compare the curves as the encoders do.
+    """
+    from napari_xrdphase.preprocess import common_window, prepare_stack
+
+    window = common_window([s.stack for s in suite])
+    return {s.stack.name: prepare_stack(s.stack, 1024, **window) for s in suite}
 
 
 def _labelled(prepared, labels):

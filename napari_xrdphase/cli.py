@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -29,15 +30,32 @@ def _print_err(message: str) -> None:
     print(f"xrdphase: {message}", file=sys.stderr)
 
 
-def _load_all(paths: Sequence[str]):
+def _load_all(paths: Sequence[str], wavelength: float | None = None):
+    """Load every path; ``wavelength`` (Å) is given to the series whose files state none."""
     from .io import load_stack
 
-    return [load_stack(p) for p in paths]
+    if wavelength is not None and not (math.isfinite(wavelength) and wavelength > 0):
+        raise CommandError(f"--wavelength must be a positive number of Å, got {wavelength}")
+    stacks = [load_stack(p) for p in paths]
+    for stack in stacks:
+        if stack.wavelength is None and wavelength is not None:
+            stack.wavelength = float(wavelength)
+    return stacks
+
+
+def add_wavelength_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wavelength",
+        type=float,
+        metavar="Å",
+        help="X-ray wavelength for series whose files state none (Fit2D .chi, bare .xy): "
+        "with it, series of different wavelengths or 2θ windows are compared in q",
+    )
 
 
 def cmd_info(args: argparse.Namespace) -> None:
     """Print a summary of each series."""
-    for stack in _load_all(args.paths):
+    for stack in _load_all(args.paths, args.wavelength):
         var = stack.variable
         print(f"{stack.name}")
         print(f"  curves:   {stack.n_curves}")
@@ -95,7 +113,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pretrain an encoder without labels on every curve of the given series."""
     from .training import pretrain
 
-    stacks = _load_all(args.paths)
+    stacks = _load_all(args.paths, args.wavelength)
     n = sum(s.n_curves for s in stacks)
     print(f"pretraining {args.method} on {n} curves from {len(stacks)} series", file=sys.stderr)
     encoder = pretrain(
@@ -132,7 +150,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
     from .encoder import Encoder
     from .io import read_labels_csv, write_predictions_csv
 
-    stacks = _load_all(args.paths)
+    stacks = _load_all(args.paths, args.wavelength)
     _unique_names(stacks)
     labels = read_labels_csv(args.labels)
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
@@ -311,6 +329,7 @@ def add_pretraining_arguments(parser: argparse.ArgumentParser, out_help: str) ->
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_wavelength_argument(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="summarise series (folders of .xy/.chi/..., .h5/.nxs, .npz)")
     info.add_argument("paths", nargs="+", metavar="PATH")
+    add_wavelength_argument(info)
     info.set_defaults(func=cmd_info)
 
     sim = sub.add_parser("simulate", help="write the simulated paper suite D1–D9 with labels.csv")
@@ -351,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--out", required=True, metavar="PRED.csv")
     cls.add_argument("--model", metavar="MODEL", help="encoder file (default: the built-in one)")
     cls.add_argument("--seed", type=int, default=0)
+    add_wavelength_argument(cls)
     cls.set_defaults(func=cmd_classify)
 
     watch = sub.add_parser(

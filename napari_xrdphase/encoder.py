@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 
 from ._files import atomic_write_bytes
 from .models import ConvSC, count_parameters
-from .preprocess import prepare_curves
+from .preprocess import prepare_curves, stack_axis_in, window_coverage
 from .stack import SpectraStack
 
 __all__ = [
@@ -148,6 +149,30 @@ def _weights_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+MIN_WINDOW_COVERAGE = 0.5
+
+
+def _check_coverage(name: str, axis: np.ndarray, axis_range: Sequence[float], prep: dict) -> None:
+    """Refuse a series outside the encoder's window; warn when it covers little of it."""
+    coverage = window_coverage(axis, axis_range)
+    lo, hi = sorted(axis_range)
+    window = f"{prep.get('axis_kind') or 'axis'} {lo:.4g}–{hi:.4g} {prep.get('axis_unit') or ''}"
+    seen = f"{float(np.min(axis)):.4g}–{float(np.max(axis)):.4g}"
+    if coverage == 0:
+        raise ValueError(
+            f"{name}: its curves ({seen}) lie outside this encoder's window ({window.strip()}); "
+            "pretrain an encoder on series like it"
+        )
+    if coverage < MIN_WINDOW_COVERAGE:
+        warnings.warn(
+            f"{name}: its curves ({seen}) cover only {100 * coverage:.0f} % of this encoder's "
+            f"window ({window.strip()}); the rest is filled with edge values, so expect poorer "
+            "results: pretrain an encoder on these series",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 def default_config(model: ConvSC, input_length: int = 1024) -> dict[str, Any]:
     """Return the config of an encoder built from ``model`` with no training recorded."""
     from . import __version__
@@ -224,8 +249,14 @@ class Encoder:
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
-    def random(cls, seed: int = 0, input_length: int = 1024) -> Encoder:
-        """Return an untrained encoder with the reference initialisation (a baseline)."""
+    def random(
+        cls, seed: int = 0, input_length: int = 1024, window: dict[str, Any] | None = None
+    ) -> Encoder:
+        """Return an untrained encoder with the reference initialisation (a baseline).
+
+        ``window`` (``preprocess.common_window``) fixes the grid it embeds on, as pretraining
+        does; without it each series is read on its own axis range.
+        """
         model = ConvSC(seed=seed)
         # The reference init draws batch-norm scales from N(0, 0.05), so the last one is
         # negative half the time; with the fresh running statistics of an untrained model the
@@ -234,6 +265,7 @@ class Encoder:
         with torch.no_grad():
             model.reduce_bn.weight.abs_()
         config = default_config(model, input_length)
+        config["preprocessing"].update(window or {})
         config["method"] = "random-init"
         config["training"] = {"seed": int(seed)}
         return cls(model, config)
@@ -381,10 +413,11 @@ class Encoder:
         axis_range = tuple(axis_range) if axis_range is not None else None
         if isinstance(data, SpectraStack):
             stack_axis = data.axis
-            kind, unit = prep.get("axis_kind"), prep.get("axis_unit")
-            if axis_range is not None and kind and (kind, unit) != (data.axis_kind, data.axis_unit):
-                # the fixed window is given in the training data's axis units
-                stack_axis = data.axis_as(kind, unit)
+            if axis_range is not None:
+                # the window is given in the training data's axis kind and unit (q in 1/Å
+                # whenever the training series had wavelengths)
+                stack_axis = stack_axis_in(data, prep.get("axis_kind"), prep.get("axis_unit"))
+                _check_coverage(data.name, stack_axis, axis_range, prep)
             for _, block in data.iter_chunks(batch_size):
                 yield prepare_curves(block, stack_axis, self.input_length, axis_range)
             return

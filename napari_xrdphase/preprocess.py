@@ -4,6 +4,14 @@ Each curve is linearly interpolated onto ``input_length`` equally spaced points 
 axis range (the stack's own range by default, or a fixed ``axis_range`` so that curves from
 different beamtimes land on the same grid), then min–max scaled to [0, 1] on its own.
 
+Pretraining fixes that grid once, with :func:`common_window`: in q (1/Å) whenever the
+wavelength is known, over the q range every training series covers. A line then sits at the
+same input position whatever the wavelength and 2θ window of the beamtime, and an encoder
+applies its window to every series it embeds. (On each series' own 2θ range, series recorded
+at another wavelength put the same d-spacing elsewhere: on an independent simulator's suite
+with four wavelengths this alone took logistic regression on the curves from 59 to 83 %
+recall.)
+
 Why [0, 1] per curve: the encoder should see the shape of a pattern (peak positions and relative
 heights), not the exposure, beam current or detector gain, which differ between curves and
 beamtimes. The reference code instead scaled to [−1, 1] with the minimum and maximum of the
@@ -13,15 +21,27 @@ would land outside the range the model was trained on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .stack import SpectraStack
 
-__all__ = ["iter_prepared_chunks", "minmax_rows", "prepare_curves", "prepare_stack", "target_axis"]
+__all__ = [
+    "common_window",
+    "iter_prepared_chunks",
+    "minmax_rows",
+    "prepare_curves",
+    "prepare_stack",
+    "stack_axis_in",
+    "target_axis",
+    "window_coverage",
+]
+
+Q_UNIT = "1/A"
 
 
 def target_axis(
@@ -108,15 +128,93 @@ def prepare_curves(
     return _minmax_rows_inplace(resampled)
 
 
+def _converts_to_q(stack: SpectraStack) -> bool:
+    return stack.axis_kind in ("q", "d") or stack.wavelength is not None
+
+
+def stack_axis_in(stack: SpectraStack, kind: str | None, unit: str | None = None) -> np.ndarray:
+    """Return ``stack``'s axis in ``kind``/``unit`` (its own axis when ``kind`` is None).
+
+    A 2θ axis without a wavelength cannot become q or d: that raises ValueError saying so.
+    """
+    if kind is None or (kind, unit) == (stack.axis_kind, stack.axis_unit):
+        return stack.axis
+    if kind != stack.axis_kind and stack.axis_kind == "2theta" and stack.wavelength is None:
+        raise ValueError(
+            f"{stack.name}: the curves are compared on a {kind} axis, but this series has a 2θ "
+            "axis and no wavelength; give its X-ray wavelength (the Data dock's wavelength, "
+            "--wavelength on the command line, or stack.wavelength = Å)"
+        )
+    return stack.axis_as(kind, unit)
+
+
+def common_window(stacks: Sequence[SpectraStack]) -> dict[str, Any]:
+    """Return the grid window every one of ``stacks`` covers, as an encoder config records it.
+
+    ``{"axis_kind", "axis_unit", "axis_range"}``: in q (1/Å) when every series can be converted
+    (a q or d axis, or 2θ with a wavelength); otherwise on the series' common axis kind and
+    unit (2θ series without wavelengths are then assumed to share one, and a warning says
+    so). The range is the intersection of the series' ranges; series that share none raise
+    ValueError, as do series on different axes where one cannot be converted.
+    """
+    stacks = list(stacks)
+    if not stacks:
+        raise ValueError("no series given")
+    missing = [s.name for s in stacks if not _converts_to_q(s)]
+    if not missing:
+        kind, unit = "q", Q_UNIT
+    else:
+        kinds = {(s.axis_kind, s.axis_unit) for s in stacks}
+        if len(kinds) > 1:
+            raise ValueError(
+                f"series {', '.join(missing)} have a 2θ axis and no wavelength, other series "
+                "another axis: give their X-ray wavelength so that all can be compared in q"
+            )
+        kind, unit = kinds.pop()
+    ranges = []
+    for s in stacks:
+        axis = stack_axis_in(s, kind, unit)
+        ranges.append((float(np.min(axis)), float(np.max(axis))))
+    if kind == "2theta" and len(set(ranges)) > 1:
+        warnings.warn(
+            f"series {', '.join(missing)} have no wavelength and the series cover different 2θ "
+            "ranges: they are compared on 2θ, which is right only if all were recorded at the "
+            "same wavelength; give the wavelengths to compare them in q",
+            UserWarning,
+            stacklevel=2,
+        )
+    lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
+    if not hi > lo:
+        covered = "; ".join(
+            f"{s.name} {a:.4g}–{b:.4g}" for s, (a, b) in zip(stacks, ranges, strict=True)
+        )
+        raise ValueError(f"the series share no part of their {kind} ranges ({unit}): {covered}")
+    return {"axis_kind": kind, "axis_unit": unit, "axis_range": [lo, hi]}
+
+
+def window_coverage(axis: np.ndarray, axis_range: Sequence[float]) -> float:
+    """Return the fraction (0–1) of the window ``axis_range`` that ``axis`` spans."""
+    lo, hi = sorted(float(v) for v in axis_range)
+    inside = min(hi, float(np.max(axis))) - max(lo, float(np.min(axis)))
+    return max(0.0, inside) / (hi - lo)
+
+
 def iter_prepared_chunks(
     stack: SpectraStack,
     input_length: int = 1024,
     axis_range: tuple[float, float] | None = None,
     chunk_size: int = 4096,
+    axis_kind: str | None = None,
+    axis_unit: str | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start, prepared curves)`` blocks of a stack, reading lazy stacks chunk by chunk."""
+    """Yield ``(start, prepared curves)`` blocks of a stack, reading lazy stacks chunk by chunk.
+
+    With ``axis_kind`` (and ``axis_unit``) the stack's axis is first converted to it, and
+    ``axis_range`` is read in that kind and unit (``common_window`` gives all three).
+    """
+    source = stack_axis_in(stack, axis_kind, axis_unit)
     for start, block in stack.iter_chunks(chunk_size):
-        yield start, prepare_curves(block, stack.axis, input_length, axis_range)
+        yield start, prepare_curves(block, source, input_length, axis_range)
 
 
 def prepare_stack(
@@ -124,9 +222,17 @@ def prepare_stack(
     input_length: int = 1024,
     axis_range: tuple[float, float] | None = None,
     chunk_size: int = 4096,
+    axis_kind: str | None = None,
+    axis_unit: str | None = None,
 ) -> np.ndarray:
-    """Return the whole stack prepared as (N, input_length) float32, read in bounded chunks."""
+    """Return the whole stack prepared as (N, input_length) float32, read in bounded chunks.
+
+    ``axis_kind``/``axis_unit``/``axis_range`` as in ``iter_prepared_chunks``.
+    """
     out = np.empty((stack.n_curves, int(input_length)), dtype=np.float32)
-    for start, block in iter_prepared_chunks(stack, input_length, axis_range, chunk_size):
+    chunks = iter_prepared_chunks(
+        stack, input_length, axis_range, chunk_size, axis_kind=axis_kind, axis_unit=axis_unit
+    )
+    for start, block in chunks:
         out[start : start + block.shape[0]] = block
     return out

@@ -260,7 +260,7 @@ def _prepare_run(
 
     from .augment import PAPER_PIPELINE, make_augmentation
     from .encoder import resolve_device
-    from .preprocess import prepare_stack
+    from .preprocess import common_window, prepare_stack
     from .ssl import get_method, series_bin_labels
     from .stack import SpectraStack
 
@@ -290,7 +290,8 @@ def _prepare_run(
     augmentation_names = tuple(PAPER_PIPELINE if augmentations is None else augmentations)
     augment = make_augmentation(augmentation_names, augment_generator)  # checks the names
 
-    prepared = np.concatenate([prepare_stack(s, input_length) for s in stacks], axis=0)
+    window = common_window(stacks)  # one grid for every series: q whenever wavelengths are known
+    prepared = np.concatenate([prepare_stack(s, input_length, **window) for s in stacks], axis=0)
     bins = torch.cat([series_bin_labels(s.n_curves, N_BINS) for s in stacks])
     n_curves = prepared.shape[0]
     shard = n_curves // world_size
@@ -307,6 +308,7 @@ def _prepare_run(
         moco_weight=spec.effective_moco_weight(c),
         k_augmentations=k_augmentations,
         input_length=input_length,
+        window=window,
         augmentation_names=augmentation_names,
         lr=lr,
         seed=seed,
@@ -493,7 +495,7 @@ def _encoder_of(run: _Run) -> Encoder:
     import torch
 
     from . import __version__
-    from .encoder import Encoder
+    from .encoder import Encoder, default_config
 
     spec, model, lr, c, moco_weight = run.spec, run.model, run.lr, run.c, run.moco_weight
     step, steps_per_epoch, history = run.step, run.steps_per_epoch, run.history
@@ -554,6 +556,7 @@ def _encoder_of(run: _Run) -> Encoder:
         "method": run.method,
         "method_description": spec.description,
         "input_length": run.input_length,
+        "preprocessing": {**default_config(backbone)["preprocessing"], **run.window},
         "training": training,
         "data": {
             "n_curves": int(run.n_curves),
