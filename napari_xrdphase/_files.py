@@ -1,7 +1,12 @@
-"""Atomic file writes: a reader never sees a half-written model, label or result file."""
+"""File helpers without Qt or napari.
+
+Atomic writes (a reader never sees a half-written model, label or result file), and decoding
+of text files written by other programs.
+"""
 
 from __future__ import annotations
 
+import codecs
 import os
 import uuid
 from collections.abc import Callable
@@ -32,3 +37,36 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(handle.fileno())
 
     return atomic_write(path, write)
+
+
+# (byte-order mark, codec) of the UTF-16/32 files Windows tools write (Excel's "Unicode Text");
+# UTF-32 first: its little-endian mark starts with UTF-16's
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Return the text of a file written by another program, and the encoding it was read as.
+
+    UTF-8, with or without the byte-order mark Windows tools put first (the mark is dropped, so
+    it never hides a first data value); UTF-16/32 with a byte-order mark; else Windows-1252,
+    what Excel's "CSV (Comma delimited)" writes on Western Windows (``°C``, ``µm``); else
+    Latin-1, which decodes any bytes.
+    """
+    for bom, codec in _WIDE_BOMS:
+        if data.startswith(bom):
+            return data.decode(codec, errors="replace").lstrip("\ufeff"), codec
+    encodings = ("utf-8", "cp1252")
+    if data.startswith(codecs.BOM_UTF8):
+        data, encodings = data[len(codecs.BOM_UTF8) :], ("utf-8-sig", "cp1252")
+    for encoding in encodings:
+        try:
+            # "utf-8-sig" on the rest drops a doubled mark, as some converters write
+            return data.decode("utf-8-sig" if encoding.startswith("utf") else encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1"), "latin-1"

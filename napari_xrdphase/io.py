@@ -23,7 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._files import atomic_write
+from ._files import atomic_write, decode_text
 from .stack import (
     AXIS_UNITS,
     SpectraStack,
@@ -93,6 +93,12 @@ _HEADER_SCAN_CHARS = 1024  # real header lines are short
 _CHI_POINT_COUNT = re.compile(r"[0-9]{1,15}")  # ASCII only: "²".isdigit() is True
 _TOKEN_SPLIT = re.compile(r"[\s,;]+")
 _COMMENTS = ("#", "!")
+# a data row written with decimal commas: 2 or 3 numbers apart by spaces, tabs or ";", the first
+# with one comma between digits ("10,5\t1234"); a comma-separated row never looks like this
+_DECIMAL_COMMA_ROW = re.compile(
+    r"[-+]?\d+,\d+(?:[eE][-+]?\d+)?(?:[ \t]*;[ \t]*|[ \t]+)[-+]?\d+(?:,\d+)?(?:[eE][-+]?\d+)?"
+    r"(?:(?:[ \t]*;[ \t]*|[ \t]+)[-+]?\d+(?:,\d+)?(?:[eE][-+]?\d+)?)?"
+)
 
 
 class ReaderError(ValueError):
@@ -271,10 +277,10 @@ def _read_text_folder(folder: Path, variable: str | None) -> SpectraStack:
     variable_values, variable_name, variable_unit = None, "index", ""
     csv_path = folder / METADATA_CSV
     if csv_path.is_file():
-        variable_values, variable_name, variable_unit, columns = _read_metadata_csv(
+        variable_values, variable_name, variable_unit, entries = _read_metadata_csv(
             csv_path, [f.name for f in files], variable
         )
-        metadata["metadata_csv"] = columns
+        metadata.update(entries)
     elif variable is not None:
         raise ReaderError(
             f"{folder}: variable={variable!r} was asked for, but the folder has no {METADATA_CSV} "
@@ -300,9 +306,12 @@ def _read_text_folder(folder: Path, variable: str | None) -> SpectraStack:
 
 def _read_text_curve(path: Path) -> _TextCurve:
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise ReaderError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    # a byte-order mark is dropped (else a headerless file loses its first point to the
+    # header); a header in Windows-1252 or Latin-1 (``µm``, ``°``) is read as such
+    lines = decode_text(data)[0].splitlines()
     header: list[str] = []
     label_line: str | None = None
     expected_points: int | None = None
@@ -331,6 +340,9 @@ def _read_text_curve(path: Path) -> _TextCurve:
         raise ReaderError(
             f"{path}: no numeric columns found (expected 2 or 3 columns: x, intensity[, error])"
         )
+    if _DECIMAL_COMMA_ROW.fullmatch(lines[first_data].split("#", 1)[0].strip()):
+        # "10,5<tab>1234" (a European locale): read as 10.5 and 1234, not as 10, 5 and 1234
+        lines = lines[:first_data] + [line.replace(",", ".") for line in lines[first_data:]]
     data = _load_rows_fast(lines[first_data:])
     if data is None:  # irregular text: parse line by line to say where and why
         data = _load_rows_checked(path, lines, first_data)
@@ -494,89 +506,337 @@ def _bracketed_unit(header: str) -> tuple[str, str] | None:
 
 
 def _split_name_unit(header: str) -> tuple[str, str]:
-    """Return (name, unit) from a column header like ``pressure_GPa`` or ``pressure (GPa)``."""
+    """Return (name, unit) from a column header like ``pressure_GPa``, ``pressure (GPa)`` or ``P/GPa``."""
     header = header.strip()
     bracketed = _bracketed_unit(header)
     if bracketed is not None and bracketed[0]:
         return bracketed
-    if "_" in header:
-        base, suffix = header.rsplit("_", 1)
-        unit = suffix if suffix in _VARIABLE_UNITS else _VARIABLE_UNITS_LOWER.get(suffix.lower())
-        if base and unit:
-            return base, unit
+    for separator in ("_", "/"):
+        if separator in header:
+            base, suffix = (part.strip() for part in header.rsplit(separator, 1))
+            unit = _known_unit(suffix)
+            if base and unit:
+                return base, unit
     return header, ""
 
 
-def _read_metadata_csv(
-    csv_path: Path, file_names: list[str], variable: str | None
-) -> tuple[np.ndarray | None, str, str, dict[str, list[Any]]]:
+def _known_unit(text: str) -> str | None:
+    """Return the canonical spelling of a unit in ``_VARIABLE_UNITS`` (``gpa`` -> ``GPa``), or None."""
+    return text if text in _VARIABLE_UNITS else _VARIABLE_UNITS_LOWER.get(text.lower())
+
+
+# --- metadata.csv ------------------------------------------------------------------------------
+# headers of the file-name column, compared without case, spaces, "_", "-" and "."; in this order
+# fmt: off
+_FILE_COLUMNS = (
+    "file", "filename", "files", "filenames", "fname", "filepath", "path", "image", "imagename",
+    "imagefile", "img", "name",
+)
+# words of a column name that make it a pressure: "pressure", "P", "p_GPa", "P (GPa)", "P_Au"...
+_PRESSURE_GAUGES = {
+    "ruby", "au", "gold", "pt", "ne", "nacl", "mgo", "re", "w", "cu", "ag", "mo", "sample",
+    "nominal", "measured", "meas", "calc", "set", "target", "eos", "cell", "dac",
+}
+# ... unless a word says it is about something else: "pressure medium", "pressure_err"
+_NOT_THE_QUANTITY = {
+    "medium", "media", "transmitting", "ptm", "gauge", "calibrant", "marker", "standard",
+    "method", "note", "notes", "comment", "comments", "err", "error", "errors", "sigma", "std",
+    "stdev", "stddev", "uncertainty", "unc", "esd", "delta", "rate", "step",
+}
+# names made only of these words count acquisitions ("frame", "image number", "#", "n")
+_COUNTER_WORDS = {
+    "frame", "frames", "index", "idx", "image", "images", "img", "number", "num", "no", "nr",
+    "n", "#", "id", "scan", "scans", "point", "seq", "sequence", "count", "counter", "file",
+    "run", "shot", "acq", "acquisition", "step",
+}
+# fmt: on
+_UNIT_WORDS = {u.lower() for u in _VARIABLE_UNITS}
+_NAME_WORD = re.compile(r"[a-z0-9]+|#")
+_COMPRESSED = re.compile(r"\.(gz|bz2|xz|zst|z)$", re.IGNORECASE)
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,9}$")  # not ".5" in "f_1.5"
+# a number followed by a unit: "12.5 GPa", "12.5GPa", "300 K", "25 °C", "12,5" (decimal comma)
+_CELL_NUMBER = re.compile(
+    r"([-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?)\s*"
+    r"((?:[^\W\d_]|[°%])(?:[^\W_]|[°%/^*·.\-])*)?"
+)
+_MAX_CELL_CHARS = 64  # a number with its unit is short; longer cells are text
+
+
+@dataclass
+class _CsvTable:
+    path: Path
+    header: list[str]
+    rows: list[tuple[int, list[str]]]  # (line number, stripped cells); blank rows left out
+    delimiter: str
+    encoding: str
+
+
+@dataclass
+class _CsvColumn:
+    values: list[float | None] | None  # None when the column is not numeric
+    unit: str  # the unit written in the cells, "" when none
+    problem: tuple[int, str] | None  # (line, why) for the first cell that is not a number
+    has_digits: bool  # some cell holds a digit: the column was probably meant to be numeric
+
+
+def _read_csv_table(csv_path: Path) -> _CsvTable:
+    """Read a CSV as spreadsheets and other programs write it; see docs/formats.md."""
     try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReaderError(f"{csv_path}: cannot read the file ({exc})") from exc
+        data = csv_path.read_bytes()
+    except OSError as exc:
+        raise ReaderError(f"{csv_path}: cannot read the file ({exc.strerror or exc})") from exc
+    text, encoding = decode_text(data)
     lines = text.splitlines()
-    first = lines[0] if lines else ""
-    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+    skipped, delimiter = 0, None
+    if lines and re.fullmatch(r"sep=[,;\t|]", lines[0].strip("\r\n "), re.IGNORECASE):
+        # Excel's "sep=;" line: the delimiter, then the table
+        delimiter, lines, skipped = lines[0].strip("\r\n ")[4], lines[1:], 1
+    if delimiter is None:
+        delimiter = _guess_delimiter(lines)
     try:
-        table = [row for row in csv.reader(lines, delimiter=delimiter)]
+        reader = csv.reader(lines, delimiter=delimiter)
+        table = [(reader.line_num + skipped, row) for row in reader]
     except csv.Error as exc:  # e.g. a cell longer than csv.field_size_limit()
         raise ReaderError(f"{csv_path}: not a readable CSV file ({exc})") from exc
     if not table:
         raise ReaderError(f"{csv_path}: the file is empty; it needs a 'file' column")
-    header = [h.strip() for h in table[0]]
-    lowered = [h.lower() for h in header]
-    if "file" not in lowered:
-        raise ReaderError(f"{csv_path}: no 'file' column (columns: {', '.join(header)})")
-    file_col = lowered.index("file")
-    by_file: dict[str, tuple[int, list[str]]] = {}
-    for number, row in enumerate(table[1:], start=2):
+    header = [h.strip() for h in table[0][1]]
+    rows = []
+    for number, row in table[1:]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
             raise ReaderError(
                 f"{csv_path} line {number}: {len(row)} cells, but the header has {len(header)}"
             )
-        name = row[file_col].strip()
-        if name in by_file:
-            raise ReaderError(f"{csv_path} line {number}: {name} is listed twice")
-        by_file[name] = (number, [cell.strip() for cell in row])
-    unknown = [n for n in by_file if n not in set(file_names)]
+        rows.append((number, [cell.strip() for cell in row]))
+    return _CsvTable(csv_path, header, rows, delimiter, encoding)
+
+
+def _guess_delimiter(lines: list[str]) -> str:
+    """Tab, ';' or ',': the first that splits every row into as many cells as the header.
+
+    Tab and ';' come first: a European ``file;pressure (GPa, ruby)`` header or ``12,5`` cells
+    hold commas that are no separators.
+    """
+    first = lines[0] if lines else ""
+    for delimiter in ("\t", ";", ","):
+        if delimiter not in first:
+            continue
+        try:
+            rows = [r for r in csv.reader(lines, delimiter=delimiter) if any(c.strip() for c in r)]
+        except csv.Error:
+            continue
+        if rows and len(rows[0]) >= 2 and all(len(r) == len(rows[0]) for r in rows):
+            return delimiter
+    return next((d for d in (",", ";", "\t") if d in first), ",")
+
+
+def _name_key(header: str) -> str:
+    return re.sub(r"[\s_.\-]+", "", header.lower())
+
+
+def _file_column_candidates(header: list[str]) -> list[int]:
+    """Columns that may hold the file names, most likely first (``file`` before ``name``)."""
+    keys = [_name_key(h) for h in header]
+    return [col for alias in _FILE_COLUMNS for col, key in enumerate(keys) if key == alias]
+
+
+def _name_words(header: str) -> list[str]:
+    """Lower-case words of a column name without its unit: ``Pressure (GPa)`` -> ``[pressure]``."""
+    name = _split_name_unit(header[:200])[0].lower()
+    return [w for w in _NAME_WORD.findall(name) if w not in _UNIT_WORDS]
+
+
+def _is_pressure_name(header: str) -> bool:
+    words = _name_words(header)
+    if not words or any(w in _NOT_THE_QUANTITY for w in words):
+        return False
+    if any(w.startswith("pressure") or w == "press" for w in words):
+        return True
+    return words[0] == "p" and (
+        len(words) == 1 or (len(words) == 2 and words[1] in _PRESSURE_GAUGES)
+    )
+
+
+def _is_counter_name(header: str) -> bool:
+    words = _name_words(header)
+    return bool(words) and all(w in _COUNTER_WORDS for w in words)
+
+
+def _curves_named_by(
+    cell: str, by_name: Mapping[str, str], by_stem: Mapping[str, list[str]]
+) -> list[str]:
+    """The curve files a metadata.csv name stands for: itself, or the curve with its stem.
+
+    ``f_00001.xy`` names itself; ``f_00001`` (no extension), ``f_00001.tif``, ``.cbf``, ``.h5``
+    or ``.cbf.gz`` (the raw image a program such as Dioptas integrated into ``f_00001.xy``)
+    name the curve file with stem ``f_00001``. A path keeps only its last part. More than one
+    result means the name is ambiguous.
+    """
+    name = re.split(r"[\\/]", cell.strip())[-1]
+    if name in by_name:
+        return [by_name[name]]
+    found = list(by_stem.get(name, []))
+    bare = _EXTENSION.sub("", _COMPRESSED.sub("", name))
+    if bare != name:
+        found += [f for f in by_stem.get(bare, []) if f not in found]
+    return found
+
+
+def _match_file_column(
+    table: _CsvTable, col: int, file_names: list[str]
+) -> tuple[dict[str, tuple[int, list[str]]], list[str], ReaderError | None]:
+    """Rows by the curve file they name, the names that match no file, and the first other error."""
+    by_name = {n: n for n in file_names}
+    by_stem: dict[str, list[str]] = {}
+    for n in file_names:
+        by_stem.setdefault(Path(n).stem, []).append(n)
+    by_file: dict[str, tuple[int, list[str]]] = {}
+    unknown: list[str] = []
+    for number, cells in table.rows:
+        cell = cells[col]
+        found = _curves_named_by(cell, by_name, by_stem)
+        if not found:
+            unknown.append(cell)
+            continue
+        if len(found) > 1:
+            return (
+                by_file,
+                unknown,
+                ReaderError(
+                    f"{table.path} line {number}: {cell!r} is ambiguous: it can name "
+                    f"{', '.join(found)}; write the curve file's full name"
+                ),
+            )
+        if found[0] in by_file:
+            earlier, earlier_cells = by_file[found[0]]
+            what = (
+                f"{cell} is listed twice"
+                if earlier_cells[col] == cell
+                else f"{cell} and {earlier_cells[col]} (line {earlier}) both name {found[0]}"
+            )
+            return by_file, unknown, ReaderError(f"{table.path} line {number}: {what}")
+        by_file[found[0]] = (number, cells)
+    return by_file, unknown, None
+
+
+def _cell_number(cell: str, decimal_comma: bool) -> tuple[float, str] | None:
+    """Return (value, unit) of a cell such as ``12.5``, ``12.5 GPa``, ``300K``, ``12,5``; else None.
+
+    A decimal comma is read only when ``decimal_comma`` (a ';' or tab separated file).
+    """
+    try:
+        return float(cell), ""
+    except ValueError:
+        pass
+    match = _CELL_NUMBER.fullmatch(cell) if len(cell) <= _MAX_CELL_CHARS else None
+    if match is None:
+        return None
+    number, unit = match.group(1), match.group(2) or ""
+    if "," in number:
+        if not decimal_comma:
+            return None
+        number = number.replace(",", ".")
+    try:
+        value = float(number)
+    except ValueError:
+        return None
+    return value, _known_unit(unit) or unit
+
+
+def _parse_column(table: _CsvTable, col: int, ordered: list[tuple[int, list[str]]]) -> _CsvColumn:
+    """Read one column as numbers with at most one unit, or say which cell is not one."""
+    decimal_comma = table.delimiter in (";", "\t")
+    header_unit = _split_name_unit(table.header[col])[1]
+    values: list[float | None] = []
+    unit: str | None = None
+    unit_line = 0
+    problem: tuple[int, str] | None = None
+    has_digits = False
+    for number, cells in ordered:
+        cell = cells[col]
+        if not cell:
+            values.append(None)
+            continue
+        has_digits = has_digits or any("0" <= ch <= "9" for ch in cell[:_MAX_CELL_CHARS])
+        if problem is not None:
+            continue
+        parsed = _cell_number(cell, decimal_comma)
+        if parsed is None:
+            problem = (number, f"{cell[:40]!r} is not a number")
+            if "," in cell and not decimal_comma and _cell_number(cell, True) is not None:
+                problem = (number, f"{cell!r} has a decimal comma, read only in ';' or tab "
+                                   "separated files")  # fmt: skip
+            continue
+        value, cell_unit = parsed
+        if unit is None:
+            unit, unit_line = cell_unit, number
+            if header_unit and cell_unit and cell_unit != header_unit:
+                problem = (number, f"{cell!r} is in {cell_unit}, but the header says {header_unit}")
+        elif cell_unit != unit:
+            problem = (
+                number,
+                f"{cell!r} is in {cell_unit or 'no unit'}, but line {unit_line} is in "
+                f"{unit or 'no unit'}; write one unit for the whole column",
+            )
+        values.append(value)
+    numeric = unit is not None and problem is None
+    return _CsvColumn(values if numeric else None, unit or "", problem, has_digits)
+
+
+def _read_metadata_csv(
+    csv_path: Path, file_names: list[str], variable: str | None
+) -> tuple[np.ndarray | None, str, str, dict[str, Any]]:
+    """Return (variable values, name, unit, entries for stack.metadata) from a folder's metadata.csv."""
+    table = _read_csv_table(csv_path)
+    header = table.header
+    candidates = _file_column_candidates(header)
+    if not candidates:
+        raise ReaderError(
+            f"{csv_path}: no 'file' column (nor 'filename', 'image' or 'name') naming the curve "
+            f"files (columns: {', '.join(header)})"
+        )
+    attempts = [(col, *_match_file_column(table, col, file_names)) for col in candidates]
+    # the first column that names every curve file and nothing else, else the first that names
+    # no unknown file, else the most likely one (for its error message)
+    file_col, by_file, unknown, error = min(
+        attempts,
+        key=lambda a: (bool(a[2]) or a[3] is not None, len(a[1]) < len(file_names)),
+    )
+    if error is not None:
+        raise error
+    which = "" if _name_key(header[file_col]) == "file" else f" (column {header[file_col]!r})"
     if unknown:
         raise ReaderError(
-            f"{csv_path}: names files that are not in the folder: {', '.join(unknown[:20])}"
-            f"{' ...' if len(unknown) > 20 else ''}"
+            f"{csv_path}: names files that are not in the folder{which}: "
+            f"{', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}"
         )
     missing = [n for n in file_names if n not in by_file]
     if missing:
         raise ReaderError(
-            f"{csv_path}: does not list these curve files: {', '.join(missing[:20])}"
+            f"{csv_path}: does not list these curve files{which}: {', '.join(missing[:20])}"
             f"{' ...' if len(missing) > 20 else ''}"
         )
     ordered = [by_file[n] for n in file_names]
 
-    columns: dict[str, list[Any]] = {}
-    numeric: list[int] = []
-    for col, name in enumerate(header):
-        if col == file_col:
-            continue
-        cells = [cells[col] for _, cells in ordered]
-        parsed = [_float_or_none(c) for c in cells]
-        is_numeric = any(c for c in cells) and all(
-            p is not None or not c for p, c in zip(parsed, cells, strict=True)
-        )
-        columns[name] = parsed if is_numeric else cells
-        if is_numeric:
-            numeric.append(col)
+    data_columns = [c for c in range(len(header)) if c != file_col]
+    parsed = {c: _parse_column(table, c, ordered) for c in data_columns}
+    columns: dict[str, list[Any]] = {
+        header[c]: parsed[c].values
+        if parsed[c].values is not None
+        else [cells[c] for _, cells in ordered]
+        for c in data_columns
+    }
+    numeric = [c for c in data_columns if parsed[c].values is not None]
 
     if variable is None:
-        if not numeric:
-            return None, "index", "", columns
-        chosen = numeric[0]
+        chosen = _default_variable_column(csv_path, header, data_columns, parsed)
+        if chosen is None:
+            return None, "index", "", _csv_metadata(columns, parsed, header, table)
     else:
         matches = [
-            c
-            for c in range(len(header))
-            if c != file_col and variable in (header[c], _split_name_unit(header[c])[0])
+            c for c in data_columns if variable in (header[c], _split_name_unit(header[c])[0])
         ]
         if not matches:
             raise ReaderError(
@@ -585,10 +845,13 @@ def _read_metadata_csv(
             )
         chosen = matches[0]
         if chosen not in numeric:
-            raise ReaderError(f"{csv_path}: column {header[chosen]!r} is not numeric")
+            line, why = parsed[chosen].problem or (0, "it is empty")
+            raise ReaderError(
+                f"{csv_path}: column {header[chosen]!r} is not numeric"
+                + (f" (line {line}: {why})" if line else f" ({why})")
+            )
     values = []
-    for number, cells in ordered:
-        value = _float_or_none(cells[chosen])
+    for (number, cells), value in zip(ordered, parsed[chosen].values or [], strict=True):
         if value is None or not math.isfinite(value):
             raise ReaderError(
                 f"{csv_path} line {number}: no finite value of {header[chosen]!r} "
@@ -596,14 +859,91 @@ def _read_metadata_csv(
             )
         values.append(value)
     name, unit = _split_name_unit(header[chosen])
-    return np.asarray(values, dtype=np.float64), name, unit, columns
+    return (
+        np.asarray(values, dtype=np.float64),
+        name,
+        unit or parsed[chosen].unit,
+        _csv_metadata(columns, parsed, header, table),
+    )
 
 
-def _float_or_none(text: str) -> float | None:
+def _default_variable_column(
+    csv_path: Path, header: list[str], data_columns: list[int], parsed: Mapping[int, _CsvColumn]
+) -> int | None:
+    """The column that is the external variable when ``variable=`` names none.
+
+    A column named like a pressure wins; else the first numeric column that does not count
+    acquisitions (``frame``, ``index``, ``image number``, ``#``...); else the first numeric one.
+    A pressure column holding numbers that cannot be read is an error, never skipped.
+    """
+    numeric = [c for c in data_columns if parsed[c].values is not None]
+    pressure = [c for c in data_columns if _is_pressure_name(header[c])]
+    chosen = next((c for c in pressure if c in numeric), None)
+    if chosen is not None:
+        return chosen
+    for c in pressure:
+        if parsed[c].has_digits and parsed[c].problem is not None:
+            line, why = parsed[c].problem
+            raise ReaderError(
+                f"{csv_path} line {line}: column {header[c]!r} is named like a pressure but is "
+                f"not numeric: {why}; correct it, or pass variable= naming another column"
+            )
+    chosen = next((c for c in numeric if not _is_counter_name(header[c])), None)
+    if chosen is None and numeric:
+        chosen = numeric[0]
+    if pressure:
+        warnings.warn(
+            f"{csv_path}: column {header[pressure[0]]!r} holds no numbers, so the external "
+            f"variable is {repr(header[chosen]) if chosen is not None else 'the index'}",
+            UserWarning,
+            stacklevel=5,  # the caller of load_stack
+        )
+    return chosen
+
+
+def _csv_metadata(
+    columns: dict[str, list[Any]],
+    parsed: Mapping[int, _CsvColumn],
+    header: list[str],
+    table: _CsvTable,
+) -> dict[str, Any]:
+    """The stack.metadata entries of a metadata.csv: its columns, units found in cells, encoding."""
+    entries: dict[str, Any] = {"metadata_csv": columns}
+    units = {header[c]: p.unit for c, p in parsed.items() if p.values is not None and p.unit}
+    if units:
+        entries["metadata_csv_units"] = units
+    if not table.encoding.startswith("utf-8"):
+        entries["metadata_csv_encoding"] = table.encoding
+    return entries
+
+
+def _metadata_csv_value(csv_path: Path, file_name: str, variable_name: str) -> float | None:
+    """The value of ``variable_name`` for one curve file in a metadata.csv, or None.
+
+    For live folders, whose metadata.csv may list files that are not there yet and may be
+    rewritten while it is read: every problem gives None (the caller falls back).
+    """
     try:
-        return float(text)
-    except ValueError:
+        table = _read_csv_table(csv_path)
+    except ReaderError:
         return None
+    columns = [
+        c for c, h in enumerate(table.header) if variable_name in (h, _split_name_unit(h)[0])
+    ]
+    by_name, by_stem = {file_name: file_name}, {Path(file_name).stem: [file_name]}
+    for file_col in _file_column_candidates(table.header):
+        rows = [
+            (number, cells)
+            for number, cells in table.rows
+            if _curves_named_by(cells[file_col], by_name, by_stem) == [file_name]
+        ]
+        data_columns = [c for c in columns if c != file_col]
+        if len(rows) == 1 and data_columns:
+            column = _parse_column(table, data_columns[0], table.rows)
+            row = table.rows.index(rows[0])
+            value = column.values[row] if column.values is not None else None
+            return value if value is not None and math.isfinite(value) else None
+    return None
 
 
 def _metadata_from_json(stored: str, key: str) -> dict[str, Any]:
@@ -1064,7 +1404,7 @@ def _poni_wavelength(poni: Path) -> float | None:
     try:
         if not poni.is_file():
             return None
-        text = poni.read_text(encoding="utf-8", errors="replace")
+        text = decode_text(poni.read_bytes())[0]
     except OSError:
         return None
     match = re.search(r"^\s*Wavelength\s*:\s*([-+0-9.eE]+)", text, re.MULTILINE)
@@ -1418,10 +1758,10 @@ def read_labels_csv(path: str | os.PathLike[str]) -> dict[str, dict[int, str]]:
     """Return the labels of a ``dataset,index,label`` CSV as ``{dataset: {index: label}}``."""
     p = Path(path).expanduser()
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        text = decode_text(p.read_bytes())[0]
     except FileNotFoundError as exc:
         raise ReaderError(f"{p}: no such labels file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ReaderError(f"{p}: cannot read the labels file ({exc})") from exc
     table = list(csv.reader(text.splitlines()))
     if not table:

@@ -370,23 +370,16 @@ class LiveSeries:
 
 
 def _metadata_value(folder: Path | None, name: str, variable_name: str) -> float | None:
-    from .io import _split_name_unit
+    """The value of ``variable_name`` for the curve file ``name`` in the folder's metadata.csv.
+
+    Read like ``load_stack`` reads it (encodings, delimiters, file-name columns, units and
+    decimal commas in cells); None when it is missing or unreadable right now.
+    """
+    from .io import _metadata_csv_value
 
     if folder is None or not (folder / METADATA_CSV).is_file():
         return None
-    try:
-        with open(folder / METADATA_CSV, newline="", encoding="utf-8") as fh:
-            text = fh.read()
-        dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t")
-        for row in csv.DictReader(text.splitlines(), dialect=dialect):
-            if (row.get("file") or "").strip() != name:
-                continue
-            for column, value in row.items():
-                if column and _split_name_unit(column)[0] == variable_name:
-                    return float(value)
-    except (OSError, ValueError, csv.Error, IndexError):
-        return None  # being rewritten right now: the caller falls back
-    return None
+    return _metadata_csv_value(folder / METADATA_CSV, name, variable_name)
 
 
 # --- the predictions CSV, row by row -------------------------------------------------------------

@@ -123,7 +123,7 @@ def test_xy_folder_with_unpadded_numbers_loads_in_natural_order_with_metadata_pr
     assert stack.metadata["metadata_csv"]["comment"][0] == "sample A"
 
 
-def test_metadata_csv_first_numeric_column_is_the_variable_unless_one_is_named(tmp_path):
+def test_metadata_csv_pressure_column_is_the_variable_unless_another_is_named(tmp_path):
     folder = write_folder(tmp_path / "run", n=3)
     (folder / "metadata.csv").write_text(
         "file,sample,temperature (K),pressure_GPa\n"
@@ -131,14 +131,26 @@ def test_metadata_csv_first_numeric_column_is_the_variable_unless_one_is_named(t
     )
 
     by_default = load_stack(folder)
-    chosen = load_stack(folder, variable="pressure")
+    by_name = load_stack(folder, variable="pressure")
     by_full_header = load_stack(folder, variable="pressure_GPa")
+    temperature = load_stack(folder, variable="temperature")
 
-    assert (by_default.variable_name, by_default.variable_unit) == ("temperature", "K")
-    np.testing.assert_allclose(by_default.variable, [300, 310, 320])
-    for stack in (chosen, by_full_header):
+    for stack in (by_default, by_name, by_full_header):
         assert (stack.variable_name, stack.variable_unit) == ("pressure", "GPa")
         np.testing.assert_allclose(stack.variable, [1.0, 2.0, 3.5])
+    assert (temperature.variable_name, temperature.variable_unit) == ("temperature", "K")
+    np.testing.assert_allclose(temperature.variable, [300, 310, 320])
+
+
+def test_metadata_csv_without_a_pressure_takes_the_first_numeric_column(tmp_path):
+    folder = write_folder(tmp_path / "run", n=3)
+    (folder / "metadata.csv").write_text(
+        "file,sample,temperature (K),time_s\n"
+        "scan_0.xy,Fe,300,1.0\nscan_1.xy,Fe,310,2.0\nscan_2.xy,Fe,320,3.5\n"
+    )
+    stack = load_stack(folder)
+    assert (stack.variable_name, stack.variable_unit) == ("temperature", "K")
+    np.testing.assert_allclose(stack.variable, [300, 310, 320])
 
 
 def test_chi_folder_with_fit2d_headers_reads_the_axis_from_the_label(tmp_path):
@@ -256,6 +268,305 @@ def test_curves_on_different_grids_are_resampled_onto_the_first_with_a_warning(t
     np.testing.assert_allclose(stack.intensities[2], 5.0 * AXIS, rtol=1e-6)  # linear: exact
 
 
+# --- files as other programs write them -----------------------------------------------------------
+def write_metadata(folder: Path, text: str, encoding: str = "utf-8") -> None:
+    """Write metadata.csv as bytes in ``encoding``, with the line ends Windows programs use."""
+    (folder / "metadata.csv").write_bytes(text.replace("\n", "\r\n").encode(encoding))
+
+
+def test_a_byte_order_mark_does_not_swallow_the_first_point_of_a_headerless_file(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    axis = np.linspace(5.0, 54.0, 50)
+    for i in range(3):
+        text = "\n".join(f"{x:g} {100 + i + x:g}" for x in axis) + "\n"
+        (folder / f"f_{i}.xy").write_bytes(text.encode("utf-8-sig"))  # "\ufeff5 105\n..."
+    assert (folder / "f_0.xy").read_bytes().startswith(b"\xef\xbb\xbf5 105\n")
+
+    stack = load_stack(folder)
+
+    assert stack.n_points == 50
+    np.testing.assert_allclose(stack.axis, axis)
+    np.testing.assert_allclose(stack.intensities[2], 102 + axis, rtol=1e-6)
+
+
+def test_a_byte_order_mark_before_a_header_and_in_metadata_csv_is_ignored(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for i in range(2):
+        text = "# q_nm^-1 I\n" + "\n".join(f"{x:g} {i + x:g}" for x in AXIS)
+        (folder / f"f_{i}.xy").write_bytes(text.encode("utf-8-sig"))
+    write_metadata(folder, "file,pressure (GPa)\nf_0.xy,1.5\nf_1.xy,2.5\n", "utf-8-sig")
+
+    stack = load_stack(folder)
+
+    assert (stack.axis_kind, stack.axis_unit) == ("q", "1/nm")
+    assert (stack.variable_name, stack.variable_unit) == ("pressure", "GPa")
+    np.testing.assert_allclose(stack.variable, [1.5, 2.5])
+
+
+def test_utf16_files_as_excel_unicode_text_writes_them_are_read(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for i in range(2):
+        text = "2theta\tI\n" + "\n".join(f"{x:g}\t{i + x:g}" for x in AXIS)
+        (folder / f"f_{i}.dat").write_bytes(text.encode("utf-16"))  # BOM + UTF-16 LE
+    write_metadata(folder, "file\ttemperature (°C)\nf_0.dat\t25\nf_1.dat\t30\n", "utf-16")
+
+    stack = load_stack(folder)
+
+    assert stack.n_points == AXIS.size
+    assert (stack.variable_name, stack.variable_unit) == ("temperature", "°C")
+    np.testing.assert_allclose(stack.variable, [25, 30])
+    assert stack.metadata["metadata_csv_encoding"] == "utf-16"
+
+
+def test_metadata_csv_saved_by_excel_in_cp1252_is_read(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(
+        folder,
+        "file,temperature (°C),beam (µm),pressure_GPa\nscan_0.xy,25,3,1.5\nscan_1.xy,30,3,2.5\n",
+        "cp1252",
+    )
+    assert "°".encode("cp1252") in (folder / "metadata.csv").read_bytes()
+
+    stack = load_stack(folder)
+    hot = load_stack(folder, variable="temperature")
+
+    assert (stack.variable_name, stack.variable_unit) == ("pressure", "GPa")
+    assert (hot.variable_name, hot.variable_unit) == ("temperature", "°C")
+    assert stack.metadata["metadata_csv"]["beam (µm)"] == [3.0, 3.0]
+    assert stack.metadata["metadata_csv_encoding"] == "cp1252"
+
+
+def test_curve_headers_in_cp1252_or_latin1_are_read(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    data = "\n".join(f"{float(x)!r} {100 + float(x)!r}" for x in AXIS).encode()
+    # cp1252 "µ" and "°"; and 0x81, which cp1252 leaves undefined, so Latin-1 reads that file
+    (folder / "f_0.xy").write_bytes(b"# beam 3 \xb5m, 25 \xb0C\n# Wavelength: 0.4133 A\n" + data)
+    (folder / "f_1.xy").write_bytes(b"# odd byte \x81\n# 2th_deg I\n" + data)
+
+    stack = load_stack(folder)
+
+    assert stack.n_points == AXIS.size
+    assert stack.wavelength == pytest.approx(0.4133)
+    np.testing.assert_allclose(stack.axis, AXIS)
+
+
+@pytest.mark.parametrize(
+    ("row", "x", "y"),
+    [
+        ("{x},5\t{y}", 0.5, 0.0),  # "10,5<tab>1000": was x=10, y=5, and 1000 dropped
+        ("{x},5;{y},25", 0.5, 0.25),
+        ("{x},5 {y},25 3,1", 0.5, 0.25),
+        ("{x}.5,{y}.25", 0.5, 0.25),  # comma-separated stays comma-separated
+        ("{x}.5, {y}.25", 0.5, 0.25),
+    ],
+)
+def test_curves_with_decimal_commas_are_read_as_such(tmp_path, row, x, y):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for i in range(2):
+        lines = [row.format(x=10 + k, y=1000 + 7 * k + i) for k in range(20)]
+        (folder / f"f_{i}.xy").write_text("\n".join(lines) + "\n")
+    stack = load_stack(folder)
+    np.testing.assert_allclose(stack.axis, np.arange(10, 30) + x)
+    np.testing.assert_allclose(stack.intensities[1], 1001 + 7 * np.arange(20) + y, rtol=1e-6)
+
+
+def test_european_excel_csv_with_semicolons_and_decimal_commas_keeps_the_pressure(tmp_path):
+    folder = write_folder(tmp_path / "run", n=3)
+    write_metadata(
+        folder,
+        "file;T (°C);pressure (GPa)\nscan_0.xy;25,0;12,5\nscan_1.xy;25,5;13,75\n"
+        "scan_2.xy;26,0;15\n",
+        "cp1252",
+    )
+
+    stack = load_stack(folder)
+
+    assert (stack.variable_name, stack.variable_unit) == ("pressure", "GPa")
+    np.testing.assert_allclose(stack.variable, [12.5, 13.75, 15.0])
+    np.testing.assert_allclose(stack.metadata["metadata_csv"]["T (°C)"], [25.0, 25.5, 26.0])
+
+
+def test_a_comma_in_a_header_does_not_hide_the_semicolon_separator(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(folder, "file;P (GPa, ruby)\nscan_0.xy;1,5\nscan_1.xy;2,5\n")
+    stack = load_stack(folder)
+    assert (stack.variable_name, stack.variable_unit) == ("P", "GPa, ruby")
+    np.testing.assert_allclose(stack.variable, [1.5, 2.5])
+
+
+def test_tab_separated_decimal_commas_and_an_excel_sep_line_are_read(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(folder, "file\tpressure_GPa\nscan_0.xy\t1,5\nscan_1.xy\t2,25\n")
+    np.testing.assert_allclose(load_stack(folder).variable, [1.5, 2.25])
+    write_metadata(folder, "sep=;\nfile;pressure_GPa\nscan_0.xy;1,5\nscan_1.xy;x\n")
+    with pytest.raises(ReaderError, match=r"metadata\.csv line 4: column 'pressure_GPa'.*'x'"):
+        load_stack(folder)
+
+
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        (["12.5", "~13"], r"line 3: column 'pressure' is named like a pressure .*'~13' is not"),
+        (["12.5 GPa", "13 kbar"], r"line 3: .*'13 kbar' is in kbar, but line 2 is in GPa"),
+        (["0", "12.5 GPa"], r"line 3: .*'12.5 GPa' is in GPa, but line 2 is in no unit"),
+        (['"12,5"', '"13,5"'], r"line 2: .*'12,5' has a decimal comma, read only in ';' or tab"),
+    ],
+)
+def test_a_pressure_column_that_cannot_be_read_is_an_error_naming_line_and_cell(
+    tmp_path, cells, message
+):
+    folder = write_folder(tmp_path / "run", n=2)
+    rows = "".join(f"scan_{i}.xy,{c},{300 + 10 * i}\n" for i, c in enumerate(cells))
+    write_metadata(folder, "file,pressure,temperature_K\n" + rows)
+    with pytest.raises(ReaderError, match=r"metadata\.csv " + message):
+        load_stack(folder)
+    # naming another column reads the folder; naming the bad one says why it is not numeric
+    np.testing.assert_allclose(load_stack(folder, variable="temperature").variable, [300, 310])
+    with pytest.raises(ReaderError, match=r"column 'pressure' is not numeric \(line"):
+        load_stack(folder, variable="pressure")
+
+
+def test_a_pressure_column_without_numbers_warns_and_a_pressure_medium_is_text(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(
+        folder,
+        "file,pressure medium,frame,temperature (K)\nscan_0.xy,4:1 ME,1,300\nscan_1.xy,Ne,2,310\n",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stack = load_stack(folder)
+    assert (stack.variable_name, stack.variable_unit) == ("temperature", "K")
+
+    write_metadata(folder, "file,pressure,frame\nscan_0.xy,n/a,1\nscan_1.xy,n/a,2\n")
+    with pytest.warns(UserWarning, match=r"column 'pressure' holds no numbers.*'frame'"):
+        stack = load_stack(folder)
+    np.testing.assert_allclose(stack.variable, [1, 2])
+
+
+@pytest.mark.parametrize(
+    ("header", "cells", "name", "unit"),
+    [
+        ("pressure", ["12.50 GPa", "13.00 GPa"], "pressure", "GPa"),
+        ("P", ["12.5GPa", "13GPa"], "P", "GPa"),
+        ("pressure (GPa)", ["12.5 GPa", "13 gpa"], "pressure", "GPa"),
+        ("T", ["300 K", "320K"], "T", "K"),
+    ],
+)
+def test_units_written_in_the_cells_become_the_variable_unit(tmp_path, header, cells, name, unit):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(folder, f"file,{header}\nscan_0.xy,{cells[0]}\nscan_1.xy,{cells[1]}\n")
+    stack = load_stack(folder)
+    assert (stack.variable_name, stack.variable_unit) == (name, unit)
+    np.testing.assert_allclose(stack.variable, [12.5, 13.0] if unit == "GPa" else [300, 320])
+
+
+def test_a_unit_in_the_cells_that_contradicts_the_header_is_an_error(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(folder, "file,pressure (GPa)\nscan_0.xy,12 MPa\nscan_1.xy,13 MPa\n")
+    with pytest.raises(ReaderError, match=r"line 2: .*'12 MPa' is in MPa, but the header says GPa"):
+        load_stack(folder)
+
+
+def test_a_pressure_column_is_chosen_over_a_frame_number_before_it(tmp_path):
+    folder = write_folder(tmp_path / "run", n=3)
+    write_metadata(
+        folder,
+        "frame,file,exposure_s,P_ruby (GPa)\n1,scan_0.xy,1,0.5\n2,scan_1.xy,1,3.2\n3,scan_2.xy,1,7\n",
+    )
+    stack = load_stack(folder)
+    assert (stack.variable_name, stack.variable_unit) == ("P_ruby", "GPa")
+    np.testing.assert_allclose(stack.variable, [0.5, 3.2, 7.0])
+
+
+@pytest.mark.parametrize("counter", ["frame", "index", "image number", "#", "n", "Frame No."])
+def test_a_frame_number_column_is_not_chosen_over_a_physical_quantity(tmp_path, counter):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(folder, f"file,{counter},temperature_K\nscan_0.xy,7,300\nscan_1.xy,8,310\n")
+    stack = load_stack(folder)
+    assert (stack.variable_name, stack.variable_unit) == ("temperature", "K")
+    # alone, a frame number is still the variable (as before)
+    write_metadata(folder, f"file,{counter}\nscan_0.xy,7\nscan_1.xy,8\n")
+    np.testing.assert_allclose(load_stack(folder).variable, [7, 8])
+
+
+@pytest.mark.parametrize("column", ["filename", "file_name", "File Name", "image", "Name"])
+def test_file_name_column_aliases_are_accepted(tmp_path, column):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(folder, f"{column},pressure_GPa\nscan_1.xy,2\nscan_0.xy,1\n")
+    stack = load_stack(folder)
+    np.testing.assert_allclose(stack.variable, [1, 2])
+    assert column not in stack.metadata["metadata_csv"]
+
+
+def test_a_name_column_of_sample_names_beside_a_file_column_is_data(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(folder, "name,file,pressure_GPa\nFe,scan_0.xy,1\nFe,scan_1.xy,2\n")
+    stack = load_stack(folder)
+    assert stack.metadata["metadata_csv"]["name"] == ["Fe", "Fe"]
+    np.testing.assert_allclose(stack.variable, [1, 2])
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["f_00001.tif", "f_00002.tif", "f_00003.tif"],  # Dioptas: f_00001.tif -> f_00001.xy
+        ["f_00001.cbf.gz", "f_00002.cbf.gz", "f_00003.cbf.gz"],
+        ["f_00001.h5", "f_00002.h5", "f_00003.h5"],
+        ["f_00001", "f_00002", "f_00003"],
+        [r"C:\beamtime\raw\f_00001.tif", r"C:\beamtime\raw\f_00002.tif", "/raw/f_00003.tif"],
+    ],
+)
+def test_raw_image_names_match_the_integrated_curves_by_stem(tmp_path, names):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for i in range(1, 4):
+        write_xy(folder / f"f_{i:05d}.xy", AXIS, curve(i))
+    rows = "".join(f"{n},{p}\n" for n, p in zip(names, [3.0, 1.0, 2.0], strict=True))
+    write_metadata(folder, "image,pressure (GPa)\n" + rows)
+    stack = load_stack(folder)
+    assert stack.sources == ["f_00001.xy", "f_00002.xy", "f_00003.xy"]
+    np.testing.assert_allclose(stack.variable, [3.0, 1.0, 2.0])
+
+
+def test_unmatched_ambiguous_and_doubled_names_are_refused_by_line(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(folder, "image,pressure\nscan_0.tif,1\nscan_7.tif,2\nscan_1.tif,3\n")
+    with pytest.raises(
+        ReaderError,
+        match=r"metadata\.csv: names files that are not in the folder \(column 'image'\): scan_7",
+    ):
+        load_stack(folder)
+    write_metadata(folder, "file,pressure\nscan_0.tif,1\nscan_0.cbf,2\nscan_1.xy,3\n")
+    with pytest.raises(
+        ReaderError, match=r"line 3: scan_0\.cbf and scan_0\.tif \(line 2\) both name scan_0\.xy"
+    ):
+        load_stack(folder)
+    write_metadata(folder, "file,pressure\nscan_0.xy,1\nscan_0.xy,2\nscan_1.xy,3\n")
+    with pytest.raises(ReaderError, match=r"line 3: scan_0\.xy is listed twice"):
+        load_stack(folder)
+    write_xy(folder / "scan_1.XY", AXIS, curve(5))  # on a case-sensitive file system
+    write_metadata(folder, "file,pressure\nscan_0.xy,1\nscan_1,2\nscan_1.XY,3\n")
+    with pytest.raises(ReaderError, match=r"line 3: 'scan_1' is ambiguous: .*scan_1\.XY"):
+        load_stack(folder)
+
+
+def test_live_metadata_lookup_reads_the_csv_like_load_stack(tmp_path):
+    from napari_xrdphase.live import _metadata_value
+
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(
+        folder, "image;pressure (GPa)\nscan_0.tif;12,5 GPa\nscan_9.tif;13 GPa\n", "cp1252"
+    )
+    assert _metadata_value(folder, "scan_0.xy", "pressure") == 12.5
+    assert _metadata_value(folder, "scan_9.xy", "pressure") == 13.0
+    assert _metadata_value(folder, "scan_1.xy", "pressure") is None
+
+
 # --- errors ----------------------------------------------------------------------------------------
 def test_nonexistent_path_is_named(tmp_path):
     with pytest.raises(ReaderError, match=r"nothing_here: no such file or folder"):
@@ -326,7 +637,7 @@ def test_metadata_csv_missing_files_lists_them(tmp_path):
 
 def test_metadata_csv_without_file_column_or_with_blank_variable_is_reported(tmp_path):
     folder = write_folder(tmp_path / "run", n=2)
-    (folder / "metadata.csv").write_text("name,pressure_GPa\nscan_0.xy,1\nscan_1.xy,2\n")
+    (folder / "metadata.csv").write_text("sample,pressure_GPa\nscan_0.xy,1\nscan_1.xy,2\n")
     with pytest.raises(ReaderError, match=r"metadata\.csv: no 'file' column"):
         load_stack(folder)
     (folder / "metadata.csv").write_text("file,pressure_GPa\nscan_0.xy,1\nscan_1.xy,\n")
