@@ -19,7 +19,9 @@ Each is scored on every unlabelled curve (weighted precision / recall per materi
 the boundaries ``find_boundaries`` reports against the simulated truth (pressure error of
 each true boundary found, and how many are missed or spurious).
 
-    python -m benchmarks.independent [--epochs 30] [--seeds 0 1] [--label-seeds 3] [--out DIR]
+    python -m benchmarks.independent [--epochs 60] [--seeds 0 1] [--label-seeds 3] [--out DIR]
+
+(also the ``independent`` step of ``python -m benchmarks``)
 
 Writes DIR/independent.json and DIR/independent.md.
 """
@@ -225,12 +227,12 @@ def series_table(suite) -> list[dict]:
     return rows
 
 
-def report(result: dict) -> str:
-    """Return the markdown report of a run."""
+def report(result: dict, level: int = 1) -> str:
+    """Return the markdown report of a run (its title a heading of ``level``)."""
     cfg = result["config"]
     materials = list(dict.fromkeys(r["material"] for r in result["series"]))
     lines = [
-        "# The product on an independent simulator's files",
+        "#" * level + " The product on an independent simulator's files",
         "",
         f"Independent suite seeds {cfg['data_seeds']}; {cfg['n_labels']} labels "
         f"({100 * LABEL_FRACTION:.1f} %) from {', '.join(cfg['labelled'])}, {cfg['label_seeds']} "
@@ -280,7 +282,14 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def run(
+    data_seeds=(0,), label_seeds: int = 3, epochs: int = 60, method: str | None = None,
+    device: str = "cpu", input_length: int = 1024,
+) -> dict:  # fmt: skip
+    """Score the methods on independent suites of ``data_seeds``; return the JSON-ready result.
+
+    ``epochs`` = 0 leaves out the ``pretrained`` row (no pretraining at all).
+    """
     from benchmarks.independent_suite import independent_suite
     from benchmarks.protocol import sample_labels
     from napari_xrdphase.defaults import DEFAULT_METHOD
@@ -288,22 +297,13 @@ def main(argv=None) -> int:
     from napari_xrdphase.preprocess import common_window
     from napari_xrdphase.training import pretrain
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="independent data seeds")
-    parser.add_argument("--label-seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=30, help="pretraining epochs (0: skip)")
-    parser.add_argument("--method", default=DEFAULT_METHOD)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default="benchmarks/results/independent")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    method = method or DEFAULT_METHOD
     runs: dict[str, list] = {"builtin": [], "random_init": [], "raw_logistic": []}
-    if args.epochs > 0:
+    if epochs > 0:
         runs["pretrained"] = []
-    timing, series, labelled, n_labels = {}, None, None, None
+    timing, series, labelled, n_labels = {}, None, (), None
     start = time.perf_counter()
-    for data_seed in args.seeds:
+    for data_seed in data_seeds:
         with tempfile.TemporaryDirectory(prefix="xrdphase-independent-") as folder:
             suite = load_written_suite(independent_suite(seed=data_seed), folder)
             series = series if series is not None else series_table(suite)
@@ -311,29 +311,28 @@ def main(argv=None) -> int:
         labelled = labelled_series(suite)
         n_labels = max(1, round(LABEL_FRACTION * sum(len(y) for y in truth.values())))
         label_sets = [
-            sample_labels(truth, n_labels, series=labelled, seed=k) for k in range(args.label_seeds)
+            sample_labels(truth, n_labels, series=labelled, seed=k) for k in range(label_seeds)
         ]
         runs["builtin"] += encoder_runs(Encoder.builtin(), suite, label_sets)
         window = common_window([s.stack for s in suite])
-        runs["random_init"] += encoder_runs(
-            Encoder.random(seed=0, window=window), suite, label_sets
-        )
+        untrained = Encoder.random(seed=0, input_length=input_length, window=window)
+        runs["random_init"] += encoder_runs(untrained, suite, label_sets)
         runs["raw_logistic"] += raw_logistic_runs(suite, label_sets)
-        if args.epochs > 0:
+        if epochs > 0:
             t0 = time.perf_counter()
             encoder = pretrain(
-                [s.stack for s in suite], method=args.method, epochs=args.epochs, seed=0,
-                device=args.device,
+                [s.stack for s in suite], method=method, epochs=epochs, seed=0, device=device,
+                input_length=input_length,
             )  # fmt: skip
             timing.setdefault("pretrain_s", []).append(time.perf_counter() - t0)
             runs["pretrained"] += encoder_runs(encoder.to("cpu"), suite, label_sets)
         print(f"[independent] data seed {data_seed} done ({time.perf_counter() - start:.0f} s)",
               file=sys.stderr, flush=True)  # fmt: skip
     names = [r["name"] for r in series]
-    result = {
+    return {
         "config": {
-            "data_seeds": args.seeds, "label_seeds": args.label_seeds, "epochs": args.epochs,
-            "method": args.method, "n_labels": n_labels, "labelled": list(labelled),
+            "data_seeds": list(data_seeds), "label_seeds": label_seeds, "epochs": epochs,
+            "method": method, "n_labels": n_labels, "labelled": list(labelled),
         },
         "series": series,
         "summary": {name: summarise(r) for name, r in runs.items()},
@@ -346,6 +345,20 @@ def main(argv=None) -> int:
         "timing": timing,
         "runs": runs,
     }  # fmt: skip
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="independent data seeds")
+    parser.add_argument("--label-seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=60, help="pretraining epochs (0: skip)")
+    parser.add_argument("--method", default=None, help="pretraining method (default: the default)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="benchmarks/results/independent")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = run(args.seeds, args.label_seeds, args.epochs, args.method, args.device)
     (out / "independent.json").write_text(json.dumps(result, indent=1, default=str))
     (out / "independent.md").write_text(report(result))
     print(report(result))

@@ -27,13 +27,13 @@ def test_quick_benchmark_suite_runs_and_is_sane(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     suite = json.loads((out / "suite.json").read_text())
-    for name in ("table2", "clustering", "fig8", "speed"):
+    for name in ("table2", "clustering", "fig8", "independent", "speed"):
         assert (out / f"{name}.json").is_file()
     assert suite["mode"] == "quick"
     assert suite["unfinished"] == []
     assert suite["jobs"] == 1
     # the plan is printed at the start
-    assert "5 pretrainings, 7 epochs" in proc.stderr
+    assert "5 pretrainings, 9 epochs" in proc.stderr
 
     methods = suite["table2"]["methods"]
     assert set(methods) == {
@@ -68,6 +68,15 @@ def test_quick_benchmark_suite_runs_and_is_sane(tmp_path):
     assert (out / fig8["figure"]).stat().st_size > 10_000
     assert set(fig8["order_effect"]) >= {"window_slice->angle_warp", "angle_warp->window_slice"}
 
+    # series from another simulator, read back from files as other programs write them
+    ind = suite["independent"]
+    assert [r["name"] for r in ind["series"]] == [f"X{i}" for i in range(1, 9)]
+    assert set(ind["summary"]) == {"builtin", "random_init", "raw_logistic"}  # no pretraining
+    for name, summary in ind["summary"].items():
+        for key in ("Fe_P", "FeO_P"):
+            assert summary[key][0] > 60, (name, summary)  # % — chance is 33
+        assert summary["boundaries_found"] > 0.5, (name, summary)
+
     assert math.isfinite(suite["speed"]["inference_us_per_curve"])
     assert suite["speed"]["inference_us_per_curve"] > 0
 
@@ -80,3 +89,4 @@ def test_quick_benchmark_suite_runs_and_is_sane(tmp_path):
     assert "## Table 4: NMI" in report
     assert "![Fig. 8: augmentation pairs](augmentation_pairs.png)" in report
     assert "Order effect: window_slice → angle_warp" in report
+    assert "## The product on an independent simulator's files" in report

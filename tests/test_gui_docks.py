@@ -159,3 +159,23 @@ def test_export_before_classifying_is_a_notification(viewer, series, tmp_path, e
     dock.export_predictions(tmp_path / "pred.csv")
     assert errors == ["Export predictions: nothing to export yet: classify first"]
     assert not (tmp_path / "pred.csv").exists()
+
+
+def test_data_dock_wavelength_lets_a_series_without_one_join_the_q_grid(viewer, series, errors):
+    from napari_xrdphase.preprocess import common_window
+
+    dock = DataDock(viewer)
+    session = get_session(viewer)
+    bare = series.stack.replace(wavelength=None, name="bare")
+    layer = session.add_stack(bare)
+    assert not dock.wavelength.native.isHidden()
+    with pytest.raises(ValueError, match=r"bare: .* no wavelength"):
+        Encoder.builtin().embed(session.compute_stack(layer))
+    dock.wavelength.value = 0.4133
+    source = session.compute_stack(layer)
+    assert source.wavelength == pytest.approx(0.4133)
+    assert not dock.wavelength.native.isHidden()  # stays, for a correction
+    assert common_window([source])["axis_kind"] == "q"
+    Encoder.builtin().embed(source)  # now on the built-in encoder's q grid
+    dock.axis.value = "q"
+    assert session.shown_stack(layer).axis_kind == "q" and not errors

@@ -34,8 +34,9 @@ class DataDock(Container):
         self.info = Label(label="info", value="")
         self.axis = ComboBox(label="axis", choices=AXIS_CHOICES, value="2theta")
         self.wavelength = FloatSpinBox(
-            label="λ (Å)", value=0.0, min=0.0, max=10.0, step=0.001,
-            tooltip="X-ray wavelength, needed to convert 2θ to q or d when the file has none",
+            label="λ (Å)", value=0.0, min=0.0, max=10.0, step=0.00001,
+            tooltip="X-ray wavelength when the file gives none: needed to compare the series "
+            "with others in q (pretraining, classification) and to show it on q or d",
         )  # fmt: skip
         self.display = ComboBox(label="contrast", choices=DISPLAY_MODES, value="sqrt")
         self.row = SpinBox(label="curve", value=0, min=0, max=0, tooltip="curve to plot")
@@ -51,6 +52,7 @@ class DataDock(Container):
         self.open_folder.clicked.connect(lambda: self._ask_and_open(folder=True))
         self.axis.changed.connect(self._on_axis)
         self.display.changed.connect(self._on_display)
+        self.wavelength.changed.connect(self._on_wavelength)
         self.row.changed.connect(self._on_row)
         self.session.events.series_changed.connect(self.refresh)
         self.session.events.classified.connect(self._replot)
@@ -80,7 +82,8 @@ class DataDock(Container):
             self.info.value = _describe(source, shown)
             self.axis.value = shown.axis_kind
             self.display.value = layer.metadata["xrdphase"].get("display", "sqrt")
-            self.wavelength.visible = source.wavelength is None
+            given = layer.metadata["xrdphase"].get("wavelength_given", False)
+            self.wavelength.visible = source.wavelength is None or given
             if source.wavelength:
                 self.wavelength.value = source.wavelength
             self.row.max = source.n_curves - 1
@@ -123,6 +126,12 @@ class DataDock(Container):
         wavelength = self.wavelength.value if self.wavelength.value > 0 else None
         with report_errors("Change axis"):
             self.session.set_axis(kind, wavelength=wavelength)
+
+    def _on_wavelength(self, wavelength: float) -> None:
+        if self._updating or not wavelength > 0 or self.session.current_layer is None:
+            return
+        with report_errors("Set wavelength"):
+            self.session.set_wavelength(wavelength)
 
     def _on_display(self, display: str) -> None:
         if self._updating:

@@ -15,6 +15,7 @@ the session).
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -309,6 +310,22 @@ class XRDSession:
         meta = _series_meta(layer)
         meta["source_stack"] = source
         self._update_layer(layer, shown, meta.get("display", "sqrt"))
+
+    def set_wavelength(self, wavelength: float, series: Any = None) -> None:
+        """Give a series the X-ray wavelength (Å) its file lacks.
+
+        Pretraining and classification compare series on a q grid, which a 2θ series can only
+        join with its wavelength; the axis conversions of ``set_axis`` use it too.
+        """
+        wavelength = float(wavelength)
+        if not (math.isfinite(wavelength) and wavelength > 0):
+            raise ValueError(f"the wavelength must be a positive number of Å, got {wavelength}")
+        layer = self.series_layer(series)
+        meta = _series_meta(layer)
+        key = "source_stack" if meta.get("source_stack") is not None else "stack"
+        meta[key] = meta[key].replace(wavelength=wavelength)
+        meta["wavelength_given"] = True  # the Data dock keeps its field for corrections
+        self._emit("series_changed")
 
     def replace_stack(self, layer: Any, stack: SpectraStack) -> None:
         """Show ``stack`` in the series ``layer`` (e.g. a series that grew during the experiment).
