@@ -182,11 +182,11 @@ def cmd_watch(args: argparse.Namespace) -> None:
     """Classify a series, then every curve that arrives in its folder or HDF5 file, until stopped."""
     from .classify import fit_classifier
     from .encoder import Encoder
-    from .io import load_stack, read_labels_csv
+    from .io import read_labels_csv
     from .live import LiveSeries, PredictionsCsvAppender, watcher_for
 
     path = Path(args.path).expanduser()
-    stack = load_stack(path)
+    (stack,) = _load_all([path], args.wavelength)
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
     classifier = fit_classifier(encoder, [stack], read_labels_csv(args.labels), seed=args.seed)
     print(f"classifier: {classifier.summary}", file=sys.stderr)
@@ -387,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after S seconds without new curves (default: run until Ctrl-C)",
     )  # fmt: skip
     watch.add_argument("--seed", type=int, default=0)
+    add_wavelength_argument(watch)
     watch.set_defaults(func=cmd_watch)
 
     demo = sub.add_parser(
