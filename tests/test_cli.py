@@ -139,6 +139,12 @@ def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
         assert name in result.stdout
 
 
+def classify_fe_a(folder, labels, out, model):
+    """Run ``xrdphase classify`` on the small suite's fe_a with ``labels`` and ``model``."""
+    paths = (str(folder / "fe_a.npz"), "--labels", str(labels), "--out", str(out))
+    return run_cli("classify", *paths, "--model", str(model))
+
+
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
@@ -154,16 +160,7 @@ def test_classify_rejects_bad_labels_clearly(small_suite, tmp_path, rows, messag
     from napari_xrdphase.encoder import Encoder
 
     Encoder.random(seed=1).save(model)
-    result = run_cli(
-        "classify",
-        str(folder / "fe_a.npz"),
-        "--labels",
-        str(labels),
-        "--out",
-        str(tmp_path / "p.csv"),
-        "--model",
-        str(model),
-    )
+    result = classify_fe_a(folder, labels, tmp_path / "p.csv", model)
     assert result.returncode == 2
     assert "xrdphase: error:" in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr
@@ -175,16 +172,7 @@ def test_classify_with_a_corrupt_model_is_a_clear_error(small_suite, tmp_path):
     labels = write_labels(tmp_path / "l.csv", [("fe_a", 0, "before"), ("fe_a", 30, "after")])
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00not a model at all")
-    result = run_cli(
-        "classify",
-        str(folder / "fe_a.npz"),
-        "--labels",
-        str(labels),
-        "--out",
-        str(tmp_path / "p.csv"),
-        "--model",
-        str(bad),
-    )
+    result = classify_fe_a(folder, labels, tmp_path / "p.csv", bad)
     assert result.returncode == 2 and "bad.safetensors" in result.stderr
     assert "Traceback" not in result.stderr
 
