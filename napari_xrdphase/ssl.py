@@ -41,6 +41,7 @@ from .augment import PHYSICS_PIPELINE
 
 RELATIONAL_OBJECTIVES = ("inter", "intra", "external")
 INITS = ("reference", "positive_final_bn")
+BATCHINGS = ("random", "series")
 
 
 # --- methods ---------------------------------------------------------------------------------
@@ -57,7 +58,9 @@ class MethodSpec:
     ``lr`` the base learning rate, ``temperature`` MoCo's temperature, ``init`` how the
     backbone's weights start (``"reference"``: N(0, 0.05) as the reference code;
     ``"positive_final_bn"``: the same, but the last batch-norm scale set to +1, so the final ReLU
-    starts with half of its outputs alive and no gradient-free dead embedding).
+    starts with half of its outputs alive and no gradient-free dead embedding), ``batches`` how
+    an epoch's curves are cut into batches (``"random"``: any curves together, the paper;
+    ``"series"``: mostly curves of one series, see ``training.series_grouped_order``).
     """
 
     objectives: tuple[str, ...]
@@ -68,6 +71,7 @@ class MethodSpec:
     lr: float | None = None
     temperature: float | None = None
     init: str = "reference"
+    batches: str = "random"
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.objectives if name not in RELATIONAL_OBJECTIVES]
@@ -79,6 +83,8 @@ class MethodSpec:
             raise ValueError("moco_weight must be None, a number >= 0 or math.inf")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; use one of {', '.join(INITS)}")
+        if self.batches not in BATCHINGS:
+            raise ValueError(f"unknown batches {self.batches!r}; use one of {', '.join(BATCHINGS)}")
         if not self.objectives and self.moco_weight is not None and self.moco_weight != math.inf:
             raise ValueError(
                 "a method without relational objectives trains MoCo alone: use moco_weight=math.inf"
@@ -117,10 +123,13 @@ METHODS: dict[str, MethodSpec] = {
         "xrdphase (default): SpecRR's three relational objectives with physics augmentations "
         "(uniform d-spacing strain, axis offset, extra calibrant/medium lines, texture, mild "
         "magnitude warp, Poisson noise at a random exposure) instead of the paper's angle warp, "
-        "which distorts the relative peak positions that identify a phase. No MoCo: with these "
-        "augmentations c = 1 collapsed on 2 of 7 runs and c = 0.01 or 0.1 did no better "
-        "(docs/benchmarks.md)",
+        "which distorts the relative peak positions that identify a phase; batches filled "
+        "mostly from one series, so that the inter-sample negatives are other pressures of the "
+        "same sample rather than other series (trivially told apart by their geometry). No "
+        "MoCo: with these augmentations c = 1 collapsed on 2 of 7 runs and c = 0.01 or 0.1 did "
+        "no better (docs/benchmarks.md)",
         augmentations=PHYSICS_PIPELINE,
+        batches="series",
     ),
 }
 

@@ -244,6 +244,39 @@ def test_default_method_is_xrdphase_with_physics_augmentations_and_no_moco():
     ]
 
 
+def test_series_grouped_order_is_a_permutation_with_batches_inside_one_series():
+    from napari_xrdphase.training import series_grouped_order
+
+    sizes, batch = [50, 70, 30, 9], 16
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    order = series_grouped_order(sizes, batch // 2, torch.Generator().manual_seed(0)).numpy()
+    assert sorted(order.tolist()) == list(range(sum(sizes)))
+    again = series_grouped_order(sizes, batch // 2, torch.Generator().manual_seed(0)).numpy()
+    np.testing.assert_array_equal(order, again)  # seeded
+
+    # chunks of 8 curves of one series: a batch of 16 holds at most 3 series (2 when aligned),
+    # where a random permutation mixes 3–4
+    def series_per_batch(rows):
+        return [np.unique(owner[rows[i : i + batch]]).size for i in range(0, rows.size, batch)]
+
+    assert max(series_per_batch(order)) <= 3
+    # the order switches series only between chunks (22 of them: ceil(size / 8) per series)
+    assert np.count_nonzero(np.diff(owner[order])) <= sum(-(-n // 8) for n in sizes) - 1
+    shuffled = torch.randperm(sum(sizes), generator=torch.Generator().manual_seed(0)).numpy()
+    assert np.mean(series_per_batch(order)) < np.mean(series_per_batch(shuffled))
+
+
+def test_a_method_with_series_batches_trains_and_records_it():
+    from napari_xrdphase import ssl
+
+    with pytest.raises(ValueError, match="unknown batches 'mixed'"):
+        ssl.MethodSpec(("inter",), 0.0, "bad", batches="mixed")
+    stacks = [pressure_series(12, 0, "a"), pressure_series(10, 1, "b")]
+    encoder = tiny_run(method="xrdphase", stacks=stacks, batch_size=6)
+    assert encoder.config["training"]["batches"] == ssl.METHODS["xrdphase"].batches
+    assert tiny_run(stacks=stacks).config["training"]["batches"] == "random"  # the paper's
+
+
 # --- checkpoint and resume -----------------------------------------------------------------------
 def test_a_run_stopped_after_two_epochs_and_resumed_equals_an_uninterrupted_run(tmp_path):
     from safetensors import safe_open
