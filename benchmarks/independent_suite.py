@@ -449,7 +449,11 @@ def _render(two_theta, pos, area, fwhm, eta, out):
 
 
 def _tch(h_g: np.ndarray, h_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Thompson–Cox–Hastings pseudo-Voigt: total FWHM and Lorentzian fraction η."""
+    """Thompson–Cox–Hastings pseudo-Voigt: total FWHM and Lorentzian fraction η.
+
+    The published formula, also in ``napari_xrdphase.synth``; written again on purpose: this
+    simulator shares no code with the one the method was developed on.
+    """
     h = (
         h_g**5
         + 2.69269 * h_g**4 * h_l
