@@ -99,8 +99,9 @@ def boundary_errors(variable, truth, predicted, proba, classes) -> dict:
     from napari_xrdphase.boundaries import find_boundaries
 
     found = find_boundaries(variable, predicted, proba, classes)
+    truths = true_boundaries(variable, truth)
     errors, covered, used = [], [], set()
-    for a, b, value in true_boundaries(variable, truth):
+    for a, b, value in truths:
         candidates = [
             (abs(f.value - value), k)
             for k, f in enumerate(found)
@@ -114,11 +115,10 @@ def boundary_errors(variable, truth, predicted, proba, classes) -> dict:
         covered.append(
             bool(min(found[k].low, found[k].high) <= value <= max(found[k].low, found[k].high))
         )
-    n_true = len(true_boundaries(variable, truth))
     return {
         "errors": errors,
         "covered": covered,
-        "missed": n_true - len(errors),
+        "missed": len(truths) - len(errors),
         "spurious": len(found) - len(used),
     }
 
@@ -168,20 +168,16 @@ def encoder_runs(encoder, suite, label_sets) -> list[dict]:
 
 def raw_logistic_runs(suite, label_sets) -> list[dict]:
     """Score logistic regression on the prepared curves (``protocol.raw_logistic_predictions``)."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from benchmarks.protocol import prepared_curves
+    from benchmarks.protocol import _labelled, _logistic, prepared_curves
 
     prepared = prepared_curves(suite)
     runs = []
     for labels in label_sets:
-        x = np.concatenate([prepared[n][sorted(rows)] for n, rows in labels.items()])
-        y = np.concatenate([[rows[i] for i in sorted(rows)] for rows in labels.values()])
+        x, y = _labelled(prepared, labels)
         scaler = StandardScaler().fit(x)
-        model = LogisticRegression(max_iter=5000, class_weight="balanced").fit(
-            scaler.transform(x), y
-        )
+        model = _logistic(0).fit(scaler.transform(x), y)
         proba = {n: model.predict_proba(scaler.transform(c)) for n, c in prepared.items()}
         classes = [str(c) for c in model.classes_]
         predicted = {n: np.asarray(classes)[p.argmax(axis=1)] for n, p in proba.items()}

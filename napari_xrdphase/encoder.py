@@ -20,7 +20,7 @@ import torch
 
 from ._files import atomic_write_bytes
 from .models import ConvSC, count_parameters
-from .preprocess import prepare_curves, stack_axis_in, window_coverage
+from .preprocess import iter_prepared_chunks, prepare_curves, stack_axis_in, window_coverage
 from .stack import SpectraStack
 
 __all__ = [
@@ -412,14 +412,18 @@ class Encoder:
         axis_range = prep.get("axis_range")
         axis_range = tuple(axis_range) if axis_range is not None else None
         if isinstance(data, SpectraStack):
-            stack_axis = data.axis
+            # the window is given in the training data's axis kind and unit (q in 1/Å whenever
+            # the training series had wavelengths); without a window, each series' own axis
+            kind, unit = (
+                (prep.get("axis_kind"), prep.get("axis_unit")) if axis_range else (None, None)
+            )
             if axis_range is not None:
-                # the window is given in the training data's axis kind and unit (q in 1/Å
-                # whenever the training series had wavelengths)
-                stack_axis = stack_axis_in(data, prep.get("axis_kind"), prep.get("axis_unit"))
-                _check_coverage(data.name, stack_axis, axis_range, prep)
-            for _, block in data.iter_chunks(batch_size):
-                yield prepare_curves(block, stack_axis, self.input_length, axis_range)
+                _check_coverage(data.name, stack_axis_in(data, kind, unit), axis_range, prep)
+            chunks = iter_prepared_chunks(
+                data, self.input_length, axis_range, batch_size, axis_kind=kind, axis_unit=unit
+            )
+            for _, block in chunks:
+                yield block
             return
         curves = np.asarray(data)
         if curves.ndim == 1:

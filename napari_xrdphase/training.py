@@ -293,7 +293,6 @@ def _prepare_run(
     window = common_window(stacks)  # one grid for every series: q whenever wavelengths are known
     prepared = np.concatenate([prepare_stack(s, input_length, **window) for s in stacks], axis=0)
     bins = torch.cat([series_bin_labels(s.n_curves, N_BINS) for s in stacks])
-    series_sizes = [int(s.n_curves) for s in stacks]
     n_curves = prepared.shape[0]
     shard = n_curves // world_size
     sizes = batch_sizes(shard, batch_size)
@@ -310,7 +309,6 @@ def _prepare_run(
         k_augmentations=k_augmentations,
         input_length=input_length,
         window=window,
-        series_sizes=series_sizes,
         augmentation_names=augmentation_names,
         lr=lr,
         seed=seed,
@@ -369,7 +367,7 @@ def series_grouped_order(sizes: Sequence[int], chunk: int, generator) -> Any:
     other curves of the same series — other pressures and phases — instead of curves of other
     series, which differ in geometry and background and are told apart trivially. Whole-batch
     chunks (every negative within the series) did as well on an independent simulator's suite
-    but cost 4–9 points of Fe on the paper suite (docs/benchmarks.md).
+    but cost 5–10 points of Fe on the paper suite (docs/benchmarks.md).
     """
     import torch
 
@@ -399,7 +397,8 @@ def _train_epochs(
         if run.spec.batches == "series":
             # chunks of half a batch: about half of the negatives stay within one series
             chunk = max(1, run.sizes[0] // 2)
-            order = series_grouped_order(run.series_sizes, chunk, run.shuffle_generator)
+            sizes = [s.n_curves for s in run.stacks]
+            order = series_grouped_order(sizes, chunk, run.shuffle_generator)
         else:
             order = torch.randperm(run.n_curves, generator=run.shuffle_generator)
         if run.world_size > 1:

@@ -15,7 +15,6 @@ the session).
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -317,13 +316,10 @@ class XRDSession:
         Pretraining and classification compare series on a q grid, which a 2θ series can only
         join with its wavelength; the axis conversions of ``set_axis`` use it too.
         """
-        wavelength = float(wavelength)
-        if not (math.isfinite(wavelength) and wavelength > 0):
-            raise ValueError(f"the wavelength must be a positive number of Å, got {wavelength}")
         layer = self.series_layer(series)
         meta = _series_meta(layer)
         key = "source_stack" if meta.get("source_stack") is not None else "stack"
-        meta[key] = meta[key].replace(wavelength=wavelength)
+        meta[key] = meta[key].replace(wavelength=float(wavelength))  # checks it is > 0 and finite
         meta["wavelength_given"] = True  # the Data dock keeps its field for corrections
         self._emit("series_changed")
 
