@@ -30,13 +30,16 @@ def _print_err(message: str) -> None:
     print(f"xrdphase: {message}", file=sys.stderr)
 
 
-def _load_all(paths: Sequence[str], wavelength: float | None = None):
-    """Load every path; ``wavelength`` (Å) is given to the series whose files state none."""
+def _load_all(paths: Sequence[str], wavelength: float | None = None, variable: str | None = None):
+    """Load every path; ``wavelength`` (Å) is given to the series whose files state none.
+
+    ``variable`` names the external variable of every series (see ``load_stack``).
+    """
     from .io import load_stack
 
     if wavelength is not None and not (math.isfinite(wavelength) and wavelength > 0):
         raise CommandError(f"--wavelength must be a positive number of Å, got {wavelength}")
-    stacks = [load_stack(p) for p in paths]
+    stacks = [load_stack(p, variable=variable) for p in paths]
     for stack in stacks:
         if stack.wavelength is None and wavelength is not None:
             stack.wavelength = float(wavelength)
@@ -53,9 +56,20 @@ def add_wavelength_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_variable_argument(parser: argparse.ArgumentParser) -> None:
+    from .io import INDEX_VARIABLE
+
+    parser.add_argument(
+        "--variable",
+        metavar="NAME",
+        help="the external variable: a metadata.csv column, HDF5 dataset or .npz entry "
+        f"(default: found in the files); {INDEX_VARIABLE!r} for the acquisition order",
+    )
+
+
 def cmd_info(args: argparse.Namespace) -> None:
     """Print a summary of each series."""
-    for stack in _load_all(args.paths, args.wavelength):
+    for stack in _load_all(args.paths, args.wavelength, args.variable):
         var = stack.variable
         print(f"{stack.name}")
         print(f"  curves:   {stack.n_curves}")
@@ -113,7 +127,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pretrain an encoder without labels on every curve of the given series."""
     from .training import pretrain
 
-    stacks = _load_all(args.paths, args.wavelength)
+    stacks = _load_all(args.paths, args.wavelength, args.variable)
     n = sum(s.n_curves for s in stacks)
     print(f"pretraining {args.method} on {n} curves from {len(stacks)} series", file=sys.stderr)
     encoder = pretrain(
@@ -150,7 +164,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
     from .encoder import Encoder
     from .io import read_labels_csv, write_predictions_csv
 
-    stacks = _load_all(args.paths, args.wavelength)
+    stacks = _load_all(args.paths, args.wavelength, args.variable)
     _unique_names(stacks)
     labels = read_labels_csv(args.labels)
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
@@ -186,12 +200,12 @@ def cmd_watch(args: argparse.Namespace) -> None:
     from .live import LiveSeries, PredictionsCsvAppender, watcher_for
 
     path = Path(args.path).expanduser()
-    (stack,) = _load_all([path], args.wavelength)
+    (stack,) = _load_all([path], args.wavelength, args.variable)
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
     classifier = fit_classifier(encoder, [stack], read_labels_csv(args.labels), seed=args.seed)
     print(f"classifier: {classifier.summary}", file=sys.stderr)
     live = LiveSeries(stack, classifier, folder=path if path.is_dir() else None)
-    watcher = watcher_for(path, live.stack, poll_s=args.poll)
+    watcher = watcher_for(path, live.stack, poll_s=args.poll, variable=args.variable)
     out = PredictionsCsvAppender(args.out, live.stack.variable_name, classifier.classes)
     out.append(live.stack, range(live.stack.n_curves), live.labels, live.probabilities)
     _print_boundaries(live.stack.name, live.boundaries, live.labels)
@@ -330,6 +344,7 @@ def add_pretraining_arguments(parser: argparse.ArgumentParser, out_help: str) ->
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     add_wavelength_argument(parser)
+    add_variable_argument(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -346,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="summarise series (folders of .xy/.chi/..., .h5/.nxs, .npz)")
     info.add_argument("paths", nargs="+", metavar="PATH")
     add_wavelength_argument(info)
+    add_variable_argument(info)
     info.set_defaults(func=cmd_info)
 
     sim = sub.add_parser("simulate", help="write the simulated paper suite D1–D9 with labels.csv")
@@ -372,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--model", metavar="MODEL", help="encoder file (default: the built-in one)")
     cls.add_argument("--seed", type=int, default=0)
     add_wavelength_argument(cls)
+    add_variable_argument(cls)
     cls.set_defaults(func=cmd_classify)
 
     watch = sub.add_parser(
@@ -388,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     watch.add_argument("--seed", type=int, default=0)
     add_wavelength_argument(watch)
+    add_variable_argument(watch)
     watch.set_defaults(func=cmd_watch)
 
     demo = sub.add_parser(

@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = _init_process_group(args.device)
     rank, world = dist.get_rank(), dist.get_world_size()
     try:
-        stacks = _load_all(args.paths, args.wavelength)
+        stacks = _load_all(args.paths, args.wavelength, args.variable)
         if rank == 0:
             n = sum(s.n_curves for s in stacks)
             print(

@@ -37,6 +37,9 @@ HDF5_SUFFIXES = (".h5", ".hdf5", ".nxs")
 NPZ_SUFFIXES = (".npz",)
 METADATA_CSV = "metadata.csv"
 LABEL_COLUMNS = ("dataset", "index", "label")
+# ``variable=`` value (``--variable`` on the command line) meaning the acquisition index 0, 1, 2, ...
+INDEX_VARIABLE = "index"
+_INDEX_HINT = f'variable="{INDEX_VARIABLE}" (--variable {INDEX_VARIABLE}) for the acquisition order'
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
@@ -123,7 +126,12 @@ def load_stack(
     variable: str | None = None,
     lazy_threshold_bytes: int = 1 << 30,
 ) -> SpectraStack:
-    """Return the series stored at ``path``: a folder of text curves, an HDF5/NeXus/Dioptas file or an .npz."""
+    """Return the series stored at ``path``: a folder of text curves, an HDF5/NeXus/Dioptas file or an .npz.
+
+    ``variable`` names the external variable: a metadata.csv column, an HDF5 dataset or an
+    .npz entry; None finds it in the files. ``INDEX_VARIABLE`` (``"index"``, a reserved name)
+    makes it the acquisition index 0, 1, 2, ... whatever the files hold.
+    """
     p = Path(path).expanduser()
     if not p.exists():
         raise ReaderError(f"{p}: no such file or folder")
@@ -274,14 +282,14 @@ def _read_text_folder(folder: Path, variable: str | None) -> SpectraStack:
         warnings.warn(message, UserWarning, stacklevel=3)
 
     metadata: dict[str, Any] = {"format": "text-folder"}
-    variable_values, variable_name, variable_unit = None, "index", ""
+    variable_values, variable_name, variable_unit = None, INDEX_VARIABLE, ""
     csv_path = folder / METADATA_CSV
     if csv_path.is_file():
         variable_values, variable_name, variable_unit, entries = _read_metadata_csv(
             csv_path, [f.name for f in files], variable
         )
         metadata.update(entries)
-    elif variable is not None:
+    elif variable not in (None, INDEX_VARIABLE):
         raise ReaderError(
             f"{folder}: variable={variable!r} was asked for, but the folder has no {METADATA_CSV} "
             "(a CSV with a 'file' column and one column per variable)"
@@ -830,10 +838,10 @@ def _read_metadata_csv(
     }
     numeric = [c for c in data_columns if parsed[c].values is not None]
 
-    if variable is None:
+    if variable == INDEX_VARIABLE:
+        chosen = None
+    elif variable is None:
         chosen = _default_variable_column(csv_path, header, data_columns, parsed)
-        if chosen is None:
-            return None, "index", "", _csv_metadata(columns, parsed, header, table)
     else:
         matches = [
             c for c in data_columns if variable in (header[c], _split_name_unit(header[c])[0])
@@ -841,7 +849,7 @@ def _read_metadata_csv(
         if not matches:
             raise ReaderError(
                 f"{csv_path}: no column {variable!r} (numeric columns: "
-                f"{', '.join(header[c] for c in numeric) or 'none'})"
+                f"{', '.join(header[c] for c in numeric) or 'none'}); or pass {_INDEX_HINT}"
             )
         chosen = matches[0]
         if chosen not in numeric:
@@ -849,13 +857,16 @@ def _read_metadata_csv(
             raise ReaderError(
                 f"{csv_path}: column {header[chosen]!r} is not numeric"
                 + (f" (line {line}: {why})" if line else f" ({why})")
+                + f"; pass another column, or {_INDEX_HINT}"
             )
+    if chosen is None:
+        return None, INDEX_VARIABLE, "", _csv_metadata(columns, parsed, header, table)
     values = []
     for (number, cells), value in zip(ordered, parsed[chosen].values or [], strict=True):
         if value is None or not math.isfinite(value):
             raise ReaderError(
                 f"{csv_path} line {number}: no finite value of {header[chosen]!r} "
-                f"(got {cells[chosen]!r})"
+                f"(got {cells[chosen]!r}); correct it, or pass {_INDEX_HINT}"
             )
         values.append(value)
     name, unit = _split_name_unit(header[chosen])
@@ -886,7 +897,8 @@ def _default_variable_column(
             line, why = parsed[c].problem
             raise ReaderError(
                 f"{csv_path} line {line}: column {header[c]!r} is named like a pressure but is "
-                f"not numeric: {why}; correct it, or pass variable= naming another column"
+                f"not numeric: {why}; correct it, pass variable= naming another column, "
+                f"or {_INDEX_HINT}"
             )
     chosen = next((c for c in numeric if not _is_counter_name(header[c])), None)
     if chosen is None and numeric:
@@ -1250,8 +1262,8 @@ def _stack_from_hdf5(
         )
         axis_info = ("2theta", "deg")
 
-    variable_values, variable_name, variable_unit = None, "index", ""
-    if variable is not None:
+    variable_values, variable_name, variable_unit = None, INDEX_VARIABLE, ""
+    if variable not in (None, INDEX_VARIABLE):
         found = next(
             (
                 holder[variable]
@@ -1264,20 +1276,22 @@ def _stack_from_hdf5(
             choices = [k for k, v in group.items() if _numeric_1d(v, n_curves)]
             raise ReaderError(
                 f"{path}: no 1D numeric dataset {variable!r} with {n_curves} values "
-                f"(candidates in {group.name}: {', '.join(choices) or 'none'})"
+                f"(candidates in {group.name}: {', '.join(choices) or 'none'}); "
+                f"or pass {_INDEX_HINT}"
             )
         variable_dataset = found
     else:
         variable_dataset = group.get(variable_axis) if variable_axis else None
     if isinstance(variable_dataset, h5py.Dataset) and variable_dataset.shape == (n_curves,):
-        if _is_real_number_dtype(variable_dataset.dtype):
+        numeric = _is_real_number_dtype(variable_dataset.dtype)
+        if numeric and variable != INDEX_VARIABLE:
             variable_values = np.asarray(variable_dataset[()], dtype=np.float64)
             variable_name = (
                 _attr_text(variable_dataset.attrs.get("original_name"))
                 or variable_dataset.name.rsplit("/", 1)[-1]
             )
             variable_unit = _units_of(variable_dataset) or ""
-        elif sources is None:
+        elif not numeric and sources is None:
             sources = _strings(variable_dataset)
 
     keep_open = False
@@ -1548,9 +1562,14 @@ def _read_npz(path: Path, variable: str | None) -> SpectraStack:
     except StackError as exc:
         raise ReaderError(f"{path}: {exc}") from exc
 
-    if variable is not None:
+    if variable == INDEX_VARIABLE:
+        key, name, unit_default = None, INDEX_VARIABLE, ""
+    elif variable is not None:
         if variable not in arrays:
-            raise ReaderError(f"{path}: no entry {variable!r} (entries: {', '.join(arrays)})")
+            raise ReaderError(
+                f"{path}: no entry {variable!r} (entries: {', '.join(arrays)}); "
+                f"or pass {_INDEX_HINT}"
+            )
         key, name = variable, variable
         unit_default = "GPa" if variable == "pressure" else ""
     elif "variable" in arrays:
@@ -1574,13 +1593,14 @@ def _read_npz(path: Path, variable: str | None) -> SpectraStack:
             ),
             None,
         )
-        name, unit_default = key or "index", ""
+        name, unit_default = key or INDEX_VARIABLE, ""
     variable_values, variable_unit = None, ""
     if key is not None:
         values = arrays[key]
         if values.ndim != 1 or not _is_real_number_dtype(values.dtype):
             raise ReaderError(
-                f"{path}: {key!r} is not a 1D numeric array (shape {values.shape}, {values.dtype})"
+                f"{path}: {key!r} is not a 1D numeric array (shape {values.shape}, {values.dtype}); "
+                f"or pass {_INDEX_HINT}"
             )
         variable_values = values
         variable_unit = text(f"{key}_unit", unit_default) if key != "variable" else unit_default
@@ -1604,7 +1624,7 @@ def _read_npz(path: Path, variable: str | None) -> SpectraStack:
             axis_kind=kind,
             axis_unit=unit,
             variable=variable_values,
-            variable_name=name if variable_values is not None else "index",
+            variable_name=name if variable_values is not None else INDEX_VARIABLE,
             variable_unit=variable_unit,
             name=path.stem,
             sources=sources,

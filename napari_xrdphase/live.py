@@ -22,7 +22,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .io import METADATA_CSV, TEXT_SUFFIXES, ReaderError, _natural_key, _read_text_curve
+from .io import (
+    INDEX_VARIABLE,
+    METADATA_CSV,
+    TEXT_SUFFIXES,
+    ReaderError,
+    _natural_key,
+    _read_text_curve,
+)
 from .stack import SpectraStack
 
 __all__ = [
@@ -173,21 +180,28 @@ class HDF5Watcher:
 
     The file is reopened on every poll, so it is never held open between polls; a file that
     cannot be opened or read right now (the writer holds it, or is mid-write) is retried.
+    ``variable`` is ``load_stack``'s: the dataset the new rows' variable is read from.
     """
 
     def __init__(
-        self, path: str | os.PathLike, poll_s: float = DEFAULT_POLL_S, *, known_rows: int = 0
+        self,
+        path: str | os.PathLike,
+        poll_s: float = DEFAULT_POLL_S,
+        *,
+        known_rows: int = 0,
+        variable: str | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.poll_s = float(poll_s)
         self.rows = int(known_rows)
+        self.variable = variable
 
     def poll(self) -> list[NewRows]:
         """Look once; return the rows added since the last poll (one ``NewRows`` or none)."""
         from .io import load_stack
 
         try:
-            stack = load_stack(self.path, lazy_threshold_bytes=0)
+            stack = load_stack(self.path, variable=self.variable, lazy_threshold_bytes=0)
         except (ReaderError, OSError):
             return []  # being written: retry
         try:
@@ -198,7 +212,9 @@ class HDF5Watcher:
                 block = stack.curves(slice(self.rows, n))
             except (ValueError, OSError):
                 return []  # rows allocated but not filled yet (NaN), or a read race: retry
-            variable = None if stack.variable_name == "index" else stack.variable[self.rows : n]
+            variable = (
+                None if stack.variable_name == INDEX_VARIABLE else stack.variable[self.rows : n]
+            )
             new = NewRows(self.rows, block, variable)
             self.rows = n
             return [new]
@@ -228,14 +244,22 @@ def _watch(watcher: Any, timeout_s: float | None, should_stop: Callable[[], bool
 
 
 def watcher_for(
-    path: str | os.PathLike, stack: SpectraStack, poll_s: float = DEFAULT_POLL_S
+    path: str | os.PathLike,
+    stack: SpectraStack,
+    poll_s: float = DEFAULT_POLL_S,
+    *,
+    variable: str | None = None,
 ) -> FolderWatcher | HDF5Watcher:
-    """Return the watcher that reports curves added to the series ``stack`` was loaded from."""
+    """Return the watcher that reports curves added to the series ``stack`` was loaded from.
+
+    ``variable`` is the one ``stack`` was loaded with (``load_stack``'s). New curve files take
+    theirs from metadata.csv by ``stack.variable_name``, or the index when that is ``index``.
+    """
     path = Path(path).expanduser()
     if path.is_dir():
         return FolderWatcher(path, poll_s, skip=stack.sources, axis=stack.axis)
     if h5py.is_hdf5(path):
-        return HDF5Watcher(path, poll_s, known_rows=stack.n_curves)
+        return HDF5Watcher(path, poll_s, known_rows=stack.n_curves, variable=variable)
     raise ReaderError(f"{path}: live mode watches a folder of curve files or an HDF5/NeXus file")
 
 
@@ -354,7 +378,7 @@ class LiveSeries:
         return np.interp(axis, x[order], y[order]).astype(np.float32)
 
     def _variable_of_file(self, name: str, offset: int) -> float:
-        if self.stack.variable_name == "index":
+        if self.stack.variable_name == INDEX_VARIABLE:
             return float(self._rows + offset)
         value = _metadata_value(self.folder, name, self.stack.variable_name)
         if value is None:

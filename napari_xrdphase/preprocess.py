@@ -34,6 +34,7 @@ __all__ = [
     "common_window",
     "iter_prepared_chunks",
     "minmax_rows",
+    "narrowed_window",
     "prepare_curves",
     "prepare_stack",
     "stack_axis_in",
@@ -190,6 +191,30 @@ def common_window(stacks: Sequence[SpectraStack]) -> dict[str, Any]:
         )
         raise ValueError(f"the series share no part of their {kind} ranges ({unit}): {covered}")
     return {"axis_kind": kind, "axis_unit": unit, "axis_range": [lo, hi]}
+
+
+def narrowed_window(window: dict[str, Any], q_range: Sequence[float]) -> dict[str, Any]:
+    """Return ``window`` (``common_window``) narrowed to ``q_range`` (1/Å), which it must contain.
+
+    An encoder that reads a narrower window pads fewer series with edge values: a series that
+    covers only part of the window gets a flat stretch at a place that depends on its
+    geometry, which a probe then learns as a feature of that beamtime.
+    """
+    lo, hi = sorted(float(v) for v in q_range)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        raise ValueError(f"q_range must be two different finite values in 1/Å, got {q_range}")
+    if window["axis_kind"] != "q":
+        raise ValueError(
+            "q_range needs every series on a q axis: give the X-ray wavelength of the 2θ series"
+        )
+    common_lo, common_hi = window["axis_range"]
+    slack = 1e-6 * (common_hi - common_lo)
+    if lo < common_lo - slack or hi > common_hi + slack:
+        raise ValueError(
+            f"q_range {lo:.4g}–{hi:.4g} 1/Å is not inside the q range every series covers "
+            f"({common_lo:.4g}–{common_hi:.4g} 1/Å)"
+        )
+    return {**window, "axis_range": [lo, hi]}
 
 
 def window_coverage(axis: np.ndarray, axis_range: Sequence[float]) -> float:

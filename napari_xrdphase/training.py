@@ -247,6 +247,7 @@ def _prepare_run(
     lr: float | None,
     device: str,
     seed: int,
+    q_range: Sequence[float] | None = None,
     rank: int = 0,
     world_size: int = 1,
 ) -> _Run:
@@ -260,7 +261,7 @@ def _prepare_run(
 
     from .augment import PAPER_PIPELINE, make_augmentation
     from .encoder import resolve_device
-    from .preprocess import common_window, prepare_stack
+    from .preprocess import common_window, narrowed_window, prepare_stack
     from .ssl import get_method, series_bin_labels
     from .stack import SpectraStack
 
@@ -291,6 +292,8 @@ def _prepare_run(
     augment = make_augmentation(augmentation_names, augment_generator)  # checks the names
 
     window = common_window(stacks)  # one grid for every series: q whenever wavelengths are known
+    if q_range is not None:
+        window = narrowed_window(window, q_range)
     prepared = np.concatenate([prepare_stack(s, input_length, **window) for s in stacks], axis=0)
     bins = torch.cat([series_bin_labels(s.n_curves, N_BINS) for s in stacks])
     n_curves = prepared.shape[0]
@@ -471,6 +474,7 @@ def pretrain(
     lr: float | None = None,
     device: str = "auto",
     seed: int = 0,
+    q_range: Sequence[float] | None = None,
     progress: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     checkpoint: str | os.PathLike | None = None,
@@ -503,6 +507,7 @@ def pretrain(
         lr=lr,
         device=device,
         seed=seed,
+        q_range=q_range,
     )
     with _deterministic(not run.on_cuda):
         _build_training(run)
@@ -519,6 +524,49 @@ def pretrain(
     return _encoder_of(run)
 
 
+def recalibrate_batch_norms(
+    backbone: Any,
+    curves: Any,
+    batch_size: int = 256,
+    transform: Callable[[Any], Any] | None = None,
+) -> None:
+    """Recompute every batch norm's running statistics of ``backbone`` on ``curves`` (no grad).
+
+    During training the running statistics trail the weights (momentum 0.1 per step, starting
+    from variance 1): a short run leaves them far from the true ones, and in evaluation most
+    outputs of the final ReLU can be dead. This replaces them by the average over batches of
+    ``curves`` (each batch passed through ``transform`` first, e.g. the training
+    augmentations), computed with the final weights.
+    """
+    import torch
+
+    norms = [m for m in backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or len(curves) < 2:
+        return
+    saved = [(m.momentum, getattr(m, "num_splits", None)) for m in norms]
+    was_training = backbone.training
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+            if hasattr(m, "num_splits"):
+                m.num_splits = 1
+        backbone.train()
+        step = max(2, int(batch_size))
+        with torch.no_grad():
+            for start in range(0, len(curves), step):
+                batch = curves[start : start + step]
+                if len(batch) < 2:  # a batch of one has no variance
+                    break
+                backbone(batch if transform is None else transform(batch))
+    finally:
+        for m, (momentum, splits) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            if splits is not None:
+                m.num_splits = splits
+        backbone.train(was_training)
+
+
 def _encoder_of(run: _Run) -> Encoder:
     """Return the trained backbone of ``run`` as an ``Encoder`` with the run recorded in its config."""
     import torch
@@ -529,6 +577,13 @@ def _encoder_of(run: _Run) -> Encoder:
     spec, model, lr, c, moco_weight = run.spec, run.model, run.lr, run.c, run.moco_weight
     step, steps_per_epoch, history = run.step, run.steps_per_epoch, run.history
     elapsed = run.seconds
+    order = torch.randperm(run.n_curves, generator=torch.Generator().manual_seed(run.seed))
+    # on the training distribution (augmented views), as exact statistics instead of lagging
+    # ones: +2.8 / +7.7 points of Fe precision / recall after 3 epochs, ±0 to +1.3 after 20
+    # (docs/method.md)
+    recalibrate_batch_norms(
+        model.backbone, run.curves[order.to(run.curves.device)], transform=run.augment
+    )
     backbone = model.backbone.eval()
     training = {
         "method": run.method,
@@ -576,6 +631,7 @@ def _encoder_of(run: _Run) -> Encoder:
         "final_losses": history[-1] if history else {},
         "epoch_losses": history,
         "stopped_early": run.stopped_early,
+        "batch_norm_statistics": f"recomputed on one augmented view of each of the {run.n_curves} training curves",
     }
     if run.resumed_from_epoch is not None:
         training["resumed_from_epoch"] = run.resumed_from_epoch

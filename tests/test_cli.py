@@ -47,6 +47,61 @@ def test_info_on_a_bad_path_is_a_clear_error_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def write_pressure_folder(folder, pressures):
+    """A folder of curves whose metadata.csv holds ``pressures`` and a temperature column."""
+    folder.mkdir()
+    axis = np.linspace(5.0, 25.0, 40)
+    rows = []
+    for i, pressure in enumerate(pressures):
+        lines = "".join(f"{x:.6f} {100 + i + np.sin(x):.6f}\n" for x in axis)
+        (folder / f"scan_{i}.xy").write_text("# 2th_deg I\n" + lines)
+        rows.append(f"scan_{i}.xy,{pressure},{300 + 10 * i}\n")
+    (folder / "metadata.csv").write_text("file,pressure_GPa,temperature_K\n" + "".join(rows))
+    return folder
+
+
+def test_info_variable_option_names_a_column_or_the_acquisition_index(tmp_path, capsys):
+    folder = write_pressure_folder(tmp_path / "run", ["1.5", "2.5", "4"])
+    assert main(["info", str(folder)]) == 0
+    assert "  pressure: 1.5 – 4 GPa\n" in capsys.readouterr().out
+    assert main(["info", str(folder), "--variable", "temperature_K"]) == 0
+    assert "  temperature: 300 – 320 K\n" in capsys.readouterr().out
+    assert main(["info", str(folder), "--variable", "index"]) == 0
+    assert "  index:    0 – 2\n" in capsys.readouterr().out
+
+
+def test_variable_index_reads_a_folder_whose_pressure_cannot_be_read(tmp_path, capsys):
+    folder = write_pressure_folder(tmp_path / "run", ["1.5", "~2", "4"])
+    result = run_cli("info", str(folder))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "xrdphase: error:" in result.stderr and "--variable index" in result.stderr
+    assert main(["info", str(folder), "--variable", "index"]) == 0
+    assert "  index:    0 – 2\n" in capsys.readouterr().out
+
+
+def test_variable_naming_no_column_is_a_clear_error_without_traceback(tmp_path):
+    folder = write_pressure_folder(tmp_path / "run", ["1.5", "2.5"])
+    result = run_cli("info", str(folder), "--variable", "volume")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "xrdphase: error:" in result.stderr and "no column 'volume'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["info", "run"],
+        ["pretrain", "run", "--out", "enc.safetensors"],
+        ["classify", "run", "--labels", "labels.csv", "--out", "pred.csv"],
+        ["watch", "run", "--labels", "labels.csv", "--out", "pred.csv"],
+    ],
+)
+def test_every_command_that_loads_series_takes_variable(argv):
+    from napari_xrdphase.cli import build_parser
+
+    assert build_parser().parse_args([*argv, "--variable", "index"]).variable == "index"
+    assert build_parser().parse_args(argv).variable is None
+
+
 def test_console_script_is_installed():
     result = subprocess.run(["xrdphase", "--help"], capture_output=True, text=True)
     assert result.returncode == 0

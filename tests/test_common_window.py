@@ -133,3 +133,29 @@ def test_cli_wavelength_option_fills_series_without_one(tmp_path, capsys):
     assert "wavelength: 0.4133 Å" in capsys.readouterr().out
     assert main(["info", str(path), "--wavelength", "-1"]) == 2
     assert "--wavelength must be a positive number" in capsys.readouterr().err
+
+
+def test_pretraining_can_read_a_narrower_q_window(one_torch_thread):
+    from napari_xrdphase.preprocess import narrowed_window
+    from napari_xrdphase.training import pretrain
+
+    a = recorded("a", 0.4133, (5.0, 25.0), 3000)
+    b = recorded("b", 0.2952, (4.0, 20.0), 2000, seed=1)
+    common = common_window([a, b])
+    lo, hi = common["axis_range"]
+    inner = (lo + 0.1 * (hi - lo), hi - 0.2 * (hi - lo))
+    encoder = pretrain([a, b], epochs=1, batch_size=16, seed=0, device="cpu", q_range=inner[::-1])
+    prep = encoder.config["preprocessing"]
+    assert prep["axis_kind"] == "q" and prep["axis_range"] == pytest.approx(list(inner))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # both series cover the narrower window: no warning
+        assert encoder.embed(a).shape == (16, encoder.feature_dim)
+    with pytest.raises(ValueError, match=r"q_range .* is not inside the q range every series"):
+        pretrain([a, b], epochs=1, batch_size=16, device="cpu", q_range=(lo - 0.5, hi))
+    with pytest.raises(ValueError, match="two different finite values"):
+        narrowed_window(common, (2.0, 2.0))
+    a.wavelength = b.wavelength = None
+    b_same = recorded("b", 0.4133, (5.0, 25.0), 3000)
+    b_same.wavelength = None
+    with pytest.raises(ValueError, match="needs every series on a q axis"):
+        narrowed_window(common_window([a, b_same]), (10.0, 20.0))

@@ -448,6 +448,40 @@ def test_a_pressure_column_without_numbers_warns_and_a_pressure_medium_is_text(t
     np.testing.assert_allclose(stack.variable, [1, 2])
 
 
+def test_variable_index_reads_a_folder_whose_pressure_column_cannot_be_read(tmp_path):
+    folder = write_folder(tmp_path / "run", n=3)
+    write_metadata(
+        folder, "file,pressure_GPa,sample\nscan_0.xy,1.5,Fe\nscan_1.xy,~2,Fe\nscan_2.xy,3,Fe\n"
+    )
+    with pytest.raises(
+        ReaderError, match=r'line 3: .*or variable="index" \(--variable index\) for the acq'
+    ):
+        load_stack(folder)
+    with pytest.raises(ReaderError, match=r"no column 'volume' .*--variable index"):
+        load_stack(folder, variable="volume")
+
+    stack = load_stack(folder, variable="index")
+
+    assert (stack.variable_name, stack.variable_unit) == ("index", "")
+    np.testing.assert_array_equal(stack.variable, np.arange(3))
+    # metadata.csv still gives the file list and the other columns
+    assert stack.sources == ["scan_0.xy", "scan_1.xy", "scan_2.xy"]
+    assert stack.metadata["metadata_csv"]["pressure_GPa"] == ["1.5", "~2", "3"]
+    assert stack.metadata["metadata_csv"]["sample"] == ["Fe", "Fe", "Fe"]
+
+
+def test_variable_index_ignores_a_good_pressure_column_and_needs_no_metadata_csv(tmp_path):
+    folder = write_folder(tmp_path / "run", n=3)
+    write_metadata(folder, "file,pressure_GPa\nscan_0.xy,1.5\nscan_1.xy,2.5\nscan_2.xy,3.5\n")
+    stack = load_stack(folder, variable="index")
+    assert (stack.variable_name, stack.variable_unit) == ("index", "")
+    np.testing.assert_array_equal(stack.variable, [0, 1, 2])
+    assert stack.metadata["metadata_csv"]["pressure_GPa"] == [1.5, 2.5, 3.5]
+
+    bare = write_folder(tmp_path / "bare", n=2)
+    np.testing.assert_array_equal(load_stack(bare, variable="index").variable, [0, 1])
+
+
 @pytest.mark.parametrize(
     ("header", "cells", "name", "unit"),
     [
@@ -1093,6 +1127,26 @@ def test_index_variable_and_missing_wavelength_round_trip(tmp_path):
         assert loaded.variable_name == "index" and loaded.variable_unit == ""
         np.testing.assert_array_equal(loaded.variable, [0, 1, 2])
         assert loaded.wavelength is None
+
+
+@pytest.mark.parametrize(("write", "name"), [(save_nexus, "run.nxs"), (save_stack, "run.npz")])
+def test_variable_index_replaces_the_stored_pressure_of_nexus_and_npz(tmp_path, write, name):
+    stack = make_stack()
+    path = write(stack, tmp_path / name)
+    loaded = load_stack(path, variable="index")
+    assert (loaded.variable_name, loaded.variable_unit) == ("index", "")
+    np.testing.assert_array_equal(loaded.variable, np.arange(12))
+    assert loaded.sources == stack.sources
+    np.testing.assert_array_equal(loaded.intensities, stack.intensities)
+
+
+def test_variable_index_reads_an_npz_whose_pressure_is_not_a_1d_array(tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, intensity=np.stack([curve(i) for i in range(3)]), two_theta=AXIS,
+             pressure=np.ones((3, 2)))  # fmt: skip
+    with pytest.raises(ReaderError, match=r"'pressure' is not a 1D numeric .*--variable index"):
+        load_stack(path)
+    np.testing.assert_array_equal(load_stack(path, variable="index").variable, [0, 1, 2])
 
 
 def test_nexus_writer_layout_follows_nexus_conventions(tmp_path):

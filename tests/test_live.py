@@ -153,6 +153,29 @@ def test_hdf5_watcher_reports_rows_appended_to_a_growing_file(tmp_path):
     assert watcher.poll() == []
 
 
+def test_hdf5_watcher_reads_new_rows_variable_as_the_series_was_loaded(tmp_path):
+    path = tmp_path / "grow.h5"
+    with h5py.File(path, "w") as h5:
+        group = h5.create_group("entry/data")
+        group.attrs["NX_class"], group.attrs["signal"] = "NXdata", "intensity"
+        group.attrs["axes"] = ["pressure", "two_theta"]
+        group.create_dataset("two_theta", data=AXIS).attrs["units"] = "degree"
+        group.create_dataset("pressure", data=np.arange(10.0), maxshape=(None,))
+        data = np.array([curve(i) for i in range(10)], dtype=np.float32)
+        group.create_dataset("intensity", data=data, maxshape=(None, N_POINTS))
+    from napari_xrdphase.io import load_stack
+
+    by_pressure = watcher_for(path, load_stack(path), poll_s=0.01)
+    by_index = watcher_for(path, load_stack(path, variable="index"), variable="index")
+    with h5py.File(path, "a") as h5:
+        h5["entry/data/pressure"].resize(12, axis=0)
+        h5["entry/data/pressure"][10:] = [10.5, 11.5]
+        h5["entry/data/intensity"].resize(12, axis=0)
+        h5["entry/data/intensity"][10:] = np.array([curve(i) for i in range(10, 12)])
+    np.testing.assert_array_equal(by_pressure.poll()[0].variable, [10.5, 11.5])
+    assert by_index.poll()[0].variable is None  # LiveSeries numbers them by row
+
+
 @pytest.mark.usefixtures("one_torch_thread")
 def test_watch_command_appends_a_row_per_new_curve(tmp_path):
     pytest.importorskip("torch")

@@ -360,3 +360,42 @@ def test_cli_pretrain_writes_and_resumes_a_checkpoint(tmp_path):
     assert checkpoint.is_file()
     assert main(argv) == 0  # resumes after the last epoch: nothing left to train
     assert main([*argv[:-6], "--method", "specselftime", *argv[-4:]]) != 0  # other settings
+
+
+def test_batch_norm_statistics_are_recomputed_on_the_clean_training_curves():
+    from napari_xrdphase.models import ConvSC
+    from napari_xrdphase.training import recalibrate_batch_norms
+
+    model = ConvSC(bn_splits=4)
+    torch.manual_seed(0)
+    curves = torch.rand(48, 256)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    for m in norms:  # statistics far from the data's, as after a few training steps
+        m.running_mean.fill_(5.0)
+        m.running_var.fill_(100.0)
+    model.train()
+    for m in norms:
+        m.num_splits = 1  # statistics of the whole batch, not of 4 groups
+    with torch.no_grad():
+        batch_statistics = model(curves)  # train mode: normalised by this batch's statistics
+    for m in norms:
+        m.num_splits = 4
+    recalibrate_batch_norms(model, curves, batch_size=64)
+    assert model.training  # left in the mode it was in
+    assert [(m.momentum, m.num_splits) for m in norms] == [(0.1, 4)] * len(norms)
+    model.eval()
+    with torch.no_grad():
+        running_statistics = model(curves)
+    # one batch of all curves: the running statistics are that batch's (variance unbiased)
+    scale = batch_statistics.abs().max()
+    assert scale > 0
+    assert (running_statistics - batch_statistics).abs().max() < 0.05 * scale
+
+
+def test_pretraining_ends_with_recalibrated_batch_norms():
+    encoder = tiny_run(epochs=1)
+    assert (
+        "of each of the 16 training curves" in encoder.config["training"]["batch_norm_statistics"]
+    )
+    bn1 = encoder.model.bn1
+    assert int(bn1.num_batches_tracked) == 1  # one pass of the 16 curves, not the training steps
