@@ -138,6 +138,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         c=args.c,
         device=args.device,
         seed=args.seed,
+        q_range=args.q_range,
         progress=progress_printer(),
         checkpoint=args.checkpoint,
     )
@@ -343,6 +344,14 @@ def add_pretraining_arguments(parser: argparse.ArgumentParser, out_help: str) ->
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--q-range",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="q window (1/Å) the encoder reads, inside the range every series covers "
+        "(default: all of that range)",
+    )
     add_wavelength_argument(parser)
     add_variable_argument(parser)
 

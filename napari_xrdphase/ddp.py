@@ -101,6 +101,7 @@ def pretrain_distributed(
         _deterministic,
         _encoder_of,
         _prepare_run,
+        _recalibrate,
         _run_settings,
         _train_epochs,
     )
@@ -132,6 +133,7 @@ def pretrain_distributed(
         finally:
             if run.model.moco is not None:
                 run.model.moco.gather_keys = None
+        _recalibrate(run)  # each process on its own augmented views; averaged next
         _synchronise_buffers(run.model)
     return _encoder_of(run)
 
@@ -203,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             input_length=args.input_length,
             device=device,
             seed=args.seed,
+            q_range=args.q_range,
             progress=progress_printer() if rank == 0 else None,
         )
         digest = _weights_digest(dict(encoder.model.state_dict()))

@@ -245,3 +245,21 @@ def test_classify_without_a_model_uses_the_builtin_encoder(small_suite, tmp_path
     unlabelled = [(d, i) for d in ("fe_a", "feo") for i in range(32) if i % 4]
     accuracy = np.mean([predicted[k] == truth[k[0]][k[1]] for k in unlabelled])
     assert accuracy > 0.6  # chance is 1/3
+
+
+def test_pretrain_q_range_narrows_the_window_the_model_reads(small_suite, tmp_path, capsys):
+    from napari_xrdphase.encoder import Encoder
+    from napari_xrdphase.preprocess import common_window
+
+    folder, _ = small_suite
+    paths = [str(folder / f"{n}.npz") for n in ("fe_a", "feo")]
+    lo, hi = common_window([load_stack(p) for p in paths])["axis_range"]
+    inner = (lo + 0.25 * (hi - lo), hi - 0.25 * (hi - lo))
+    model = tmp_path / "narrow.safetensors"
+    args = ["pretrain", *paths, "--out", str(model), "--epochs", "1", "--batch-size", "32"]
+    assert main([*args, "--device", "cpu", "--q-range", *map(str, inner)]) == 0
+    window = Encoder.load(model).config["preprocessing"]["axis_range"]
+    assert window == pytest.approx(list(inner), rel=1e-6)
+    capsys.readouterr()
+    assert main([*args, "--device", "cpu", "--q-range", str(lo - 1.0), str(hi)]) == 2
+    assert "is not inside the q range every series covers" in capsys.readouterr().err

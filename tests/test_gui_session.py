@@ -172,3 +172,21 @@ def test_missing_builtin_encoder_falls_back_to_random_with_a_warning(
     assert isinstance(session.encoder, Encoder)
     assert "untrained" in session.encoder_source
     assert warned and "built-in encoder is missing" in warned[0]
+
+
+def test_load_takes_the_acquisition_index_when_asked(make_napari_viewer, tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    axis = np.linspace(5.0, 25.0, 50)
+    rows = []
+    for i in range(4):
+        np.savetxt(folder / f"f_{i}.xy", np.column_stack([axis, 10 + i + np.sin(axis)]))
+        rows.append(f"f_{i}.xy,{'gauge broken' if i == 2 else 10 + i}\n")
+    (folder / "metadata.csv").write_text("file,pressure_GPa\n" + "".join(rows))
+    session = get_session(make_napari_viewer())
+    with pytest.raises(Exception, match='variable="index"'):
+        session.load(folder)  # one pressure cell cannot be read
+    layer = session.load(folder, variable="index")
+    stack = session.shown_stack(layer)
+    assert stack.variable_name == "index"
+    np.testing.assert_array_equal(stack.variable, np.arange(4))

@@ -258,11 +258,14 @@ class XRDSession:
         """Return the stack as the layer shows it (axis possibly converted)."""
         return _series_meta(layer)["stack"]
 
-    def load(self, path: str | Path, display: str = "sqrt"):
-        """Load a folder or file of curves as a new series layer; return the layer."""
+    def load(self, path: str | Path, display: str = "sqrt", variable: str | None = None):
+        """Load a folder or file of curves as a new series layer; return the layer.
+
+        ``variable`` as in ``load_stack`` (``"index"`` for the acquisition order).
+        """
         from ..io import load_stack
 
-        return self.add_stack(load_stack(path), display=display)
+        return self.add_stack(load_stack(path, variable=variable), display=display)
 
     def add_stack(
         self, stack: SpectraStack, display: str = "sqrt", ground_truth: Sequence[str] | None = None
