@@ -175,3 +175,23 @@ def test_boundary_string_rounds_value_to_the_uncertainty():
     assert str(boundary) == "bcc → hcp at 14.2 ± 0.6 GPa"
     assert str(Boundary("a", "b", 14.25, 14.1, 14.4, 0, 1)) == "a → b at 14.25 ± 0.15"
     assert str(Boundary("a", "b", 5.0, 5.0, 5.0, 0, 1)) == "a → b at 5 ± 0"
+
+
+def test_the_interval_spans_the_curves_that_keep_some_probability_of_the_other_phase():
+    pressure = np.arange(12.0)
+    classes = ["before", "after"]
+    predicted = labels("BBBBBBAAAAAA")
+    proba = np.array([[0.99, 0.01]] * 6 + [[0.01, 0.99]] * 6)
+    [sharp] = find_boundaries(pressure, predicted, proba, classes)
+    assert (sharp.low, sharp.high) == (5.0, 6.0)
+    proba[3:6] = [0.7, 0.3]  # the last three 'before' curves keep 30 % of 'after'
+    proba[6:8] = [0.15, 0.85]  # the first two 'after' curves 15 % of 'before'
+    [wide] = find_boundaries(pressure, predicted, proba, classes)
+    assert (wide.index_before, wide.index_after) == (3, 7)
+    assert (wide.low, wide.high, wide.value) == (3.0, 7.0, 5.0)
+    [strict] = find_boundaries(pressure, predicted, proba, classes, min_probability=0.2)
+    assert (strict.low, strict.high) == (3.0, 6.0)
+    [off] = find_boundaries(pressure, predicted, proba, classes, min_probability=1.0)
+    assert (off.low, off.high) == (5.0, 6.0)
+    with pytest.raises(ValueError, match="min_probability must be in"):
+        find_boundaries(pressure, predicted, proba, classes, min_probability=0)
