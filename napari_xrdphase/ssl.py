@@ -60,7 +60,9 @@ class MethodSpec:
     ``"positive_final_bn"``: the same, but the last batch-norm scale set to +1, so the final ReLU
     starts with half of its outputs alive and no gradient-free dead embedding), ``batches`` how
     an epoch's curves are cut into batches (``"random"``: any curves together, the paper;
-    ``"series"``: mostly curves of one series, see ``training.series_grouped_order``).
+    ``"series"``: mostly curves of one series, see ``training.series_grouped_order``),
+    ``spread_weight`` the weight of :func:`spread_loss` on the relational features (0: not
+    used, the paper), which keeps them from collapsing onto a few directions.
     """
 
     objectives: tuple[str, ...]
@@ -72,6 +74,7 @@ class MethodSpec:
     temperature: float | None = None
     init: str = "reference"
     batches: str = "random"
+    spread_weight: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.objectives if name not in RELATIONAL_OBJECTIVES]
@@ -83,6 +86,8 @@ class MethodSpec:
             raise ValueError("moco_weight must be None, a number >= 0 or math.inf")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; use one of {', '.join(INITS)}")
+        if not self.spread_weight >= 0:
+            raise ValueError("spread_weight must be >= 0")
         if self.batches not in BATCHINGS:
             raise ValueError(f"unknown batches {self.batches!r}; use one of {', '.join(BATCHINGS)}")
         if not self.objectives and self.moco_weight is not None and self.moco_weight != math.inf:
@@ -125,11 +130,14 @@ METHODS: dict[str, MethodSpec] = {
         "magnitude warp, Poisson noise at a random exposure) instead of the paper's angle warp, "
         "which distorts the relative peak positions that identify a phase; batches filled "
         "mostly from one series, so that the inter-sample negatives are other pressures of the "
-        "same sample rather than other series (trivially told apart by their geometry). No "
+        "same sample rather than other series (trivially told apart by their geometry); a "
+        "variance-covariance term (spread_weight 1) that keeps the features from collapsing "
+        "onto a few directions, which the relational tasks alone allow. No "
         "MoCo: with these augmentations c = 1 collapsed on 2 of 7 runs and c = 0.01 or 0.1 did "
         "no better (docs/benchmarks.md)",
         augmentations=PHYSICS_PIPELINE,
         batches="series",
+        spread_weight=1.0,
     ),
 }
 
@@ -175,6 +183,29 @@ def inter_sample_loss(head: nn.Module, features: Tensor) -> Tensor:
     pairs, targets = inter_sample_pairs(features)
     logits = head(pairs).reshape(-1)
     return F.binary_cross_entropy_with_logits(logits.float(), targets)
+
+
+# --- spread of the features ------------------------------------------------------------------
+def spread_loss(features: Tensor) -> Tensor:
+    """Return VICReg's variance and covariance terms on (K, B, D) unit features, per view block.
+
+    The features are scaled by √D, so that unit vectors spread evenly over the sphere have a
+    standard deviation of 1 in every dimension; a dimension whose standard deviation over the
+    B curves falls below 1 costs ``1 − std`` (averaged over dimensions), and correlated
+    dimensions cost the sum of squared off-diagonal covariances / D (Bardes et al., ICLR 2022).
+    Each block of K is one augmented view of the batch, so views of one curve never count as
+    spread.
+    """
+    if features.ndim != 3 or features.shape[1] < 2:
+        raise ValueError(f"features must be (K, B ≥ 2, D), got shape {tuple(features.shape)}")
+    k, b, d = features.shape
+    z = features.float() * math.sqrt(d)
+    centred = z - z.mean(dim=1, keepdim=True)
+    variance = centred.pow(2).sum(dim=1) / (b - 1)  # (K, D)
+    variance_term = F.relu(1.0 - torch.sqrt(variance + 1e-4)).mean()
+    covariance = centred.transpose(1, 2) @ centred / (b - 1)  # (K, D, D)
+    off_diagonal = covariance.pow(2).sum() - torch.diagonal(covariance, dim1=1, dim2=2).pow(2).sum()
+    return variance_term + off_diagonal / (k * d)
 
 
 # --- intra-sample relational reasoning -------------------------------------------------------
@@ -453,8 +484,11 @@ class SelfSupervisedModel(nn.Module):
                 raise ValueError("this method trains relational heads: pass views (K, B, L)")
             k, b, length = views.shape
             flat = views.reshape(k * b, length)
-            if "inter" in self.method.objectives or "external" in self.method.objectives:
+            spread = self.method.spread_weight > 0
+            if spread or "inter" in self.method.objectives or "external" in self.method.objectives:
                 features = self.embed(flat).reshape(k, b, -1)
+                if spread:
+                    out["spread"] = spread_loss(features)
                 if self.inter_head is not None:
                     out["inter"] = inter_sample_loss(self.inter_head, features)
                 if self.external_head is not None:
@@ -476,6 +510,8 @@ class SelfSupervisedModel(nn.Module):
             out["total"] = out["moco"]
         else:
             terms = [out[name] for name in self.method.objectives]
+            if "spread" in out:
+                terms.append(self.method.spread_weight * out["spread"])
             if self.uses_moco:
                 terms.append(self.moco_weight * out["moco"])
             out["total"] = torch.stack(terms).sum()

@@ -623,6 +623,7 @@ def _encoder_of(run: _Run) -> Encoder:
         "moco_temperature": (MOCO_TEMPERATURE if spec.temperature is None else spec.temperature),
         "init": spec.init,
         "batches": spec.batches,
+        "spread_weight": spec.spread_weight,
         "queue_size": run.queue_size if model.uses_moco else 0,
         "bn_splits": BN_SPLITS,
         "piece_size": PIECE_SIZE,

@@ -68,6 +68,47 @@ def test_inter_loss_is_ln2_for_an_undecided_head():
     assert loss.item() == pytest.approx(math.log(2))
 
 
+# --- spread of the features ----------------------------------------------------------------------
+def unit(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(x, dim=-1)
+
+
+def test_spread_loss_is_one_for_collapsed_features_and_small_for_spread_ones():
+    g = torch.Generator().manual_seed(0)
+    collapsed = unit(torch.ones(2, 64, 8))
+    spread = unit(torch.randn(2, 4096, 8, generator=g))
+    assert ssl.spread_loss(collapsed).item() == pytest.approx(0.99, abs=1e-3)
+    assert ssl.spread_loss(spread).item() < 0.05
+    # features on two of eight directions: the variance term sees six dead dimensions
+    two_d = unit(torch.cat([torch.randn(1, 256, 2, generator=g), torch.zeros(1, 256, 6)], dim=2))
+    assert ssl.spread_loss(two_d).item() > 0.6
+
+
+def test_spread_loss_averages_blocks_so_views_of_one_curve_are_not_spread():
+    g = torch.Generator().manual_seed(1)
+    spread = unit(torch.randn(1, 32, 8, generator=g))
+    collapsed = unit(torch.ones(1, 32, 8))
+    both = torch.cat([spread, collapsed])
+    expected = (ssl.spread_loss(spread) + ssl.spread_loss(collapsed)) / 2
+    assert ssl.spread_loss(both).item() == pytest.approx(expected.item(), rel=1e-5)
+    # K views of the same curves spread exactly as one view does
+    assert ssl.spread_loss(spread.expand(3, -1, -1)).item() == pytest.approx(
+        ssl.spread_loss(spread).item(), rel=1e-5
+    )
+
+
+def test_spread_loss_needs_k_b_d_features_with_two_curves():
+    with pytest.raises(ValueError, match="K, B"):
+        ssl.spread_loss(torch.ones(4, 8))
+    with pytest.raises(ValueError, match="K, B"):
+        ssl.spread_loss(torch.ones(2, 1, 8))
+
+
+def test_spread_weight_must_not_be_negative():
+    with pytest.raises(ValueError, match="spread_weight"):
+        ssl.MethodSpec(("inter",), 0.0, "bad", spread_weight=-1.0)
+
+
 # --- intra-sample --------------------------------------------------------------------------------
 def test_piece_labels_follow_the_published_formula():
     length, classes = 1000, 5
@@ -254,6 +295,41 @@ def test_each_method_computes_its_losses_and_their_combination(name, expected):
         assert losses["total"].item() == pytest.approx((relational + moco).item(), rel=1e-6)
     losses["total"].backward()
     assert model.backbone[-1].weight.grad is not None
+
+
+def test_the_spread_term_is_added_with_its_weight():
+    spec = ssl.MethodSpec(("inter", "external"), 0.0, "spread", spread_weight=0.5)
+    ssl.METHODS["_spread_test"] = spec
+    try:
+        model = build_model("_spread_test")
+    finally:
+        del ssl.METHODS["_spread_test"]
+    views = torch.rand(3, 6, 40)
+    losses = model.losses(views, ssl.series_bin_labels(6, 5))
+    assert set(losses) == {"inter", "external", "spread", "total"}
+    expected = losses["inter"] + losses["external"] + 0.5 * losses["spread"]
+    assert losses["total"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_the_spread_term_spreads_a_collapsing_encoder():
+    """Inter-sample reasoning alone tolerates a low-rank embedding; the spread term lifts it."""
+    spec = ssl.MethodSpec(("inter",), 0.0, "spread", spread_weight=1.0)
+    ssl.METHODS["_spread_test"] = spec
+    try:
+        model = build_model("_spread_test")
+    finally:
+        del ssl.METHODS["_spread_test"]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    curves = peak_curves(32, seed=2)
+    history = []
+    for _ in range(60):
+        views = torch.stack([curves * (1 + 0.05 * torch.rand(32, 1)) for _ in range(2)])
+        losses = model.losses(views)
+        optimizer.zero_grad()
+        losses["total"].backward()
+        optimizer.step()
+        history.append(losses["spread"].item())
+    assert sum(history[-5:]) / 5 < sum(history[:5]) / 5 - 0.1
 
 
 def test_a_method_without_objectives_or_moco_is_rejected():

@@ -228,7 +228,7 @@ def test_fewer_than_two_curves_in_total_is_an_error():
         pretrain([one_curve])
 
 
-def test_default_method_is_xrdphase_with_physics_augmentations_and_no_moco():
+def test_default_method_is_xrdphase_with_physics_augmentations_spread_and_no_moco():
     from napari_xrdphase.augment import PHYSICS_PIPELINE
 
     encoder = pretrain(
@@ -237,7 +237,8 @@ def test_default_method_is_xrdphase_with_physics_augmentations_and_no_moco():
     )  # fmt: skip
     training = encoder.config["training"]
     assert encoder.config["method"] == "xrdphase"
-    assert set(training["final_losses"]) == {"inter", "intra", "external", "total"}
+    assert set(training["final_losses"]) == {"inter", "intra", "external", "spread", "total"}
+    assert training["spread_weight"] == 1.0
     assert training["uses_moco"] is False
     assert [step if isinstance(step, str) else step[0] for step in training["augmentations"]] == [
         step if isinstance(step, str) else step[0] for step in PHYSICS_PIPELINE
