@@ -89,7 +89,7 @@ def true_boundaries(variable: np.ndarray, labels: np.ndarray) -> list[tuple[str,
     return out
 
 
-def boundary_errors(variable, truth, predicted, proba, classes) -> dict:
+def boundary_errors(variable, truth, predicted, proba, classes, phase_order=None) -> dict:
     """Compare ``find_boundaries`` on the predictions with the true boundaries of one series.
 
     Each true boundary is matched to the predicted boundary between the same two phases
@@ -98,7 +98,7 @@ def boundary_errors(variable, truth, predicted, proba, classes) -> dict:
     """
     from napari_xrdphase.boundaries import find_boundaries
 
-    found = find_boundaries(variable, predicted, proba, classes)
+    found = find_boundaries(variable, predicted, proba, classes, phase_order=phase_order)
     truths = true_boundaries(variable, truth)
     errors, covered, used = [], [], set()
     for a, b, value in truths:
@@ -123,7 +123,7 @@ def boundary_errors(variable, truth, predicted, proba, classes) -> dict:
     }
 
 
-def score(suite, labels, predictions, probabilities, classes) -> dict:
+def score(suite, labels, predictions, probabilities, classes, phase_order=None) -> dict:
     """Return per-series and per-material scores of one labelled run."""
     from benchmarks.protocol import unlabelled_rows, weighted_scores
 
@@ -143,14 +143,19 @@ def score(suite, labels, predictions, probabilities, classes) -> dict:
             predictions[s.stack.name],
             probabilities[s.stack.name],
             classes,
+            phase_order,
         )
         for s in suite
     }
     return {"series": scores["series"], "groups": groups, "boundaries": boundaries}
 
 
-def encoder_runs(encoder, suite, label_sets) -> list[dict]:
-    """Probe ``encoder`` (the product's ``fit_classifier``) on each label set and score it."""
+def encoder_runs(encoder, suite, label_sets, ordered: bool = True) -> list[dict]:
+    """Probe ``encoder`` (the product's ``fit_classifier``) on each label set and score it.
+
+    The predictions are the product's: ``Classifier.phase_labels`` with the labelled curves
+    fixed, in phase order along the ramp unless ``ordered`` is False.
+    """
     from napari_xrdphase.classify import fit_classifier
 
     stacks = [s.stack for s in suite]
@@ -158,21 +163,29 @@ def encoder_runs(encoder, suite, label_sets) -> list[dict]:
     for labels in label_sets:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            classifier = fit_classifier(encoder, stacks, labels, seed=0)
+            classifier = fit_classifier(encoder, stacks, labels, seed=0, ordered=ordered)
         proba = {s.name: classifier.predict_proba(s) for s in stacks}
         classes = list(classifier.classes)
-        predicted = {n: np.asarray(classes)[p.argmax(axis=1)] for n, p in proba.items()}
-        runs.append(score(suite, labels, predicted, proba, classes))
+        predicted = {
+            s.name: classifier.phase_labels(s, proba[s.name], labels.get(s.name)) for s in stacks
+        }
+        runs.append(score(suite, labels, predicted, proba, classes, classifier.phase_order))
     return runs
 
 
-def raw_logistic_runs(suite, label_sets) -> list[dict]:
-    """Score logistic regression on the prepared curves (``protocol.raw_logistic_predictions``)."""
+def raw_logistic_runs(suite, label_sets, ordered: bool = True) -> list[dict]:
+    """Score logistic regression on the prepared curves (``protocol.raw_logistic_predictions``).
+
+    Its probabilities are turned into labels as the product's are (``phase_labels``).
+    """
     from sklearn.preprocessing import StandardScaler
 
     from benchmarks.protocol import _labelled, _logistic, prepared_curves
+    from napari_xrdphase.boundaries import phase_labels
+    from napari_xrdphase.classify import check_labels, labelled_phase_order
 
     prepared = prepared_curves(suite)
+    stacks = [s.stack for s in suite]
     runs = []
     for labels in label_sets:
         x, y = _labelled(prepared, labels)
@@ -180,8 +193,12 @@ def raw_logistic_runs(suite, label_sets) -> list[dict]:
         model = _logistic(0).fit(scaler.transform(x), y)
         proba = {n: model.predict_proba(scaler.transform(c)) for n, c in prepared.items()}
         classes = [str(c) for c in model.classes_]
-        predicted = {n: np.asarray(classes)[p.argmax(axis=1)] for n, p in proba.items()}
-        runs.append(score(suite, labels, predicted, proba, classes))
+        order = labelled_phase_order(check_labels(stacks, labels))[0] if ordered else None
+        predicted = {
+            s.name: phase_labels(s.variable, proba[s.name], classes, order, labels.get(s.name))
+            for s in stacks
+        }
+        runs.append(score(suite, labels, predicted, proba, classes, order))
     return runs
 
 
@@ -233,7 +250,9 @@ def report(result: dict, level: int = 1) -> str:
         f"Independent suite seeds {cfg['data_seeds']}; {cfg['n_labels']} labels "
         f"({100 * LABEL_FRACTION:.1f} %) from {', '.join(cfg['labelled'])}, {cfg['label_seeds']} "
         f"draws; pretrained: {cfg['method']}, {cfg['epochs']} epochs, seed 0, on every series "
-        f"without labels. Weighted precision / recall in %, mean ± std over data seeds × draws.",
+        f"without labels. Weighted precision / recall in %, mean ± std over data seeds × draws; "
+        + ("phases in order along the ramp, labelled curves fixed (the product's labels)."
+           if cfg.get("ordered", True) else "each curve labelled on its own (--unordered)."),
         "",
         "| method | " + " | ".join(f"{m} P | {m} R" for m in materials)
         + " | boundary error, median / 90th pct | found | truth in interval | spurious / series |",
@@ -280,11 +299,12 @@ def report(result: dict, level: int = 1) -> str:
 
 def run(
     data_seeds=(0,), label_seeds: int = 3, epochs: int = 60, method: str | None = None,
-    device: str = "cpu", input_length: int = 1024,
+    device: str = "cpu", input_length: int = 1024, ordered: bool = True,
 ) -> dict:  # fmt: skip
     """Score the methods on independent suites of ``data_seeds``; return the JSON-ready result.
 
-    ``epochs`` = 0 leaves out the ``pretrained`` row (no pretraining at all).
+    ``epochs`` = 0 leaves out the ``pretrained`` row (no pretraining at all). ``ordered``
+    False labels each curve on its own (``fit_classifier(ordered=False)``).
     """
     from benchmarks.independent_suite import independent_suite
     from benchmarks.protocol import sample_labels
@@ -309,11 +329,11 @@ def run(
         label_sets = [
             sample_labels(truth, n_labels, series=labelled, seed=k) for k in range(label_seeds)
         ]
-        runs["builtin"] += encoder_runs(Encoder.builtin(), suite, label_sets)
+        runs["builtin"] += encoder_runs(Encoder.builtin(), suite, label_sets, ordered)
         window = common_window([s.stack for s in suite])
         untrained = Encoder.random(seed=0, input_length=input_length, window=window)
-        runs["random_init"] += encoder_runs(untrained, suite, label_sets)
-        runs["raw_logistic"] += raw_logistic_runs(suite, label_sets)
+        runs["random_init"] += encoder_runs(untrained, suite, label_sets, ordered)
+        runs["raw_logistic"] += raw_logistic_runs(suite, label_sets, ordered)
         if epochs > 0:
             t0 = time.perf_counter()
             encoder = pretrain(
@@ -321,7 +341,7 @@ def run(
                 input_length=input_length,
             )  # fmt: skip
             timing.setdefault("pretrain_s", []).append(time.perf_counter() - t0)
-            runs["pretrained"] += encoder_runs(encoder.to("cpu"), suite, label_sets)
+            runs["pretrained"] += encoder_runs(encoder.to("cpu"), suite, label_sets, ordered)
         print(f"[independent] data seed {data_seed} done ({time.perf_counter() - start:.0f} s)",
               file=sys.stderr, flush=True)  # fmt: skip
     names = [r["name"] for r in series]
@@ -329,6 +349,7 @@ def run(
         "config": {
             "data_seeds": list(data_seeds), "label_seeds": label_seeds, "epochs": epochs,
             "method": method, "n_labels": n_labels, "labelled": list(labelled),
+            "ordered": ordered,
         },
         "series": series,
         "summary": {name: summarise(r) for name, r in runs.items()},
@@ -351,10 +372,21 @@ def main(argv=None) -> int:
     parser.add_argument("--method", default=None, help="pretraining method (default: the default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="benchmarks/results/independent")
+    parser.add_argument(
+        "--unordered", action="store_true",
+        help="label each curve on its own instead of in phase order along the ramp",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = run(args.seeds, args.label_seeds, args.epochs, args.method, args.device)
+    result = run(
+        args.seeds,
+        args.label_seeds,
+        args.epochs,
+        args.method,
+        args.device,
+        ordered=not args.unordered,
+    )
     (out / "independent.json").write_text(json.dumps(result, indent=1, default=str))
     (out / "independent.md").write_text(report(result))
     print(report(result))

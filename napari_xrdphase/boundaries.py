@@ -5,6 +5,7 @@ Only numpy: this module runs in napari's thread and in the command line without 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,133 @@ class Boundary:
         return f"{self.from_label} → {self.to_label} at {value} ± {uncertainty}{unit}"
 
 
+# a ramp turns (compression ↔ decompression) only where the variable has come back by this
+# fraction of its range, so that the scatter of pressure readings does not cut it into legs
+RAMP_TURN_FRACTION = 0.05
+
+
+def ramp_directions(variable: np.ndarray, turn_fraction: float = RAMP_TURN_FRACTION) -> np.ndarray:
+    """Return, per row, +1 or -1: whether the ramp rises or falls on the step to that row.
+
+    The series is cut into legs at its turning points, where the variable has come back by
+    more than ``turn_fraction`` of its range (smaller wiggles stay inside a leg); every step
+    of a leg gets the leg's direction, and row 0 that of the first leg. A constant variable
+    gives 0 everywhere.
+    """
+    values = np.asarray(variable, dtype=np.float64).ravel()
+    n = values.size
+    span = float(np.ptp(values)) if n else 0.0
+    if n < 2 or not span > 0:
+        return np.zeros(n, dtype=np.int64)
+    tolerance = turn_fraction * span
+    turns, direction, extreme = [], 0, 0
+    for row in range(1, n):
+        if direction == 0:
+            if abs(values[row] - values[0]) > tolerance:
+                direction, extreme = (1 if values[row] > values[0] else -1), row
+        elif (values[row] - values[extreme]) * direction > 0:
+            extreme = row
+        elif (values[extreme] - values[row]) * direction > tolerance:
+            turns.append(extreme)
+            direction, extreme = -direction, row
+    edges = [0, *turns, n - 1]
+    directions = np.empty(n, dtype=np.int64)
+    for start, stop in itertools.pairwise(edges):
+        directions[start + 1 : stop + 1] = 1 if values[stop] >= values[start] else -1
+    directions[0] = directions[1]
+    return directions
+
+
+def phase_labels(
+    variable: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    phase_order: Sequence[str] | None = None,
+    labels: dict[int, str] | None = None,
+) -> np.ndarray:
+    """Return the phase of every curve of a series (numpy array of str).
+
+    Without ``phase_order``: the most probable class of each curve. With it (the classes in
+    the order they occur as the variable rises, e.g. ``("before", "during", "after")`` for a
+    pressure ramp): the most probable labelling (least total −log p) in which, on every leg
+    of the ramp (``ramp_directions``), the phase never steps back, i.e. one transition at a
+    time, in that order on compression and in reverse on decompression, with any hysteresis
+    between the legs. ``labels`` ({row: class}) fixes those curves, as labelled. A series
+    whose variable is constant, or whose ``labels`` contradict the order along a leg, gets
+    the most probable class per curve.
+    """
+    probs = np.asarray(probabilities, dtype=np.float64)
+    names = [str(c) for c in classes]
+    if probs.ndim != 2 or probs.shape[1] != len(names):
+        raise ValueError(f"probabilities have shape {probs.shape}; expected (curves, {len(names)})")
+    argmax = np.asarray(names)[probs.argmax(axis=1)] if probs.shape[0] else np.array([], str)
+    if phase_order is None or probs.shape[0] < 2:
+        return argmax
+    order = [str(c) for c in phase_order]
+    if sorted(order) != sorted(names):
+        raise ValueError(f"phase_order {order} is not an ordering of the classes {names}")
+    directions = ramp_directions(variable)
+    if directions.size != probs.shape[0]:
+        raise ValueError(f"{directions.size} values of the variable for {probs.shape[0]} curves")
+    if not directions.any():
+        return argmax
+    rank = np.array([order.index(c) for c in names])
+    cost = -np.log(np.clip(probs, 1e-12, 1.0))
+    pinned = {int(row): names.index(str(label)) for row, label in (labels or {}).items()}
+    if not _labels_follow_order(pinned, rank, directions):
+        return argmax
+    for row, code in pinned.items():
+        cost[row] = np.inf
+        cost[row, code] = 0.0
+    return np.asarray(names)[_monotone_path(cost, rank, directions)]
+
+
+def _labels_follow_order(pinned: dict[int, int], rank: np.ndarray, directions: np.ndarray) -> bool:
+    """Whether consecutive labelled rows on one leg never step back in rank."""
+    rows = sorted(pinned)
+    for a, b in itertools.pairwise(rows):
+        one_leg = np.all(directions[a + 1 : b + 1] == directions[b])
+        if one_leg and (rank[pinned[b]] - rank[pinned[a]]) * directions[b] < 0:
+            return False
+    return True
+
+
+def _monotone_path(cost: np.ndarray, rank: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """Least-cost class path whose rank moves only along ``directions`` (Viterbi)."""
+    n, n_classes = cost.shape
+    by_rank = np.argsort(rank)
+    total = cost[0, by_rank].copy()  # columns in rank order from here on
+    came_from = np.empty((n, n_classes), dtype=np.int64)
+    came_from[0] = np.arange(n_classes)
+    for i in range(1, n):
+        best = _best_predecessors(total, int(directions[i]))
+        came_from[i] = best
+        total = total[best] + cost[i, by_rank]
+    path = np.empty(n, dtype=np.int64)
+    path[-1] = int(np.argmin(total))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = came_from[i, path[i]]
+    return by_rank[path]
+
+
+def _best_predecessors(total_by_rank: np.ndarray, direction: int) -> np.ndarray:
+    """For each rank r, the rank (≤ r on a rising step, ≥ r on a falling one) of least total."""
+    if direction < 0:
+        return total_by_rank.size - 1 - _running_argmin(total_by_rank[::-1])[::-1]
+    return _running_argmin(total_by_rank)
+
+
+def _running_argmin(values: np.ndarray) -> np.ndarray:
+    """Index of the minimum of ``values[: k + 1]`` for every k (the first one on ties)."""
+    out = np.empty(values.size, dtype=np.int64)
+    best = 0
+    for k in range(values.size):
+        if values[k] < values[best]:
+            best = k
+        out[k] = best
+    return out
+
+
 def _format_value_and_uncertainty(value: float, uncertainty: float) -> tuple[str, str]:
     # the uncertainty gets one significant digit (two when it starts with 1 or 2) and the
     # value as many decimals, the usual way to quote a measurement
@@ -73,6 +201,7 @@ def find_boundaries(
     *,
     min_run: int = 3,
     min_probability: float = 0.1,
+    phase_order: Sequence[str] | None = None,
     unit: str = "",
 ) -> list[Boundary]:
     """Return the phase boundaries of a series, in acquisition (row) order.
@@ -111,6 +240,9 @@ def find_boundaries(
     cases, while the boundaries were off by about 1 GPa; with ``min_probability = 0.1`` it
     holds it in about half of them (median width 2–3.6 GPa). ``min_probability = 1`` turns
     the widening off.
+
+    With ``phase_order`` (``Classifier.phase_order``), the segmentation keeps the phases in
+    that order along each leg of the ramp, as ``phase_labels`` does for the curves.
 
     Rows are never sorted by ``variable``, so decompression runs (decreasing pressure) and
     non-monotonic ramps give their boundaries in the order they were crossed.
@@ -159,7 +291,15 @@ def find_boundaries(
             raise ValueError("probabilities contain NaN or inf")
         cost = probs.max(axis=1, keepdims=True) - probs
 
-    segment_codes = _segment(cost, penalty=(min_run - 0.5) / 2)
+    rank = directions = None
+    if phase_order is not None:
+        order = [str(c) for c in phase_order]
+        if sorted(order) != sorted(class_names):
+            raise ValueError(f"phase_order {order} is not an ordering of the classes {class_names}")
+        directions = ramp_directions(values)
+        if directions.any():
+            rank = np.array([order.index(c) for c in class_names])
+    segment_codes = _segment(cost, (min_run - 0.5) / 2, rank, directions)
     change_rows = np.flatnonzero(segment_codes[1:] != segment_codes[:-1]) + 1
     starts = np.concatenate([[0], change_rows])
     ends = np.concatenate([change_rows - 1, [n - 1]])
@@ -191,16 +331,28 @@ def find_boundaries(
     return boundaries
 
 
-def _segment(cost: np.ndarray, penalty: float) -> np.ndarray:
-    """Return the class per row of the least-cost piecewise-constant labelling (Viterbi)."""
+def _segment(
+    cost: np.ndarray, penalty: float, rank: np.ndarray | None = None,
+    directions: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Return the class per row of the least-cost piecewise-constant labelling (Viterbi).
+
+    With ``rank`` and ``directions`` (``ramp_directions``), a change of label may only move
+    the rank the way the ramp goes on that step.
+    """
     n, n_classes = cost.shape
     total = cost[0].copy()
     # came_from[i, k]: the class of row i-1 on the best path that has class k at row i
     came_from = np.empty((n, n_classes), dtype=np.int64)
     came_from[0] = np.arange(n_classes)
     stay = np.arange(n_classes)
+    by_rank = None if rank is None else np.argsort(rank)
     for i in range(1, n):
-        best = int(np.argmin(total))
+        if by_rank is None:
+            best = np.full(n_classes, int(np.argmin(total)))
+        else:
+            best = np.empty(n_classes, dtype=np.int64)
+            best[by_rank] = by_rank[_best_predecessors(total[by_rank], int(directions[i]))]
         switch_cost = total[best] + penalty
         # `<=` keeps the current label on ties, so noise never moves a boundary for free
         keep = total <= switch_cost

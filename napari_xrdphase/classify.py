@@ -163,9 +163,18 @@ class Classifier:
         mean: np.ndarray,
         scale: np.ndarray,
         summary: FitSummary,
+        phase_order: Sequence[str] | None = None,
     ) -> None:
         self.encoder = encoder
         self.classes: tuple[str, ...] = tuple(str(c) for c in classes)
+        # the classes as the external variable rises (None: the phases are not ordered)
+        self.phase_order: tuple[str, ...] | None = (
+            None if phase_order is None else tuple(str(c) for c in phase_order)
+        )
+        if self.phase_order is not None and sorted(self.phase_order) != sorted(self.classes):
+            raise ClassifierError(
+                f"phase order {self.phase_order} is not an ordering of the classes {self.classes}"
+            )
         self.weight = np.asarray(weight, dtype=np.float64)
         self.bias = np.asarray(bias, dtype=np.float64)
         self.mean = np.asarray(mean, dtype=np.float64)
@@ -226,14 +235,45 @@ class Classifier:
         self,
         stack_or_embeddings: SpectraStack | np.ndarray,
         *,
+        labels: Mapping[int, str] | None = None,
         chunk_size: int = 4096,
         device: Any = None,
     ) -> np.ndarray:
-        """Return the most probable class name per curve (numpy array of str)."""
+        """Return the phase of every curve (numpy array of str).
+
+        For a ``SpectraStack``, with a ``phase_order``, the phases follow that order along
+        each leg of the series' ramp (``boundaries.phase_labels``; ``labels`` {row: class}
+        fixes labelled curves); for embeddings, or without an order, the most probable class.
+        """
         probabilities = self.predict_proba(
             stack_or_embeddings, chunk_size=chunk_size, device=device
         )
-        return np.asarray(self.classes)[probabilities.argmax(axis=1)]
+        if not isinstance(stack_or_embeddings, SpectraStack):
+            return np.asarray(self.classes)[probabilities.argmax(axis=1)]
+        return self.phase_labels(stack_or_embeddings, probabilities, labels)
+
+    def describe_phase_order(self, variable_name: str = "external variable") -> str:
+        """Return one line saying how curves are labelled: in phase order, or each on its own."""
+        if self.phase_order is None:
+            return "phases: each curve classified on its own"
+        return f"phases in order of rising {variable_name}: {' → '.join(self.phase_order)}"
+
+    def phase_labels(
+        self,
+        stack: SpectraStack,
+        probabilities: np.ndarray,
+        labels: Mapping[int, str] | None = None,
+    ) -> np.ndarray:
+        """Return the phase of every curve of ``stack`` from its ``probabilities``.
+
+        ``boundaries.phase_labels`` with this classifier's classes and ``phase_order``.
+        """
+        from .boundaries import phase_labels
+
+        return phase_labels(
+            stack.variable, probabilities, self.classes, self.phase_order,
+            None if labels is None else dict(labels),
+        )  # fmt: skip
 
     def _logits(self, embeddings: np.ndarray) -> np.ndarray:
         standardised = (np.asarray(embeddings, dtype=np.float64) - self.mean) / self.scale
@@ -277,6 +317,7 @@ class Classifier:
             "format": FILE_FORMAT,
             "version": str(FILE_VERSION),
             "classes": json.dumps(list(self.classes)),
+            "phase_order": json.dumps(None if self.phase_order is None else list(self.phase_order)),
             "summary": json.dumps(self.summary.as_dict()),
             "encoder_config": _config_json(self.encoder),
             "sha256": _tensor_checksum(tensors),
@@ -317,6 +358,11 @@ class Classifier:
             )
         try:
             classes = json.loads(metadata["classes"])
+            phase_order = json.loads(metadata.get("phase_order", "null"))  # older files: none
+            if phase_order is not None and not (
+                isinstance(phase_order, list) and all(isinstance(c, str) for c in phase_order)
+            ):
+                raise ValueError(f"phase_order is {phase_order!r}")
             summary_fields = json.loads(metadata["summary"])
             summary_fields["classes"] = tuple(summary_fields["classes"])
             summary_fields["notes"] = tuple(summary_fields["notes"])
@@ -334,7 +380,10 @@ class Classifier:
                 UserWarning,
                 stacklevel=2,
             )
-        return cls(encoder, classes, *arrays, summary=summary)
+        try:
+            return cls(encoder, classes, *arrays, summary=summary, phase_order=phase_order)
+        except ClassifierError as exc:
+            raise ClassifierError(f"{path}: {exc}") from exc
 
 
 def _safetensors_metadata(data: bytes) -> dict[str, str]:
@@ -514,9 +563,15 @@ def fit_classifier(
     weight_decay: float = 1e-4,
     class_balanced: bool = True,
     solver: str = DEFAULT_SOLVER,
+    ordered: bool = True,
     progress: Callable[[int, int], object] | None = None,
 ) -> Classifier:
     """Return a linear classifier trained on the embeddings of the labelled curves.
+
+    With ``ordered`` (the default), the classifier's ``phase_order`` is the classes sorted by
+    the median external variable of their labelled curves (``labelled_phase_order``), and
+    ``Classifier.predict`` keeps the phases in that order along each leg of a ramp; with
+    ``ordered=False``, or where the labels give no order, it predicts each curve on its own.
 
     Only the labelled rows are embedded, and no other curve is ever seen. ``lbfgs`` (the
     default) picks the regularisation strength by stratified cross-validation on the labelled
@@ -545,6 +600,11 @@ def fit_classifier(
     embeddings = np.concatenate(parts, axis=0).astype(np.float64)
 
     train, val, notes = _stratified_split(codes, classes, val_fraction, seed)
+    phase_order = None
+    if ordered:
+        phase_order, why_not = labelled_phase_order(labelled)
+        if why_not:
+            notes.append(why_not)
     if np.all(np.ptp(embeddings, axis=0) == 0):
         notes.append(
             "the encoder gives the same embedding for every labelled curve, so the classifier "
@@ -553,10 +613,12 @@ def fit_classifier(
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     if solver == "lbfgs":
-        return _fit_lbfgs_cross_validated(
+        classifier = _fit_lbfgs_cross_validated(
             encoder, embeddings, codes, classes, val_fraction, seed, class_balanced, notes,
             progress,
         )  # fmt: skip
+        classifier.phase_order = phase_order
+        return classifier
     mean, scale = _standardisation(embeddings[train])
     x = torch.from_numpy((embeddings - mean) / scale)
     y = torch.from_numpy(codes)
@@ -576,8 +638,43 @@ def fit_classifier(
             val_loss = float(F.cross_entropy(logits, y[val_t], weight=class_weight))
             val_accuracy = float((logits.argmax(dim=1) == y[val_t]).double().mean())
     validation = (int(train.size), int(val.size), val_accuracy, val_loss)
-    return _classifier(encoder, solver, classes, codes, fit, mean, scale, validation, seed,
-                       class_balanced, notes)  # fmt: skip
+    classifier = _classifier(encoder, solver, classes, codes, fit, mean, scale, validation, seed,
+                             class_balanced, notes)  # fmt: skip
+    classifier.phase_order = phase_order
+    return classifier
+
+
+def labelled_phase_order(
+    labelled: Sequence[tuple[SpectraStack, np.ndarray, list[str]]],
+) -> tuple[tuple[str, ...] | None, str]:
+    """Return (classes by the median external variable of their labelled curves, why not).
+
+    ``labelled`` as ``check_labels`` returns it. The order is None, with the reason, when
+    the labelled series have different external variables (by unit; by name where there is
+    none, so "P" and "pressure" in GPa agree) or two classes share a median.
+    """
+    kinds = {stack.variable_unit or stack.variable_name for stack, _, _ in labelled}
+    variables = {(stack.variable_name, stack.variable_unit) for stack, _, _ in labelled}
+    if len(kinds) > 1:
+        listed = ", ".join(f"{name} [{unit}]" if unit else name for name, unit in sorted(variables))
+        return None, (
+            f"the labelled series have different external variables ({listed}), so the "
+            "phases are not put in order along them; each curve is classified on its own"
+        )
+    values: dict[str, list[float]] = {}
+    for stack, rows, names in labelled:
+        for value, name in zip(
+            np.asarray(stack.variable, dtype=np.float64)[rows], names, strict=True
+        ):
+            values.setdefault(name, []).append(float(value))
+    medians = {name: float(np.median(v)) for name, v in values.items()}
+    if len(set(medians.values())) < len(medians):
+        return None, (
+            "two classes have labelled curves at the same median "
+            f"{min(variables)[0]} ({medians}), so the phases are not put in order; "
+            "each curve is classified on its own"
+        )
+    return tuple(sorted(medians, key=medians.__getitem__)), ""
 
 
 def _classifier(

@@ -8,8 +8,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from .defaults import (
     DEFAULT_BATCH_SIZE,
@@ -44,6 +43,16 @@ def _load_all(paths: Sequence[str], wavelength: float | None = None, variable: s
         if stack.wavelength is None and wavelength is not None:
             stack.wavelength = float(wavelength)
     return stacks
+
+
+def add_unordered_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--unordered``: no phase order along the ramp (each curve on its own)."""
+    parser.add_argument(
+        "--unordered",
+        action="store_true",
+        help="label each curve with its most probable class; by default the phases are kept in "
+        "the order of their labelled curves' external variable along each leg of the ramp",
+    )
 
 
 def add_wavelength_argument(parser: argparse.ArgumentParser) -> None:
@@ -169,8 +178,9 @@ def cmd_classify(args: argparse.Namespace) -> None:
     _unique_names(stacks)
     labels = read_labels_csv(args.labels)
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
-    classifier = fit_classifier(encoder, stacks, labels, seed=args.seed)
+    classifier = fit_classifier(encoder, stacks, labels, seed=args.seed, ordered=not args.unordered)
     print(f"classifier: {classifier.summary}", file=sys.stderr)
+    _print_phase_order(classifier, stacks[0])
     results = []
     for stack in stacks:
         if stack.is_lazy:  # on disk: stream it in chunks, keep only the probabilities
@@ -179,18 +189,24 @@ def cmd_classify(args: argparse.Namespace) -> None:
             proba = predict_proba_chunked(classifier, stack)
         else:
             proba = classifier.predict_proba(stack)
-        predicted = np.asarray(classifier.classes)[proba.argmax(axis=1)]
+        predicted = classifier.phase_labels(stack, proba, labels.get(stack.name))
         results.append((stack, predicted, proba))
         print(f"{stack.name}:")
         found = find_boundaries(
-            stack.variable, predicted, proba, classifier.classes, unit=stack.variable_unit
-        )
+            stack.variable, predicted, proba, classifier.classes,
+            phase_order=classifier.phase_order, unit=stack.variable_unit,
+        )  # fmt: skip
         for boundary in found:
             print(f"  {boundary}  (curves {boundary.index_before}–{boundary.index_after})")
         if not found:
             print(f"  no transition: every curve is {str(predicted[0])!r}")
     path = write_predictions_csv(args.out, results, classifier.classes)
     print(f"wrote {path}", file=sys.stderr)
+
+
+def _print_phase_order(classifier: Any, stack: Any) -> None:
+    hint = "" if classifier.phase_order is None else " (--unordered: each curve on its own)"
+    print(classifier.describe_phase_order(stack.variable_name) + hint, file=sys.stderr)
 
 
 def cmd_watch(args: argparse.Namespace) -> None:
@@ -203,8 +219,11 @@ def cmd_watch(args: argparse.Namespace) -> None:
     path = Path(args.path).expanduser()
     (stack,) = _load_all([path], args.wavelength, args.variable)
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
-    classifier = fit_classifier(encoder, [stack], read_labels_csv(args.labels), seed=args.seed)
+    classifier = fit_classifier(
+        encoder, [stack], read_labels_csv(args.labels), seed=args.seed, ordered=not args.unordered
+    )
     print(f"classifier: {classifier.summary}", file=sys.stderr)
+    _print_phase_order(classifier, stack)
     live = LiveSeries(stack, classifier, folder=path if path.is_dir() else None)
     watcher = watcher_for(path, live.stack, poll_s=args.poll, variable=args.variable)
     out = PredictionsCsvAppender(args.out, live.stack.variable_name, classifier.classes)
@@ -396,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--out", required=True, metavar="PRED.csv")
     cls.add_argument("--model", metavar="MODEL", help="encoder file (default: the built-in one)")
     cls.add_argument("--seed", type=int, default=0)
+    add_unordered_argument(cls)
     add_wavelength_argument(cls)
     add_variable_argument(cls)
     cls.set_defaults(func=cmd_classify)
@@ -413,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after S seconds without new curves (default: run until Ctrl-C)",
     )  # fmt: skip
     watch.add_argument("--seed", type=int, default=0)
+    add_unordered_argument(watch)
     add_wavelength_argument(watch)
     add_variable_argument(watch)
     watch.set_defaults(func=cmd_watch)

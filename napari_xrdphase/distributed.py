@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .boundaries import phase_labels
+
 DEFAULT_CHUNK_SIZE = 4096
 # stacks kept open per worker process; a row block of a series read whole (folders, .npz,
 # HDF5 below the lazy threshold) would otherwise re-read the file for every block
@@ -29,7 +31,11 @@ SeriesInput = str | os.PathLike[str] | tuple[str | os.PathLike[str], slice]
 
 
 class SeriesPrediction(NamedTuple):
-    """Predicted label and class probabilities per curve of one input."""
+    """Predicted phase and class probabilities per curve of one input.
+
+    The labels are ``Classifier.phase_labels`` of the whole input: with the classifier's phase
+    order, in order along each leg of the ramp.
+    """
 
     labels: np.ndarray  # str, one per curve
     probabilities: np.ndarray  # curves × classes, columns in ``classes`` order
@@ -123,8 +129,8 @@ def _classify_rows(
     variable: str | None,
     lazy_threshold_bytes: int,
     torch_threads: int | None,
-) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Return (probabilities, classes) of one block of rows of one series (runs on a worker)."""
+) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...] | None, np.ndarray]:
+    """Return (probabilities, classes, phase order, variable) of one block of rows (on a worker)."""
     start, stop, step, keep_start, keep_stop = block
     classifier = _worker_classifier(classifier_path, encoder_path, torch_threads)
     stack = _worker_stack(path, variable, lazy_threshold_bytes)
@@ -137,7 +143,8 @@ def _classify_rows(
     # one block is one chunk of Classifier.predict_proba: the same curves go through the
     # encoder together, so the numbers are the single-machine ones
     probabilities = classifier.predict_proba(part, chunk_size=max(part.n_curves, 2))
-    return probabilities[keep_start:keep_stop], classifier.classes
+    keep = slice(keep_start, keep_stop)
+    return probabilities[keep], classifier.classes, classifier.phase_order, part.variable[keep]
 
 
 # --- the client side ---------------------------------------------------------------------------
@@ -258,17 +265,17 @@ def classify_distributed(
         results = client.gather(tasks)
 
     predictions = []
-    classes: tuple[str, ...] | None = None
+    models: set[tuple[tuple[str, ...], tuple[str, ...] | None]] = set()
     for parts in results:
-        for _, part_classes in parts:
-            if classes is None:
-                classes = part_classes
-            elif part_classes != classes:  # the classifier file changed during the run
-                raise ValueError(
-                    f"{classifier_file}: workers saw different classes {classes} and "
-                    f"{part_classes}; do not replace the classifier file during a run"
-                )
-        probabilities = np.concatenate([p for p, _ in parts], axis=0)
-        labels = np.asarray(classes)[probabilities.argmax(axis=1)]
+        models |= {(part_classes, order) for _, part_classes, order, _ in parts}
+        if len(models) > 1:  # the classifier file changed during the run
+            raise ValueError(
+                f"{classifier_file}: workers saw different classifiers "
+                f"{sorted(models, key=str)}; do not replace the classifier file during a run"
+            )
+        ((classes, phase_order),) = models
+        probabilities = np.concatenate([p for p, _, _, _ in parts], axis=0)
+        values = np.concatenate([v for _, _, _, v in parts])
+        labels = phase_labels(values, probabilities, classes, phase_order)
         predictions.append(SeriesPrediction(labels, probabilities, classes))
     return predictions

@@ -309,14 +309,14 @@ class LiveSeries:
         """The predicted class of every curve (None without a classifier)."""
         if self.probabilities is None:
             return None
-        return np.asarray(self.classifier.classes)[self.probabilities.argmax(axis=1)]
+        return self.classifier.phase_labels(self.stack, self.probabilities)
 
     def _find_boundaries(self) -> list:
         from .boundaries import find_boundaries
 
         return find_boundaries(
             self.stack.variable, self.labels, self.probabilities, self.classifier.classes,
-            unit=self.stack.variable_unit,
+            phase_order=self.classifier.phase_order, unit=self.stack.variable_unit,
         )  # fmt: skip
 
     def add(self, arrivals: Sequence[CurveFile | NewRows]) -> LiveUpdate | None:
@@ -366,7 +366,7 @@ class LiveSeries:
         self.probabilities = np.concatenate([self.probabilities, fresh])
         before = _boundary_key(self.boundaries)
         self.boundaries = self._find_boundaries()
-        labels = np.asarray(self.classifier.classes)[fresh.argmax(axis=1)]
+        labels = self.labels[old:new]
         changed = _boundary_key(self.boundaries) != before
         return LiveUpdate(rows, labels, fresh, self.boundaries, changed)
 

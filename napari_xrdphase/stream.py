@@ -10,7 +10,10 @@ Results file layout (HDF5)::
     /                    @format="napari-xrdphase predictions" @version=1
                          @classes=JSON list  @classifier_sha256  @input_sha256
                          @dataset  @variable_name  @variable_unit  @source  @rows_done
-    /label_index         (N,)   int8     index into classes of the most probable class
+    /label_index         (N,)   int8     index into classes of the predicted phase: the most
+                                          probable class while rows are being written; once
+                                          every row is done, Classifier.phase_labels of the
+                                          whole series (in phase order along the ramp)
     /probabilities       (N, C) float32  columns in classes order
     /variable            (N,)   float64  the external variable of each curve
 
@@ -32,6 +35,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .boundaries import phase_labels
 from .stack import SpectraStack
 
 __all__ = [
@@ -357,6 +361,16 @@ def classify_to_file(
                 if should_stop is not None and done < n and should_stop():
                     stopped = True
                     break
+            if done == n and getattr(classifier, "phase_order", None) is not None:
+                phases = phase_labels(
+                    h5["variable"][:], h5["probabilities"][:], classifier.classes,
+                    classifier.phase_order,
+                )  # fmt: skip
+                codes = np.zeros(n, dtype=np.int8)
+                for k, name in enumerate(classifier.classes):
+                    codes[phases == name] = k
+                h5["label_index"][:] = codes
+                h5.flush()
         return StreamResult(out, n, done, done - start, stopped)
     finally:
         if opened_here:

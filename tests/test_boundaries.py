@@ -6,6 +6,8 @@ from napari_xrdphase.boundaries import (
     Boundary,
     boundaries_table,
     find_boundaries,
+    phase_labels,
+    ramp_directions,
 )
 
 
@@ -195,3 +197,103 @@ def test_the_interval_spans_the_curves_that_keep_some_probability_of_the_other_p
     assert (off.low, off.high) == (5.0, 6.0)
     with pytest.raises(ValueError, match="min_probability must be in"):
         find_boundaries(pressure, predicted, proba, classes, min_probability=0)
+
+
+# --- phases in order along the ramp --------------------------------------------------------------
+ORDER = ("before", "during", "after")
+
+
+def probabilities_of(text, confidence=0.8):
+    """One row per letter of ``text`` (B/D/A), ``confidence`` on that class, the rest shared."""
+    rows = np.full((len(text), 3), (1 - confidence) / 2)
+    for i, c in enumerate(text):
+        rows[i, "BDA".index(c)] = confidence
+    return rows
+
+
+def letters(names):
+    return "".join({"before": "B", "during": "D", "after": "A"}[n] for n in names)
+
+
+def test_ramp_directions_follow_compression_and_decompression_legs():
+    up, down = np.linspace(0, 30, 6), np.linspace(24, 0, 5)
+    np.testing.assert_array_equal(ramp_directions(up), [1] * 6)
+    np.testing.assert_array_equal(ramp_directions(up[::-1]), [-1] * 6)
+    # the step that reaches row 6 (30 → 24 GPa) is the first of the decompression leg
+    np.testing.assert_array_equal(ramp_directions(np.r_[up, down]), [1] * 6 + [-1] * 5)
+    np.testing.assert_array_equal(ramp_directions(np.full(5, 3.0)), [0] * 5)
+
+
+def test_scatter_of_the_readings_below_the_turn_fraction_stays_in_one_leg():
+    pressure = np.linspace(0, 30, 40) + np.tile([0.0, 1.5], 20)  # 0.7 GPa back every other step
+    assert set(ramp_directions(pressure)) == {1}
+    assert set(ramp_directions(pressure, turn_fraction=0.01)) == {1, -1}
+
+
+def test_without_an_order_each_curve_gets_its_most_probable_class():
+    p = probabilities_of("BBABDDBAA")
+    assert letters(phase_labels(np.arange(9.0), p, ORDER)) == "BBABDDBAA"
+
+
+def test_in_order_the_phases_never_step_back_on_compression():
+    # a block of "after" at the lowest pressures and a "before" flip inside "during"
+    text = "AAA" + "B" * 9 + "DDBDD" + "A" * 8
+    found = letters(
+        phase_labels(np.linspace(0, 30, len(text)), probabilities_of(text), ORDER, ORDER)
+    )
+    assert found == "BBB" + "B" * 9 + "DDDDD" + "A" * 8
+
+
+def test_in_order_decompression_runs_the_other_way_and_a_round_trip_keeps_its_hysteresis():
+    down = "A" * 8 + "DD" + "B" * 6
+    pressure = np.linspace(30, 0, len(down))
+    assert letters(phase_labels(pressure, probabilities_of(down), ORDER, ORDER)) == down
+    # up and back down: the transition back happens at a lower pressure than the way up
+    trip = "B" * 6 + "DD" + "A" * 8 + "A" * 5 + "DD" + "B" * 3
+    pressure = np.r_[np.linspace(0, 30, 16), np.linspace(28, 0, 10)]
+    assert letters(phase_labels(pressure, probabilities_of(trip), ORDER, ORDER)) == trip
+
+
+def test_the_order_keeps_confident_curves_and_relabels_the_least_probable_ones():
+    p = probabilities_of("BBBDBBDDDAAA")
+    p[4] = [0.45, 0.55, 0.0]  # the odd "before" inside "during" is nearly a "during"
+    found = letters(phase_labels(np.linspace(0, 11, 12), p, ORDER, ORDER))
+    assert found == "BBBDDDDDDAAA"
+
+
+def test_labelled_curves_keep_their_labels_in_order():
+    text = "BBBBDDDDAAAA"
+    p = probabilities_of(text)
+    found = phase_labels(np.arange(12.0), p, ORDER, ORDER, labels={2: "during"})
+    assert letters(found) == "BBDDDDDDAAAA"
+
+
+def test_labels_against_the_order_or_a_constant_variable_give_the_most_probable_class():
+    text = "BBADDDAB"
+    p = probabilities_of(text)
+    contradicting = {0: "after", 7: "before"}  # after then before on a compression leg
+    assert letters(phase_labels(np.arange(8.0), p, ORDER, ORDER, labels=contradicting)) == text
+    assert letters(phase_labels(np.full(8, 5.0), p, ORDER, ORDER)) == text
+
+
+def test_an_order_that_is_not_of_the_classes_is_rejected():
+    with pytest.raises(ValueError, match="not an ordering of the classes"):
+        phase_labels(np.arange(3.0), probabilities_of("BDA"), ORDER, ("before", "after"))
+    with pytest.raises(ValueError, match="expected \\(curves, 3\\)"):
+        phase_labels(np.arange(3.0), np.ones((3, 2)) / 2, ORDER, ORDER)
+
+
+def test_boundaries_in_phase_order_never_step_back():
+    text = "B" * 8 + "A" * 4 + "B" * 6 + "DDD" + "A" * 8  # a confident block of "after" too early
+    pressure = np.linspace(0, 28, len(text))
+    p = probabilities_of(text, 0.9)
+    free = find_boundaries(pressure, labels(text), p, ORDER)
+    assert [(b.from_label, b.to_label) for b in free][:2] == [
+        ("before", "after"),
+        ("after", "before"),
+    ]
+    ordered_labels = phase_labels(pressure, p, ORDER, ORDER)
+    found = find_boundaries(pressure, ordered_labels, p, ORDER, phase_order=ORDER)
+    steps = [(b.from_label, b.to_label) for b in found]
+    assert all(ORDER.index(b) > ORDER.index(a) for a, b in steps)
+    assert steps[-1] == ("during", "after")

@@ -318,6 +318,90 @@ def test_missing_classifier_file_names_the_path(tmp_path):
         Classifier.load(tmp_path / "missing.safetensors", ProjectionEncoder())
 
 
+# --- phase order ---------------------------------------------------------------------------
+RENAMED = {"before": "bcc", "during": "mixed", "after": "hcp"}  # sorted: bcc, hcp, mixed
+
+
+def renamed_labels(truth, name, step=6):
+    return {name: {i: RENAMED[str(truth[i])] for i in range(0, len(truth), step)}}
+
+
+def test_phase_order_is_the_classes_by_the_pressure_of_their_labelled_curves():
+    stack, truth = phase_series(n=60, noise=0.15, seed=3)
+    labels = renamed_labels(truth, stack.name)
+    classifier = fit_classifier(ProjectionEncoder(), [stack], labels)
+    assert classifier.classes == ("bcc", "hcp", "mixed")
+    assert classifier.phase_order == ("bcc", "mixed", "hcp")
+    ranks = [
+        classifier.phase_order.index(c)
+        for c in classifier.predict(stack, labels=labels[stack.name])
+    ]
+    assert ranks == sorted(ranks)
+    assert (
+        classifier.describe_phase_order("pressure")
+    ) == "phases in order of rising pressure: bcc → mixed → hcp"
+    unordered = fit_classifier(ProjectionEncoder(), [stack], labels, ordered=False)
+    assert unordered.phase_order is None
+    proba = unordered.predict_proba(stack)
+    np.testing.assert_array_equal(
+        unordered.predict(stack), np.asarray(unordered.classes)[proba.argmax(1)]
+    )
+
+
+def test_decompression_series_share_the_order_and_run_it_backwards():
+    up, truth = phase_series(n=60, seed=1)
+    down = up.replace(
+        intensities=up.curves()[::-1], variable=up.variable[::-1], name="down", sources=None
+    )
+    labels = {**renamed_labels(truth, up.name), "down": {5: "hcp", 30: "mixed", 55: "bcc"}}
+    classifier = fit_classifier(ProjectionEncoder(), [up, down], labels)
+    assert classifier.phase_order == ("bcc", "mixed", "hcp")
+    ranks = [classifier.phase_order.index(c) for c in classifier.predict(down)]
+    assert ranks == sorted(ranks, reverse=True)
+
+
+def test_series_with_different_external_variables_are_not_put_in_order():
+    stack, truth = phase_series(n=40)
+    other = stack.replace(name="by_index", variable=None, variable_name="index", variable_unit="")
+    labels = {**every_nth_label(truth, stack.name, 4), "by_index": {0: "before", 39: "after"}}
+    with pytest.warns(UserWarning, match="different external variables"):
+        classifier = fit_classifier(ProjectionEncoder(), [stack, other], labels)
+    assert classifier.phase_order is None
+    assert "each curve classified on its own" in classifier.describe_phase_order()
+    # the same quantity under another name (a "P" column in GPa) is the same variable
+    renamed = stack.replace(name="P_named", variable_name="P")
+    labels = {**every_nth_label(truth, stack.name, 4), "P_named": {0: "before", 39: "after"}}
+    assert fit_classifier(ProjectionEncoder(), [stack, renamed], labels).phase_order == (
+        "before", "during", "after",
+    )  # fmt: skip
+
+
+def test_phase_order_survives_saving_and_older_files_without_one_load_unordered(tmp_path):
+    from safetensors.numpy import load as load_tensors
+    from safetensors.numpy import save as save_tensors
+
+    from napari_xrdphase.classify import _safetensors_metadata
+
+    stack, truth = phase_series(n=40)
+    encoder = ProjectionEncoder()
+    classifier = fit_classifier(encoder, [stack], every_nth_label(truth, stack.name, 3))
+    path = classifier.save(tmp_path / "probe.safetensors")
+    assert Classifier.load(path, encoder).phase_order == ("before", "during", "after")
+
+    data = path.read_bytes()
+    metadata = _safetensors_metadata(data)
+    del metadata["phase_order"]
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(save_tensors(load_tensors(data), metadata=metadata))
+    assert Classifier.load(old, encoder).phase_order is None
+
+    metadata["phase_order"] = '["before", "after", "liquid"]'
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(save_tensors(load_tensors(data), metadata=metadata))
+    with pytest.raises(ClassifierError, match=r"bad\.safetensors.*not an ordering of the classes"):
+        Classifier.load(bad, encoder)
+
+
 # --- the real encoder, once it exists ------------------------------------------------------
 def test_classifier_trains_on_the_real_encoder():
     encoder_module = pytest.importorskip("napari_xrdphase.encoder")

@@ -166,8 +166,8 @@ def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
     assert "pretraining specrr on 96 curves from 3 series" in result.stderr
     assert "epoch 1/1" in result.stderr and model.is_file()
 
-    rows = [(d, i, str(truth[d][i])) for d in ("fe_a", "feo") for i in range(0, 32, 3)]
-    labels = write_labels(tmp_path / "labels.csv", rows)
+    rows_labelled = [(d, i, str(truth[d][i])) for d in ("fe_a", "feo") for i in range(0, 32, 3)]
+    labels = write_labels(tmp_path / "labels.csv", rows_labelled)
     out = tmp_path / "pred.csv"
     result = run_cli(
         "classify", *paths, "--labels", str(labels), "--out", str(out), "--model", str(model)
@@ -186,12 +186,31 @@ def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
     ]
     assert len(pred) == 96
     assert {r["dataset"] for r in pred} == {"fe_a", "fe_b", "feo"}
+    order = ("before", "during", "after")
+    assert f"phases in order of rising pressure: {' → '.join(order)}" in result.stderr
     for row in pred:
-        probabilities = [float(row[f"p_{c}"]) for c in ("before", "during", "after")]
+        probabilities = [float(row[f"p_{c}"]) for c in order]
         assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
-        assert row["label"] == ("before", "during", "after")[int(np.argmax(probabilities))]
-    for name in ("fe_a:", "fe_b:", "feo:"):
-        assert name in result.stdout
+    for name in ("fe_a", "fe_b", "feo"):
+        assert f"{name}:" in result.stdout
+        rows = [r for r in pred if r["dataset"] == name]
+        ranks = [order.index(r["label"]) for r in rows]
+        # the phases never step back: rising on compression, falling on fe_b's decompression
+        assert ranks == sorted(ranks, reverse=name == "fe_b")
+    labelled = {(d, i): lab for d, i, lab in rows_labelled}
+    assert all(r["label"] == labelled[r["dataset"], int(r["index"])]
+               for r in pred if (r["dataset"], int(r["index"])) in labelled)  # fmt: skip
+
+    result = run_cli(
+        "classify", *paths, "--labels", str(labels), "--out", str(out), "--model", str(model),
+        "--unordered",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "phases: each curve classified on its own" in result.stderr
+    with open(out, newline="") as handle:
+        for row in csv.DictReader(handle):
+            probabilities = [float(row[f"p_{c}"]) for c in order]
+            assert row["label"] == order[int(np.argmax(probabilities))]
 
 
 def classify_fe_a(folder, labels, out, model):

@@ -145,6 +145,19 @@ def test_classify_dock_runs_in_a_worker_and_exports(viewer, series, qtbot, tmp_p
     assert len(errors) == 2
     assert "Fe36 phase" in [layer.name for layer in viewer.layers]
     assert "→" in dock.summary.value and "linear classifier" in dock.summary.value
+    assert "phases in order of rising pressure: before → during → after" in dock.summary.value
+    predicted, _ = session.predictions["Fe36"]
+    ranks = [("before", "during", "after").index(c) for c in predicted]
+    assert ranks == sorted(ranks)  # a compression series: the phases never step back
+    assert all(predicted[row] == label for row, label in session.labels["Fe36"].items())
+    dock.ordered.value = False
+    dock.classify()
+    assert session.classifier.phase_order is None
+    assert "each curve classified on its own" in dock.summary.value
+    predicted, proba = session.predictions["Fe36"]
+    np.testing.assert_array_equal(
+        predicted, np.asarray(session.classifier.classes)[proba.argmax(1)]
+    )
     dock.export_predictions(tmp_path / "pred.csv")
     with open(tmp_path / "pred.csv", newline="") as fh:
         header = next(csv.reader(fh))

@@ -49,7 +49,10 @@ def test_results_file_holds_the_same_probabilities_as_predict_proba(lazy_series,
     stored = read_prediction_file(result.path)
     expected = classifier.predict_proba(stack)
     np.testing.assert_allclose(stored.probabilities, expected, atol=1e-6)
-    np.testing.assert_array_equal(stored.label_index, expected.argmax(axis=1))
+    # complete: the labels are the classifier's phases of the whole series, in order
+    np.testing.assert_array_equal(stored.labels, classifier.phase_labels(stack, expected))
+    assert classifier.phase_order == ("before", "during", "after")
+    assert np.all(np.diff(stored.label_index) >= 0)  # one compression ramp: never steps back
     assert stored.classes == classifier.classes == ("before", "during", "after")
     assert stored.dataset == "run1" and stored.variable_name == "pressure"
     np.testing.assert_array_equal(stored.variable, stack.variable)

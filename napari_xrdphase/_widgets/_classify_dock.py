@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import Container, Label, PushButton, SpinBox, TextEdit
+from magicgui.widgets import CheckBox, Container, Label, PushButton, SpinBox, TextEdit
 
 from ._plot import USER_ERRORS, report_errors
 from ._session import get_session
@@ -25,6 +25,12 @@ class ClassifyDock(Container):
 
         self.encoder_info = Label(label="encoder", value="")
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.ordered = CheckBox(text="phases in order along the ramp", value=True)
+        self.ordered.tooltip = (
+            "Keep the phases in the order of their labelled curves' pressure (or other external "
+            "variable) along each compression or decompression leg: one transition at a time, "
+            "labelled curves as labelled. Untick to classify each curve on its own."
+        )
         self.classify_button = PushButton(text="Classify")
         self.summary = TextEdit(label="result", value="not classified yet")
         self.summary.read_only = True
@@ -36,7 +42,16 @@ class ClassifyDock(Container):
             widgets=[self.export_predictions_button, self.export_boundaries_button],
         )  # fmt: skip
         exports.margins = (0, 0, 0, 0)
-        self.extend([self.encoder_info, self.seed, self.classify_button, self.summary, exports])
+        self.extend(
+            [
+                self.encoder_info,
+                self.seed,
+                self.ordered,
+                self.classify_button,
+                self.summary,
+                exports,
+            ]
+        )
 
         self.classify_button.clicked.connect(self.start_classification)
         self.export_predictions_button.clicked.connect(lambda: self._ask_export("predictions"))
@@ -53,7 +68,7 @@ class ClassifyDock(Container):
     def classify(self) -> None:
         """Classify now, in the GUI thread (errors become notifications)."""
         with report_errors("Classify"):
-            self.session.classify(seed=self.seed.value)
+            self.session.classify(seed=self.seed.value, ordered=self.ordered.value)
 
     def start_classification(self):
         """Classify in a worker thread; return the worker (layers update when it returns)."""
@@ -65,7 +80,9 @@ class ClassifyDock(Container):
         _ = self.session.encoder  # loads the built-in one (or warns) in the GUI thread
         self.classify_button.enabled = False
         self.classify_button.text = "Classifying…"
-        worker = create_worker(self.session.compute_classification, seed=self.seed.value)
+        worker = create_worker(
+            self.session.compute_classification, seed=self.seed.value, ordered=self.ordered.value
+        )
 
         def on_returned(result: Any) -> None:
             with report_errors("Classify"):

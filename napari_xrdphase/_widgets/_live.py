@@ -104,11 +104,12 @@ class LiveMode:
         start = min(first_new, old_proba.shape[0])
         fresh = np.concatenate([p for _, p in iter_probabilities(classifier, grown, start)])
         proba = np.concatenate([np.asarray(old_proba)[:start], fresh])
-        labels = np.asarray(classifier.classes)[proba.argmax(axis=1)]
+        labels = classifier.phase_labels(grown, proba, session.labels.get(grown.name))
         predictions = dict(session.predictions)
         predictions[grown.name] = (labels, proba)
         boundaries = dict(session.boundaries)
         boundaries[grown.name] = find_boundaries(
-            grown.variable, labels, proba, classifier.classes, unit=grown.variable_unit
-        )
+            grown.variable, labels, proba, classifier.classes,
+            phase_order=classifier.phase_order, unit=grown.variable_unit,
+        )  # fmt: skip
         session.apply_classification(ClassificationResult(classifier, predictions, boundaries))

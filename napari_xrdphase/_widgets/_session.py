@@ -754,8 +754,12 @@ class XRDSession:
         self._labels_changed(layer)
 
     # --- classification -------------------------------------------------------------------------
-    def compute_classification(self, seed: int = 0) -> ClassificationResult:
-        """Fit the classifier on all labels over all loaded series and predict every curve (no layers: thread-safe)."""
+    def compute_classification(self, seed: int = 0, ordered: bool = True) -> ClassificationResult:
+        """Fit the classifier on all labels over all loaded series and predict every curve (no layers: thread-safe).
+
+        ``ordered``: keep the phases in the order of their labelled curves' external variable
+        along each leg of the ramp (``fit_classifier(ordered=...)``).
+        """
         from ..boundaries import find_boundaries
         from ..classify import fit_classifier
 
@@ -777,15 +781,16 @@ class XRDSession:
                 f"labels of series that are not open are not used: {', '.join(ignored)}"
             )
         encoder = self.encoder
-        classifier = fit_classifier(encoder, stacks, labels, seed=seed)
+        classifier = fit_classifier(encoder, stacks, labels, seed=seed, ordered=ordered)
         predictions, found = {}, {}
         for stack in stacks:
             proba = classifier.predict_proba(stack)
-            predicted = np.asarray(classifier.classes)[proba.argmax(axis=1)]
+            predicted = classifier.phase_labels(stack, proba, labels.get(stack.name))
             predictions[stack.name] = (predicted, proba)
             found[stack.name] = find_boundaries(
-                stack.variable, predicted, proba, classifier.classes, unit=stack.variable_unit
-            )
+                stack.variable, predicted, proba, classifier.classes,
+                phase_order=classifier.phase_order, unit=stack.variable_unit,
+            )  # fmt: skip
         return ClassificationResult(classifier, predictions, found)
 
     def apply_classification(self, result: ClassificationResult) -> dict[str, list[Boundary]]:
@@ -802,9 +807,9 @@ class XRDSession:
         self._emit("classified")
         return self.boundaries
 
-    def classify(self, seed: int = 0) -> dict[str, list[Boundary]]:
+    def classify(self, seed: int = 0, ordered: bool = True) -> dict[str, list[Boundary]]:
         """Classify every curve of every series from the labels; show phase, confidence and boundaries; return the boundaries per series."""
-        return self.apply_classification(self.compute_classification(seed))
+        return self.apply_classification(self.compute_classification(seed, ordered))
 
     def _show_classification(self, layer: Any) -> None:
         from napari.utils.colormaps import DirectLabelColormap
@@ -885,7 +890,11 @@ class XRDSession:
         """Return the classifier summary and the boundaries of every series as text."""
         if self.classifier is None:
             return "not classified yet"
-        lines = [str(self.classifier.summary), ""]
+        variables = {
+            layer_stack.variable_name for layer_stack in map(self.compute_stack, self.series_layers)
+        }
+        variable = variables.pop() if len(variables) == 1 else "external variable"
+        lines = [str(self.classifier.summary), self.classifier.describe_phase_order(variable), ""]
         for name, found in self.boundaries.items():
             lines.append(f"{name}:")
             if not found:
