@@ -30,7 +30,9 @@ class Boundary:
     ``low``/``high`` bound the transition: the external variable between the last curve that
     is settled in ``from_label`` (row ``index_before``) and the first curve settled in
     ``to_label`` (row ``index_after``), widened over any curves in between whose predictions
-    flip back and forth. ``value`` is the midpoint of that interval.
+    flip back and forth, and over neighbours that still give the other phase some probability
+    (``find_boundaries``). ``value`` is the midpoint between the settled curves, before that
+    last widening, so it sits where the predicted phase changes.
     """
 
     from_label: str
@@ -41,11 +43,13 @@ class Boundary:
     index_before: int
     index_after: int
     unit: str = ""
+    # the fractional row where the predicted phase changes (midway between the settled curves)
+    row: float = math.nan
 
     @property
     def uncertainty(self) -> float:
-        """Half the width of the transition interval, in the external variable's unit."""
-        return (self.high - self.low) / 2
+        """How far the interval reaches from ``value`` (the larger side), in the variable's unit."""
+        return max(self.value - self.low, self.high - self.value)
 
     def __str__(self) -> str:
         value, uncertainty = _format_value_and_uncertainty(self.value, self.uncertainty)
@@ -131,7 +135,10 @@ def phase_labels(
     for row, code in pinned.items():
         cost[row] = np.inf
         cost[row, code] = 0.0
-    return np.asarray(names)[_monotone_path(cost, rank, directions)]
+    path = _monotone_path(cost, rank, directions)
+    if not np.isfinite(cost[np.arange(path.size), path].sum()):
+        return argmax
+    return np.asarray(names)[path]
 
 
 def _labels_follow_order(pinned: dict[int, int], rank: np.ndarray, directions: np.ndarray) -> bool:
@@ -231,9 +238,12 @@ def find_boundaries(
        With ``probabilities``, the interval then grows over the neighbouring rows where the
        classifier still gives the other phase at least ``min_probability``: back from
        ``index_before`` while ``p_B ≥ min_probability``, forward from ``index_after`` while
-       ``p_A ≥ min_probability``. ``low``/``high`` are the smallest/largest value of
-       ``variable`` over the rows from ``index_before`` to ``index_after``; ``value`` is
-       their midpoint.
+       ``p_A ≥ min_probability``, but never beyond ``A``'s and ``B``'s segments (a classifier
+       fitted on a handful of labels can give every class over 10 % on every curve, and the
+       interval would then span the whole series). ``low``/``high`` are the smallest/largest value of
+       ``variable`` over the rows from ``index_before`` to ``index_after``; ``value`` is the
+       midpoint of the settled interval, before the probability widening, so the boundary
+       sits where the phase changes and the widening only makes its ± larger.
 
     Why the probability widening: on an independent simulator's series (docs/benchmarks.md)
     the settled-curve interval alone was 0.3 GPa wide and held the true boundary in 9–14 % of
@@ -309,10 +319,13 @@ def find_boundaries(
         code_a, code_b = int(segment_codes[starts[j]]), int(segment_codes[starts[j + 1]])
         before = _settled_end(codes, code_a, int(starts[j]), int(ends[j]), min_run)
         after = _settled_start(codes, code_b, int(starts[j + 1]), int(ends[j + 1]), min_run)
-        if probabilities is not None:
-            while before > 0 and probs[before - 1, code_b] >= min_probability:
+        settled = values[before : after + 1]
+        value = (float(settled.min()) + float(settled.max())) / 2
+        row = (before + after) / 2
+        if probabilities is not None:  # never past the two phases' own segments
+            while before > starts[j] and probs[before - 1, code_b] >= min_probability:
                 before -= 1
-            while after < n - 1 and probs[after + 1, code_a] >= min_probability:
+            while after < ends[j + 1] and probs[after + 1, code_a] >= min_probability:
                 after += 1
         span = values[before : after + 1]
         low, high = float(span.min()), float(span.max())
@@ -320,12 +333,13 @@ def find_boundaries(
             Boundary(
                 from_label=class_names[code_a],
                 to_label=class_names[code_b],
-                value=(low + high) / 2,
+                value=value,
                 low=low,
                 high=high,
                 index_before=before,
                 index_after=after,
                 unit=unit,
+                row=row,
             )
         )
     return boundaries

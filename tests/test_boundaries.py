@@ -190,7 +190,10 @@ def test_the_interval_spans_the_curves_that_keep_some_probability_of_the_other_p
     proba[6:8] = [0.15, 0.85]  # the first two 'after' curves 15 % of 'before'
     [wide] = find_boundaries(pressure, predicted, proba, classes)
     assert (wide.index_before, wide.index_after) == (3, 7)
-    assert (wide.low, wide.high, wide.value) == (3.0, 7.0, 5.0)
+    # the value stays where the predicted phase changes; the widening makes its ± larger
+    assert (wide.low, wide.high, wide.value) == (3.0, 7.0, 5.5)
+    assert wide.uncertainty == 2.5 and str(wide) == "before → after at 5.5 ± 2.5"
+    assert wide.row == sharp.row == 5.5  # where the GUI draws the line: the change of phase
     [strict] = find_boundaries(pressure, predicted, proba, classes, min_probability=0.2)
     assert (strict.low, strict.high) == (3.0, 6.0)
     [off] = find_boundaries(pressure, predicted, proba, classes, min_probability=1.0)
@@ -297,3 +300,14 @@ def test_boundaries_in_phase_order_never_step_back():
     steps = [(b.from_label, b.to_label) for b in found]
     assert all(ORDER.index(b) > ORDER.index(a) for a, b in steps)
     assert steps[-1] == ("during", "after")
+
+
+def test_soft_probabilities_widen_each_interval_only_within_its_two_phases():
+    # a strongly regularised probe: every class keeps ≥ 15 % on every curve
+    text = "B" * 10 + "D" * 6 + "A" * 10
+    p = probabilities_of(text, confidence=0.7)
+    pressure = np.linspace(0, 25, len(text))
+    first, second = find_boundaries(pressure, labels(text), p, ORDER)
+    assert (first.index_before, first.index_after) == (0, 15)
+    assert (second.index_before, second.index_after) == (10, 25)
+    assert first.low == 0.0 and second.high == 25.0 and first.high < second.high

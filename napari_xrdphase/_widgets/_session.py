@@ -15,6 +15,7 @@ the session).
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -883,7 +884,9 @@ class XRDSession:
 
     @staticmethod
     def boundary_row(boundary: Boundary) -> float:
-        """Return the (fractional) row where a boundary line is drawn: midway between its settled rows."""
+        """Return the (fractional) row where a boundary line is drawn: where the phase changes."""
+        if math.isfinite(boundary.row):
+            return boundary.row
         return (boundary.index_before + boundary.index_after) / 2
 
     def summary(self) -> str:
