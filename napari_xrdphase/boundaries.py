@@ -135,7 +135,7 @@ def phase_labels(
     for row, code in pinned.items():
         cost[row] = np.inf
         cost[row, code] = 0.0
-    path = _monotone_path(cost, rank, directions)
+    path = _segment(cost, 0.0, rank, directions)  # no penalty: the most probable path
     if not np.isfinite(cost[np.arange(path.size), path].sum()):
         return argmax
     return np.asarray(names)[path]
@@ -149,24 +149,6 @@ def _labels_follow_order(pinned: dict[int, int], rank: np.ndarray, directions: n
         if one_leg and (rank[pinned[b]] - rank[pinned[a]]) * directions[b] < 0:
             return False
     return True
-
-
-def _monotone_path(cost: np.ndarray, rank: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """Least-cost class path whose rank moves only along ``directions`` (Viterbi)."""
-    n, n_classes = cost.shape
-    by_rank = np.argsort(rank)
-    total = cost[0, by_rank].copy()  # columns in rank order from here on
-    came_from = np.empty((n, n_classes), dtype=np.int64)
-    came_from[0] = np.arange(n_classes)
-    for i in range(1, n):
-        best = _best_predecessors(total, int(directions[i]))
-        came_from[i] = best
-        total = total[best] + cost[i, by_rank]
-    path = np.empty(n, dtype=np.int64)
-    path[-1] = int(np.argmin(total))
-    for i in range(n - 1, 0, -1):
-        path[i - 1] = came_from[i, path[i]]
-    return by_rank[path]
 
 
 def _best_predecessors(total_by_rank: np.ndarray, direction: int) -> np.ndarray:
