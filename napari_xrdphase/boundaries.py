@@ -119,15 +119,12 @@ def phase_labels(
     argmax = np.asarray(names)[probs.argmax(axis=1)] if probs.shape[0] else np.array([], str)
     if phase_order is None or probs.shape[0] < 2:
         return argmax
-    order = [str(c) for c in phase_order]
-    if sorted(order) != sorted(names):
-        raise ValueError(f"phase_order {order} is not an ordering of the classes {names}")
+    rank = _phase_ranks(phase_order, names)
     directions = ramp_directions(variable)
     if directions.size != probs.shape[0]:
         raise ValueError(f"{directions.size} values of the variable for {probs.shape[0]} curves")
     if not directions.any():
         return argmax
-    rank = np.array([order.index(c) for c in names])
     cost = -np.log(np.clip(probs, 1e-12, 1.0))
     pinned = {int(row): names.index(str(label)) for row, label in (labels or {}).items()}
     if not _labels_follow_order(pinned, rank, directions):
@@ -139,6 +136,14 @@ def phase_labels(
     if not np.isfinite(cost[np.arange(path.size), path].sum()):
         return argmax
     return np.asarray(names)[path]
+
+
+def _phase_ranks(phase_order: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """Return each class's position in ``phase_order`` (ValueError unless it orders the classes)."""
+    order = [str(c) for c in phase_order]
+    if sorted(order) != sorted(classes):
+        raise ValueError(f"phase_order {order} is not an ordering of the classes {list(classes)}")
+    return np.array([order.index(c) for c in classes])
 
 
 def _labels_follow_order(pinned: dict[int, int], rank: np.ndarray, directions: np.ndarray) -> bool:
@@ -285,12 +290,10 @@ def find_boundaries(
 
     rank = directions = None
     if phase_order is not None:
-        order = [str(c) for c in phase_order]
-        if sorted(order) != sorted(class_names):
-            raise ValueError(f"phase_order {order} is not an ordering of the classes {class_names}")
+        ranks = _phase_ranks(phase_order, class_names)
         directions = ramp_directions(values)
         if directions.any():
-            rank = np.array([order.index(c) for c in class_names])
+            rank = ranks
     segment_codes = _segment(cost, (min_run - 0.5) / 2, rank, directions)
     change_rows = np.flatnonzero(segment_codes[1:] != segment_codes[:-1]) + 1
     starts = np.concatenate([[0], change_rows])
