@@ -78,6 +78,10 @@ DEFAULT_SOLVER = "lbfgs"
 # C · Σ weighted CE + ½‖W‖²); the one with the lowest validation loss wins
 LBFGS_C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 LBFGS_C_WITHOUT_VALIDATION = 1.0
+# each labelled curve is also embedded with its d-spacings scaled by this many evenly spaced
+# strains in ±PROBE_STRAIN (a phase stays itself under compression); see fit_classifier
+PROBE_STRAIN = 0.01
+PROBE_STRAIN_STEPS = 2
 # training sets up to this size are trained full-batch by sgd; larger ones in mini-batches
 SGD_FULL_BATCH_LIMIT = 1024
 SGD_BATCH_SIZE = 256
@@ -120,6 +124,8 @@ class FitSummary:
     seed: int
     class_balanced: bool
     notes: tuple[str, ...] = field(default=())
+    strain: float = 0.0  # older files: no strained copies
+    n_strained: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the summary as JSON-compatible values."""
@@ -147,6 +153,11 @@ class FitSummary:
             f"{self.solver} linear classifier; labelled curves {counts}",
             f"{validation}; {run}",
         ]
+        if self.n_strained:
+            lines.append(
+                f"each labelled curve also learnt under {self.n_strained} strains in "
+                f"±{100 * self.strain:g} %"
+            )
         lines += list(self.notes)
         return "\n".join(lines)
 
@@ -564,6 +575,8 @@ def fit_classifier(
     class_balanced: bool = True,
     solver: str = DEFAULT_SOLVER,
     ordered: bool = True,
+    strain: float = PROBE_STRAIN,
+    n_strained: int = PROBE_STRAIN_STEPS,
     progress: Callable[[int, int], object] | None = None,
 ) -> Classifier:
     """Return a linear classifier trained on the embeddings of the labelled curves.
@@ -573,12 +586,18 @@ def fit_classifier(
     ``Classifier.predict`` keeps the phases in that order along each leg of a ramp; with
     ``ordered=False``, or where the labels give no order, it predicts each curve on its own.
 
+    Each labelled curve is also embedded ``n_strained`` more times with its d-spacings
+    scaled by strains evenly spaced in ±``strain`` (``SpectraStack.strained``), all with its
+    label: the phase does not change when pressure squeezes the lattice, so the classifier
+    must not tell phases by where their lines sit (``strain=0`` turns this off).
+
     Only the labelled rows are embedded, and no other curve is ever seen. ``lbfgs`` (the
     default) picks the regularisation strength by stratified cross-validation on the labelled
     curves and then refits on all of them; ``sgd`` (the paper's protocol) holds out a seeded
-    per-class ``val_fraction`` of them for early stopping. ``lr``,
-    ``patience``, ``max_epochs`` and ``weight_decay`` apply to ``sgd``; ``progress(done, total)``
-    is called after each epoch (``sgd``) or each regularisation strength (``lbfgs``).
+    per-class ``val_fraction`` of them for early stopping. Validation scores the unstrained
+    curves whose copies were all held out. ``lr``, ``patience``, ``max_epochs`` and
+    ``weight_decay`` apply to ``sgd``; ``progress(done, total)`` is called after each epoch
+    (``sgd``) or each regularisation strength (``lbfgs``).
     """
     if not callable(getattr(encoder, "embed", None)):
         raise TypeError(f"encoder must have an embed method, got {type(encoder).__name__}")
@@ -586,18 +605,15 @@ def fit_classifier(
         raise ValueError(f"unknown solver {solver!r}; use one of {SOLVERS}")
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    strains = probe_strains(strain, n_strained)
     if isinstance(stacks, SpectraStack):
         stacks = [stacks]
     labelled = check_labels(stacks, labels)
     classes = order_classes({name for _, _, names in labelled for name in names})
     code_of = {name: k for k, name in enumerate(classes)}
     codes = np.array([code_of[name] for _, _, names in labelled for name in names], dtype=np.int64)
-    parts = [_embed_rows(encoder, stack, rows) for stack, rows, _ in labelled]
-    if len({part.shape[1] for part in parts}) != 1:
-        raise ClassifierError(
-            f"the encoder returned embeddings of different lengths {[p.shape for p in parts]}"
-        )
-    embeddings = np.concatenate(parts, axis=0).astype(np.float64)
+    embeddings, curve_of_row = _labelled_embeddings(encoder, labelled, strains)
+    row_codes = codes[curve_of_row]
 
     train, val, notes = _stratified_split(codes, classes, val_fraction, seed)
     phase_order = None
@@ -605,7 +621,7 @@ def fit_classifier(
         phase_order, why_not = labelled_phase_order(labelled)
         if why_not:
             notes.append(why_not)
-    if np.all(np.ptp(embeddings, axis=0) == 0):
+    if np.all(np.ptp(embeddings[: codes.size], axis=0) == 0):
         notes.append(
             "the encoder gives the same embedding for every labelled curve, so the classifier "
             "can only predict the most weighted class; use a trained encoder"
@@ -613,35 +629,86 @@ def fit_classifier(
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     if solver == "lbfgs":
-        classifier = _fit_lbfgs_cross_validated(
-            encoder, embeddings, codes, classes, val_fraction, seed, class_balanced, notes,
+        fit, mean, scale, validation = _fit_lbfgs_cross_validated(
+            embeddings, curve_of_row, codes, len(classes), val_fraction, seed, class_balanced,
             progress,
         )  # fmt: skip
-        classifier.phase_order = phase_order
-        return classifier
-    mean, scale = _standardisation(embeddings[train])
-    x = torch.from_numpy((embeddings - mean) / scale)
-    y = torch.from_numpy(codes)
-    class_weight = torch.from_numpy(_class_weights(codes[train], len(classes), class_balanced))
-    train_t, val_t = torch.from_numpy(train), torch.from_numpy(val)
-
-    fit = _fit_sgd(
-        x[train_t], y[train_t], x[val_t], y[val_t], class_weight,
-        seed=seed, patience=patience, max_epochs=max_epochs, lr=lr,
-        weight_decay=weight_decay, progress=progress,
+    else:
+        train_rows = np.flatnonzero(np.isin(curve_of_row, train))
+        mean, scale = _standardisation(embeddings[train_rows])
+        x = torch.from_numpy((embeddings - mean) / scale)
+        y = torch.from_numpy(row_codes)
+        class_weight = torch.from_numpy(
+            _class_weights(row_codes[train_rows], len(classes), class_balanced)
+        )
+        train_t, val_t = torch.from_numpy(train_rows), torch.from_numpy(val)  # val: unstrained
+        fit = _fit_sgd(
+            x[train_t], y[train_t], x[val_t], y[val_t], class_weight,
+            seed=seed, patience=patience, max_epochs=max_epochs, lr=lr,
+            weight_decay=weight_decay, progress=progress,
+        )  # fmt: skip
+        val_accuracy = val_loss = None
+        if val.size:
+            with torch.no_grad():
+                logits = x[val_t] @ fit.weight.T + fit.bias
+                val_loss = float(F.cross_entropy(logits, y[val_t], weight=class_weight))
+                val_accuracy = float((logits.argmax(dim=1) == y[val_t]).double().mean())
+        validation = (int(train.size), int(val.size), val_accuracy, val_loss)
+    summary = FitSummary(
+        solver=solver,
+        classes=classes,
+        labels_per_class={c: int((codes == k).sum()) for k, c in enumerate(classes)},
+        n_train=validation[0],
+        n_val=validation[1],
+        val_accuracy=validation[2],
+        val_loss=validation[3],
+        epochs=fit.epochs,
+        best_epoch=fit.best_epoch,
+        inverse_regularisation=fit.inverse_regularisation,
+        seed=int(seed),
+        class_balanced=bool(class_balanced),
+        notes=tuple(notes),
+        strain=float(strain) if strains.size else 0.0,
+        n_strained=int(strains.size),
+    )
+    return Classifier(
+        encoder, classes, fit.weight.numpy(), fit.bias.numpy(), mean, scale, summary=summary,
+        phase_order=phase_order,
     )  # fmt: skip
 
-    val_accuracy = val_loss = None
-    if val.size:
-        with torch.no_grad():
-            logits = x[val_t] @ fit.weight.T + fit.bias
-            val_loss = float(F.cross_entropy(logits, y[val_t], weight=class_weight))
-            val_accuracy = float((logits.argmax(dim=1) == y[val_t]).double().mean())
-    validation = (int(train.size), int(val.size), val_accuracy, val_loss)
-    classifier = _classifier(encoder, solver, classes, codes, fit, mean, scale, validation, seed,
-                             class_balanced, notes)  # fmt: skip
-    classifier.phase_order = phase_order
-    return classifier
+
+def probe_strains(strain: float, n_strained: int) -> np.ndarray:
+    """Return the ``n_strained`` non-zero strains, evenly spaced in ±``strain``, fit_classifier uses."""
+    if not (math.isfinite(strain) and 0 <= strain < 0.5):
+        raise ValueError(f"strain must be in [0, 0.5), got {strain}")
+    if isinstance(n_strained, bool) or operator.index(n_strained) < 0:
+        raise ValueError(f"n_strained must be a whole number ≥ 0, got {n_strained}")
+    if strain == 0 or n_strained == 0:
+        return np.empty(0)
+    half = (int(n_strained) + 1) // 2
+    steps = np.arange(1, half + 1) * (strain / half)
+    strains = np.concatenate([-steps[::-1], steps])
+    # an odd count drops the smallest compression
+    return strains[1:] if n_strained % 2 else strains
+
+
+def _labelled_embeddings(
+    encoder: Embedder,
+    labelled: Sequence[tuple[SpectraStack, np.ndarray, list[str]]],
+    strains: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (embeddings, labelled curve of each row): the curves in order, then once per strain."""
+    per_stack = [_embed_rows(encoder, stack, rows, strains) for stack, rows, _ in labelled]
+    if len({block.shape[1] for blocks in per_stack for block in blocks}) != 1:
+        raise ClassifierError(
+            "the encoder returned embeddings of different lengths "
+            f"{[blocks[0].shape for blocks in per_stack]}"
+        )
+    n_curves = sum(blocks[0].shape[0] for blocks in per_stack)
+    embeddings = np.concatenate(
+        [blocks[k] for k in range(1 + strains.size) for blocks in per_stack], axis=0
+    ).astype(np.float64)
+    return embeddings, np.tile(np.arange(n_curves), 1 + strains.size)
 
 
 def labelled_phase_order(
@@ -677,50 +744,28 @@ def labelled_phase_order(
     return tuple(sorted(medians, key=medians.__getitem__)), ""
 
 
-def _classifier(
-    encoder: Embedder,
-    solver: str,
-    classes: tuple[str, ...],
-    codes: np.ndarray,
-    fit: _Fit,
-    mean: np.ndarray,
-    scale: np.ndarray,
-    validation: tuple[int, int, float | None, float | None],
-    seed: int,
-    class_balanced: bool,
-    notes: list[str],
-) -> Classifier:
-    """Return the Classifier of ``fit`` with its summary; ``validation`` = (n_train, n_val, acc, loss)."""
-    n_train, n_val, val_accuracy, val_loss = validation
-    summary = FitSummary(
-        solver=solver,
-        classes=classes,
-        labels_per_class={c: int((codes == k).sum()) for k, c in enumerate(classes)},
-        n_train=n_train,
-        n_val=n_val,
-        val_accuracy=val_accuracy,
-        val_loss=val_loss,
-        epochs=fit.epochs,
-        best_epoch=fit.best_epoch,
-        inverse_regularisation=fit.inverse_regularisation,
-        seed=int(seed),
-        class_balanced=bool(class_balanced),
-        notes=tuple(notes),
-    )
-    return Classifier(
-        encoder, classes, fit.weight.numpy(), fit.bias.numpy(), mean, scale, summary=summary
-    )
-
-
-def _embed_rows(encoder: Embedder, stack: SpectraStack, rows: np.ndarray) -> np.ndarray:
+def _embed_rows(
+    encoder: Embedder, stack: SpectraStack, rows: np.ndarray, strains: np.ndarray
+) -> list[np.ndarray]:
+    """Return the embeddings of ``rows``, then of the same rows under each of ``strains``."""
+    keep: slice | list[int] = slice(None)
     if rows.size == 1:
         # a SpectraStack holds at least 2 curves: embed a neighbour along and drop it
         row = int(rows[0])
         partner = row + 1 if row + 1 < stack.n_curves else row - 1
         pair = sorted((row, partner))
-        embeddings = _checked_embeddings(encoder.embed(stack.subset(pair)), 2, stack.name)
-        return embeddings[pair.index(row)][None, :]
-    return _checked_embeddings(encoder.embed(stack.subset(rows)), rows.size, stack.name)
+        subset, keep = stack.subset(pair), [pair.index(row)]
+    else:
+        subset = stack.subset(rows)
+    n = subset.n_curves
+    blocks = [_checked_embeddings(encoder.embed(subset), n, stack.name)[keep]]
+    with warnings.catch_warnings():
+        # a window-coverage warning was given for the curves themselves
+        warnings.filterwarnings("ignore", message=".*cover only", category=UserWarning)
+        for strain in strains:
+            embeddings = encoder.embed(subset.strained(float(strain)))
+            blocks.append(_checked_embeddings(embeddings, n, stack.name)[keep])
+    return blocks
 
 
 @dataclass
@@ -810,35 +855,38 @@ def _stratified_folds(codes: np.ndarray, n_folds: int, seed: int) -> list[np.nda
 
 
 def _fit_lbfgs_cross_validated(
-    encoder: Embedder,
     embeddings: np.ndarray,
+    curve_of_row: np.ndarray,
     codes: np.ndarray,
-    classes: tuple[str, ...],
+    n_classes: int,
     val_fraction: float,
     seed: int,
     class_balanced: bool,
-    notes: list[str],
     progress: Callable[[int, int], object] | None,
-) -> Classifier:
+) -> tuple[_Fit, np.ndarray, np.ndarray, tuple[int, int, float | None, float | None]]:
     """Choose C by stratified k-fold cross-validation, then fit on every labelled curve.
 
-    k = round(1 / val_fraction) (4 by default). Holding a quarter of 42 labels out of the final
-    fit, as a single split does, can leave a rare class (2 labelled Fe "during" curves in the
-    paper protocol) with none to learn from; cross-validation uses each label for choosing C
-    and all of them for the final weights.
+    Returns (fit, mean, scale, (n_train, n_held_out, accuracy, loss)). ``codes`` has one
+    entry per labelled curve, ``curve_of_row`` the curve of each embedding row (the first
+    ``codes.size`` rows are the curves themselves). k = round(1 / val_fraction) (4 by
+    default); a fold holds out every row of its curves and scores the unstrained ones.
+    Holding a quarter of 42 labels out of the final fit, as a single split does, can leave a
+    rare class (2 labelled Fe "during" curves in the paper protocol) with none to learn from;
+    cross-validation uses each label for choosing C and all of them for the final weights.
     """
-    n_classes = len(classes)
+    row_codes = codes[curve_of_row]
+    rows_per_curve = curve_of_row.size // codes.size
+    y = torch.from_numpy(row_codes)
     folds = _stratified_folds(codes, round(1 / val_fraction), seed) if val_fraction > 0 else []
     grid = sorted(LBFGS_C_GRID if folds else (LBFGS_C_WITHOUT_VALIDATION,))
     fold_losses = np.zeros((len(folds), len(grid)))
     fold_correct = np.zeros((len(folds), len(grid)))
     for f, val in enumerate(folds):
-        train = np.setdiff1d(np.arange(codes.size), val)
+        train = np.flatnonzero(~np.isin(curve_of_row, val))
         mean, scale = _standardisation(embeddings[train])
         x = torch.from_numpy((embeddings - mean) / scale)
-        y = torch.from_numpy(codes)
-        weight_of = torch.from_numpy(_class_weights(codes[train], n_classes, class_balanced))
-        path = _lbfgs_path(x[train], y[train], weight_of, grid)
+        weight_of = torch.from_numpy(_class_weights(row_codes[train], n_classes, class_balanced))
+        path = _lbfgs_path(x[train], y[train], weight_of, grid, rows_per_curve)
         for i, fit in enumerate(path):
             with torch.no_grad():
                 logits = x[val] @ fit.weight.T + fit.bias
@@ -852,8 +900,8 @@ def _fit_lbfgs_cross_validated(
     best = int(np.argmin(np.round(fold_losses.sum(axis=0), 9))) if folds else 0
     mean, scale = _standardisation(embeddings)
     x = torch.from_numpy((embeddings - mean) / scale)
-    class_weight = torch.from_numpy(_class_weights(codes, n_classes, class_balanced))
-    fit = _lbfgs_path(x, torch.from_numpy(codes), class_weight, grid[: best + 1])[-1]
+    class_weight = torch.from_numpy(_class_weights(row_codes, n_classes, class_balanced))
+    fit = _lbfgs_path(x, y, class_weight, grid[: best + 1], rows_per_curve)[-1]
     if progress is not None:
         progress(len(folds) + 1, len(folds) + 1)
     validation = (
@@ -862,21 +910,28 @@ def _fit_lbfgs_cross_validated(
         float(fold_correct[:, best].sum() / n_held_out) if n_held_out else None,
         float(fold_losses[:, best].sum() / n_held_out) if n_held_out else None,
     )
-    return _classifier(encoder, "lbfgs", classes, codes, fit, mean, scale, validation, seed,
-                       class_balanced, notes)  # fmt: skip
+    return fit, mean, scale, validation
 
 
 def _lbfgs_path(
-    x: torch.Tensor, y: torch.Tensor, class_weight: torch.Tensor, grid: Sequence[float]
+    x: torch.Tensor,
+    y: torch.Tensor,
+    class_weight: torch.Tensor,
+    grid: Sequence[float],
+    rows_per_curve: int = 1,
 ) -> list[_Fit]:
-    """Return the fits for each C of ``grid`` (ascending), each warm-started from the last."""
+    """Return the fits for each C of ``grid`` (ascending), each warm-started from the last.
+
+    ``rows_per_curve`` copies of each curve (strained ones) count as one curve in the penalty,
+    so that C means the same with and without them.
+    """
     n_classes, n_features = class_weight.numel(), x.shape[1]
     weight = torch.zeros(n_classes, n_features, dtype=x.dtype, requires_grad=True)
     bias = torch.zeros(n_classes, dtype=x.dtype, requires_grad=True)
     fits = []
     for inverse_regularisation in grid:
         # scikit-learn's C·Σ CE + ½‖W‖², divided by C·n: mean CE + ‖W‖² / (2 C n)
-        penalty = 1.0 / (2.0 * inverse_regularisation * x.shape[0])
+        penalty = rows_per_curve / (2.0 * inverse_regularisation * x.shape[0])
         iterations = _minimise_lbfgs(weight, bias, x, y, class_weight, penalty)
         fit = _Fit(weight.detach().clone(), bias.detach().clone(), iterations, iterations)
         fit.inverse_regularisation = float(inverse_regularisation)

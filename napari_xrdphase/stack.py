@@ -350,6 +350,30 @@ class SpectraStack:
             intensities=self.curves(), axis=new_axis, axis_kind=kind, axis_unit=unit
         )
 
+    def strained(self, strain: float) -> SpectraStack:
+        """Return the same curves with every d-spacing divided by ``1 + strain``.
+
+        What a uniform compression by ``strain`` does to a pattern: q is multiplied by
+        ``1 + strain`` and sin θ with it (Bragg's law), so no wavelength is needed.
+        """
+        factor = 1.0 + float(strain)
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"strain must be a finite number above -1, got {strain}")
+        x = _to_canonical(np.asarray(self.axis, dtype=np.float64), self.axis_unit)
+        if self.axis_kind == "q":
+            x = x * factor
+        elif self.axis_kind == "d":
+            x = x / factor
+        else:
+            sin_t = np.sin(np.radians(x) / 2) * factor
+            if np.any(np.abs(sin_t) >= 1):
+                raise StackError(
+                    f"{self.name}: a strain of {strain:g} takes 2θ beyond 180° "
+                    f"(the axis reaches {float(np.max(np.abs(x))):g}°)"
+                )
+            x = 2 * np.degrees(np.arcsin(sin_t))
+        return self.replace(intensities=self.curves(), axis=_from_canonical(x, self.axis_unit))
+
     def resampled(self, new_axis: np.ndarray) -> SpectraStack:
         """Return the stack linearly interpolated onto ``new_axis`` (same kind and unit)."""
         new_axis = np.asarray(new_axis, dtype=np.float64)

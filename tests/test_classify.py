@@ -6,11 +6,14 @@ import pytest
 from _toy import AXIS, ProjectionEncoder, peak, phase_series
 
 from napari_xrdphase.classify import (
+    PROBE_STRAIN,
+    PROBE_STRAIN_STEPS,
     Classifier,
     ClassifierError,
     LabelError,
     fit_classifier,
     order_classes,
+    probe_strains,
 )
 from napari_xrdphase.stack import SpectraStack
 
@@ -126,7 +129,10 @@ def test_only_labelled_curves_are_embedded_during_training():
     encoder = ProjectionEncoder()
     fit_classifier(encoder, [stack], labels)
     seen = [source for call in encoder.seen_sources for source in call]
-    assert sorted(seen) == sorted(stack.sources[i] for i in labels[stack.name])
+    # each labelled curve once as it is and once per strained copy
+    assert sorted(seen) == sorted(
+        stack.sources[i] for i in labels[stack.name] for _ in range(1 + PROBE_STRAIN_STEPS)
+    )
 
 
 def test_sgd_stops_patience_epochs_after_the_best_validation_epoch_and_restores_it():
@@ -400,6 +406,92 @@ def test_phase_order_survives_saving_and_older_files_without_one_load_unordered(
     bad.write_bytes(save_tensors(load_tensors(data), metadata=metadata))
     with pytest.raises(ClassifierError, match=r"bad\.safetensors.*not an ordering of the classes"):
         Classifier.load(bad, encoder)
+
+
+# --- strained copies of the labelled curves ------------------------------------------------
+class AxisRecorder(ProjectionEncoder):
+    """ProjectionEncoder that also records the scattering axis of every stack it embeds."""
+
+    def __init__(self):
+        super().__init__()
+        self.axes = []
+
+    def embed(self, stack_or_array, batch_size=4096, device=None):
+        self.axes.append(np.array(stack_or_array.axis))
+        return super().embed(stack_or_array, batch_size, device)
+
+
+def test_probe_strains_are_symmetric_evenly_spaced_and_never_zero():
+    np.testing.assert_allclose(probe_strains(0.01, 2), [-0.01, 0.01])
+    np.testing.assert_allclose(probe_strains(0.03, 4), [-0.03, -0.015, 0.015, 0.03])
+    np.testing.assert_allclose(probe_strains(0.03, 3), [-0.015, 0.015, 0.03])
+    assert probe_strains(0.0, 8).size == 0 and probe_strains(0.02, 0).size == 0
+    for strain, n in [(-0.01, 2), (0.6, 2), (float("nan"), 2), (0.01, -1), (0.01, 1.5)]:
+        with pytest.raises((ValueError, TypeError)):
+            probe_strains(strain, n)
+
+
+def test_every_labelled_curve_is_learnt_under_each_strain_with_its_label():
+    stack, truth = phase_series(n=40)
+    labels = every_nth_label(truth, stack.name, 4)
+    encoder = AxisRecorder()
+    classifier = fit_classifier(encoder, [stack], labels)
+    expected = [stack.axis] + [stack.strained(s).axis for s in probe_strains(PROBE_STRAIN, 2)]
+    assert len(encoder.axes) == 1 + PROBE_STRAIN_STEPS
+    for seen, axis in zip(encoder.axes, expected, strict=True):
+        np.testing.assert_allclose(seen, axis)
+    summary = classifier.summary
+    assert (summary.strain, summary.n_strained) == (PROBE_STRAIN, PROBE_STRAIN_STEPS)
+    assert summary.n_train == len(labels[stack.name])  # curves, not copies
+    assert f"under {PROBE_STRAIN_STEPS} strains in ±1 %" in str(summary)
+
+    plain = AxisRecorder()
+    unstrained = fit_classifier(plain, [stack], labels, strain=0.0)
+    assert len(plain.axes) == 1 and unstrained.summary.n_strained == 0
+    assert "strains" not in str(unstrained.summary)
+
+
+def test_strain_settings_survive_saving_and_older_files_load_without_them(tmp_path):
+    import json
+
+    from safetensors.numpy import load as load_tensors
+    from safetensors.numpy import save as save_tensors
+
+    from napari_xrdphase.classify import _safetensors_metadata
+
+    stack, truth = phase_series(n=40)
+    encoder = ProjectionEncoder()
+    path = fit_classifier(encoder, [stack], every_nth_label(truth, stack.name, 3)).save(
+        tmp_path / "probe.safetensors"
+    )
+    assert Classifier.load(path, encoder).summary.n_strained == PROBE_STRAIN_STEPS
+    data = path.read_bytes()
+    metadata = _safetensors_metadata(data)
+    summary = json.loads(metadata["summary"])
+    del summary["strain"], summary["n_strained"]
+    metadata["summary"] = json.dumps(summary)
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(save_tensors(load_tensors(data), metadata=metadata))
+    loaded = Classifier.load(old, encoder).summary
+    assert (loaded.strain, loaded.n_strained) == (0.0, 0)
+
+
+def test_strained_copies_let_a_compression_probe_read_a_decompression_series():
+    """hcp Fe persists on decompression below the pressures of any labelled hcp curve."""
+    synth = pytest.importorskip("napari_xrdphase.synth")
+    encoder_module = pytest.importorskip("napari_xrdphase.encoder")
+    suite = {s.stack.name: s for s in synth.paper_suite(seed=0, n_points=2000)}
+    labels = {
+        name: {i: str(suite[name].labels[i]) for i in range(0, suite[name].stack.n_curves, 10)}
+        for name in ("D4", "D5")  # compression only
+    }
+    stacks = [suite[name].stack for name in ("D4", "D5", "D7")]
+    encoder = encoder_module.Encoder.builtin()
+    accuracy = {}
+    for strain in (0.0, PROBE_STRAIN):
+        classifier = fit_classifier(encoder, stacks, labels, strain=strain)
+        accuracy[strain] = np.mean(classifier.predict(suite["D7"].stack) == suite["D7"].labels)
+    assert accuracy[PROBE_STRAIN] > accuracy[0.0] + 0.15
 
 
 # --- the real encoder, once it exists ------------------------------------------------------

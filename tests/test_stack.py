@@ -86,3 +86,34 @@ def test_resampled_and_subset_keep_metadata():
     fine = stack.resampled(np.linspace(5, 25, 99))
     np.testing.assert_allclose(fine.intensities[:, ::2], stack.intensities, atol=1e-6)
     assert fine.variable_label == "pressure (GPa)"
+
+
+@pytest.mark.parametrize(
+    ("kind", "unit"), [("2theta", "deg"), ("2theta", "rad"), ("q", "1/nm"), ("d", "A")]
+)
+def test_strained_divides_every_d_spacing_on_any_axis(kind, unit):
+    wavelength = 0.4843
+    stack = make_stack(wavelength=wavelength).with_axis(kind, unit)
+    squeezed = stack.strained(0.02)
+    d_before = convert_axis(stack.axis, kind, unit, "d", "A", wavelength)
+    d_after = convert_axis(squeezed.axis, kind, unit, "d", "A", wavelength)
+    np.testing.assert_allclose(d_after, d_before / 1.02, rtol=1e-12)
+    np.testing.assert_array_equal(squeezed.intensities, stack.intensities)
+    assert (squeezed.axis_kind, squeezed.axis_unit, squeezed.name) == (kind, unit, stack.name)
+    np.testing.assert_allclose(squeezed.strained(1 / 1.02 - 1).axis, stack.axis, rtol=1e-12)
+
+
+def test_strained_needs_no_wavelength_on_a_two_theta_axis():
+    stack = make_stack()
+    assert stack.wavelength is None
+    stretched = stack.strained(-0.03)
+    expected = 2 * np.degrees(np.arcsin(np.sin(np.radians(stack.axis) / 2) * 0.97))
+    np.testing.assert_allclose(stretched.axis, expected)
+
+
+def test_strained_refuses_impossible_strains():
+    stack = SpectraStack(np.ones((2, 10)), np.linspace(100.0, 170.0, 10), name="wide")
+    with pytest.raises(StackError, match="takes 2θ beyond 180°"):
+        stack.strained(0.05)
+    with pytest.raises(ValueError, match="above -1"):
+        stack.strained(-1.0)
