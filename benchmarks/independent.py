@@ -150,20 +150,30 @@ def score(suite, labels, predictions, probabilities, classes, phase_order=None) 
     return {"series": scores["series"], "groups": groups, "boundaries": boundaries}
 
 
-def encoder_runs(encoder, suite, label_sets, ordered: bool = True) -> list[dict]:
+def encoder_runs(
+    encoder, suite, label_sets, ordered: bool = True, strain: float | None = None,
+    n_strained: int | None = None,
+) -> list[dict]:  # fmt: skip
     """Probe ``encoder`` (the product's ``fit_classifier``) on each label set and score it.
 
     The predictions are the product's: ``Classifier.phase_labels`` with the labelled curves
-    fixed, in phase order along the ramp unless ``ordered`` is False.
+    fixed, in phase order along the ramp unless ``ordered`` is False. ``strain`` and
+    ``n_strained`` go to ``fit_classifier`` (None: its defaults).
     """
-    from napari_xrdphase.classify import fit_classifier
+    from napari_xrdphase.classify import PROBE_STRAIN, PROBE_STRAIN_STEPS, fit_classifier
+
+    strain = PROBE_STRAIN if strain is None else strain
+    n_strained = PROBE_STRAIN_STEPS if n_strained is None else n_strained
 
     stacks = [s.stack for s in suite]
     runs = []
     for labels in label_sets:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            classifier = fit_classifier(encoder, stacks, labels, seed=0, ordered=ordered)
+            classifier = fit_classifier(
+                encoder, stacks, labels, seed=0, ordered=ordered, strain=strain,
+                n_strained=n_strained,
+            )  # fmt: skip
         proba = {s.name: classifier.predict_proba(s) for s in stacks}
         classes = list(classifier.classes)
         predicted = {
@@ -252,7 +262,10 @@ def report(result: dict, level: int = 1) -> str:
         f"draws; pretrained: {cfg['method']}, {cfg['epochs']} epochs, seed 0, on every series "
         f"without labels. Weighted precision / recall in %, mean ± std over data seeds × draws; "
         + ("phases in order along the ramp, labelled curves fixed (the product's labels)."
-           if cfg.get("ordered", True) else "each curve labelled on its own (--unordered)."),
+           if cfg.get("ordered", True) else "each curve labelled on its own (--unordered).")
+        + (f" Probe (not raw logistic regression): each labelled curve also under "
+           f"{cfg['n_strained']} strains in ±{100 * cfg['strain']:g} %."
+           if cfg.get("n_strained") else " Probe without strained copies."),
         "",
         "| method | " + " | ".join(f"{m} P | {m} R" for m in materials)
         + " | boundary error, median / 90th pct | found | truth in interval | spurious / series |",
@@ -300,20 +313,26 @@ def report(result: dict, level: int = 1) -> str:
 def run(
     data_seeds=(0,), label_seeds: int = 3, epochs: int = 60, method: str | None = None,
     device: str = "cpu", input_length: int = 1024, ordered: bool = True,
+    strain: float | None = None, n_strained: int | None = None,
 ) -> dict:  # fmt: skip
     """Score the methods on independent suites of ``data_seeds``; return the JSON-ready result.
 
     ``epochs`` = 0 leaves out the ``pretrained`` row (no pretraining at all). ``ordered``
-    False labels each curve on its own (``fit_classifier(ordered=False)``).
+    False labels each curve on its own (``fit_classifier(ordered=False)``); ``strain`` and
+    ``n_strained`` set the probe's strained copies (None: ``fit_classifier``'s defaults).
     """
     from benchmarks.independent_suite import independent_suite
     from benchmarks.protocol import sample_labels
+    from napari_xrdphase.classify import PROBE_STRAIN, PROBE_STRAIN_STEPS
     from napari_xrdphase.defaults import DEFAULT_METHOD
     from napari_xrdphase.encoder import Encoder
     from napari_xrdphase.preprocess import common_window
     from napari_xrdphase.training import pretrain
 
     method = method or DEFAULT_METHOD
+    strain = PROBE_STRAIN if strain is None else float(strain)
+    n_strained = PROBE_STRAIN_STEPS if n_strained is None else int(n_strained)
+    probe = {"ordered": ordered, "strain": strain, "n_strained": n_strained}
     runs: dict[str, list] = {"builtin": [], "random_init": [], "raw_logistic": []}
     if epochs > 0:
         runs["pretrained"] = []
@@ -329,10 +348,10 @@ def run(
         label_sets = [
             sample_labels(truth, n_labels, series=labelled, seed=k) for k in range(label_seeds)
         ]
-        runs["builtin"] += encoder_runs(Encoder.builtin(), suite, label_sets, ordered)
+        runs["builtin"] += encoder_runs(Encoder.builtin(), suite, label_sets, **probe)
         window = common_window([s.stack for s in suite])
         untrained = Encoder.random(seed=0, input_length=input_length, window=window)
-        runs["random_init"] += encoder_runs(untrained, suite, label_sets, ordered)
+        runs["random_init"] += encoder_runs(untrained, suite, label_sets, **probe)
         runs["raw_logistic"] += raw_logistic_runs(suite, label_sets, ordered)
         if epochs > 0:
             t0 = time.perf_counter()
@@ -341,7 +360,7 @@ def run(
                 input_length=input_length,
             )  # fmt: skip
             timing.setdefault("pretrain_s", []).append(time.perf_counter() - t0)
-            runs["pretrained"] += encoder_runs(encoder.to("cpu"), suite, label_sets, ordered)
+            runs["pretrained"] += encoder_runs(encoder.to("cpu"), suite, label_sets, **probe)
         print(f"[independent] data seed {data_seed} done ({time.perf_counter() - start:.0f} s)",
               file=sys.stderr, flush=True)  # fmt: skip
     names = [r["name"] for r in series]
@@ -349,7 +368,7 @@ def run(
         "config": {
             "data_seeds": list(data_seeds), "label_seeds": label_seeds, "epochs": epochs,
             "method": method, "n_labels": n_labels, "labelled": list(labelled),
-            "ordered": ordered,
+            **probe,
         },
         "series": series,
         "summary": {name: summarise(r) for name, r in runs.items()},
@@ -376,6 +395,14 @@ def main(argv=None) -> int:
         "--unordered", action="store_true",
         help="label each curve on its own instead of in phase order along the ramp",
     )  # fmt: skip
+    parser.add_argument(
+        "--strain", type=float, default=None,
+        help="probe strain, fit_classifier(strain=...) (default: its default; 0: no copies)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--n-strained", type=int, default=None,
+        help="strained copies per labelled curve (default: fit_classifier's)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -386,6 +413,8 @@ def main(argv=None) -> int:
         args.method,
         args.device,
         ordered=not args.unordered,
+        strain=args.strain,
+        n_strained=args.n_strained,
     )
     (out / "independent.json").write_text(json.dumps(result, indent=1, default=str))
     (out / "independent.md").write_text(report(result))
