@@ -69,7 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from ._files import atomic_write_bytes
-from .stack import SpectraStack
+from .stack import SpectraStack, StackError
 
 STANDARD_CLASS_ORDER = ("before", "during", "after")
 SOLVERS = ("lbfgs", "sgd")
@@ -763,7 +763,13 @@ def _embed_rows(
         # a window-coverage warning was given for the curves themselves
         warnings.filterwarnings("ignore", message=".*cover only", category=UserWarning)
         for strain in strains:
-            embeddings = encoder.embed(subset.strained(float(strain)))
+            try:
+                strained = subset.strained(float(strain))
+            except StackError as exc:
+                raise ClassifierError(
+                    f"{exc}; fit the classifier with strain=0 (no strained copies)"
+                ) from exc
+            embeddings = encoder.embed(strained)
             blocks.append(_checked_embeddings(embeddings, n, stack.name)[keep])
     return blocks
 

@@ -507,3 +507,16 @@ def test_classifier_trains_on_the_real_encoder():
     assert probabilities.shape == (40, len(classifier.classes))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
     assert held_out_accuracy(classifier, stack, truth, labels) >= 0.9
+
+
+def test_a_curve_that_cannot_be_strained_names_the_way_out():
+    curves = np.ones((4, AXIS.size))
+    curves[2:, 5] = 3.0
+    stack = SpectraStack(curves, np.linspace(100.0, 179.0, AXIS.size), name="backscatter")
+    labels = {"backscatter": {0: "before", 1: "before", 2: "after", 3: "after"}}
+    with pytest.raises(ClassifierError, match=r"beyond 180°.*strain=0"):
+        fit_classifier(ProjectionEncoder(), [stack], labels)
+    assert fit_classifier(ProjectionEncoder(), [stack], labels, strain=0).classes == (
+        "before",
+        "after",
+    )
