@@ -69,6 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from ._files import atomic_write_bytes
+from .defaults import PROBE_STRAIN, PROBE_STRAIN_STEPS
 from .stack import SpectraStack, StackError
 
 STANDARD_CLASS_ORDER = ("before", "during", "after")
@@ -78,10 +79,6 @@ DEFAULT_SOLVER = "lbfgs"
 # C · Σ weighted CE + ½‖W‖²); the one with the lowest validation loss wins
 LBFGS_C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 LBFGS_C_WITHOUT_VALIDATION = 1.0
-# each labelled curve is also embedded with its d-spacings scaled by this many evenly spaced
-# strains in ±PROBE_STRAIN (a phase stays itself under compression); see fit_classifier
-PROBE_STRAIN = 0.01
-PROBE_STRAIN_STEPS = 2
 # training sets up to this size are trained full-batch by sgd; larger ones in mini-batches
 SGD_FULL_BATCH_LIMIT = 1024
 SGD_BATCH_SIZE = 256

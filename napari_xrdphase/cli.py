@@ -45,14 +45,43 @@ def _load_all(paths: Sequence[str], wavelength: float | None = None, variable: s
     return stacks
 
 
-def add_unordered_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--unordered``: no phase order along the ramp (each curve on its own)."""
+def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--seed``, ``--unordered`` and ``--strain``: how the linear classifier is fitted."""
+    from .defaults import PROBE_STRAIN
+
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--unordered",
         action="store_true",
         help="label each curve with its most probable class; by default the phases are kept in "
         "the order of their labelled curves' external variable along each leg of the ramp",
     )
+    parser.add_argument(
+        "--strain",
+        type=float,
+        default=PROBE_STRAIN,
+        metavar="FRACTION",
+        help="also learn each labelled curve with its d-spacings scaled by 1 ± FRACTION, so that "
+        f"phases are told by their pattern, not by pressure (default {PROBE_STRAIN:g}; 0: off)",
+    )
+
+
+def _fit_classifier(encoder: Any, stacks: list, labels: dict, args: argparse.Namespace) -> Any:
+    """Fit the classifier as the ``add_classifier_arguments`` options say and print its summary."""
+    from .classify import fit_classifier
+
+    try:
+        classifier = fit_classifier(
+            encoder, stacks, labels, seed=args.seed, ordered=not args.unordered,
+            strain=args.strain,
+        )  # fmt: skip
+    except ValueError as exc:
+        if "strain must be" in str(exc):
+            raise CommandError(f"--strain: {exc}") from None
+        raise
+    print(f"classifier: {classifier.summary}", file=sys.stderr)
+    _print_phase_order(classifier, stacks[0])
+    return classifier
 
 
 def add_wavelength_argument(parser: argparse.ArgumentParser) -> None:
@@ -170,7 +199,6 @@ def _unique_names(stacks) -> None:
 def cmd_classify(args: argparse.Namespace) -> None:
     """Fit the linear classifier on the labels, write per-curve predictions, print boundaries."""
     from .boundaries import find_boundaries
-    from .classify import fit_classifier
     from .encoder import Encoder
     from .io import read_labels_csv, write_predictions_csv
 
@@ -178,9 +206,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
     _unique_names(stacks)
     labels = read_labels_csv(args.labels)
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
-    classifier = fit_classifier(encoder, stacks, labels, seed=args.seed, ordered=not args.unordered)
-    print(f"classifier: {classifier.summary}", file=sys.stderr)
-    _print_phase_order(classifier, stacks[0])
+    classifier = _fit_classifier(encoder, stacks, labels, args)
     results = []
     for stack in stacks:
         if stack.is_lazy:  # on disk: stream it in chunks, keep only the probabilities
@@ -211,7 +237,6 @@ def _print_phase_order(classifier: Any, stack: Any) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> None:
     """Classify a series, then every curve that arrives in its folder or HDF5 file, until stopped."""
-    from .classify import fit_classifier
     from .encoder import Encoder
     from .io import read_labels_csv
     from .live import LiveSeries, PredictionsCsvAppender, watcher_for
@@ -219,11 +244,7 @@ def cmd_watch(args: argparse.Namespace) -> None:
     path = Path(args.path).expanduser()
     (stack,) = _load_all([path], args.wavelength, args.variable)
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
-    classifier = fit_classifier(
-        encoder, [stack], read_labels_csv(args.labels), seed=args.seed, ordered=not args.unordered
-    )
-    print(f"classifier: {classifier.summary}", file=sys.stderr)
-    _print_phase_order(classifier, stack)
+    classifier = _fit_classifier(encoder, [stack], read_labels_csv(args.labels), args)
     live = LiveSeries(stack, classifier, folder=path if path.is_dir() else None)
     watcher = watcher_for(path, live.stack, poll_s=args.poll, variable=args.variable)
     out = PredictionsCsvAppender(args.out, live.stack.variable_name, classifier.classes)
@@ -414,8 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     cls.add_argument("--labels", required=True, metavar="LABELS.csv", help="dataset,index,label")
     cls.add_argument("--out", required=True, metavar="PRED.csv")
     cls.add_argument("--model", metavar="MODEL", help="encoder file (default: the built-in one)")
-    cls.add_argument("--seed", type=int, default=0)
-    add_unordered_argument(cls)
+    add_classifier_arguments(cls)
     add_wavelength_argument(cls)
     add_variable_argument(cls)
     cls.set_defaults(func=cmd_classify)
@@ -432,8 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=None, metavar="S",
         help="stop after S seconds without new curves (default: run until Ctrl-C)",
     )  # fmt: skip
-    watch.add_argument("--seed", type=int, default=0)
-    add_unordered_argument(watch)
+    add_classifier_arguments(watch)
     add_wavelength_argument(watch)
     add_variable_argument(watch)
     watch.set_defaults(func=cmd_watch)

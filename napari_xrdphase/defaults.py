@@ -9,3 +9,7 @@ METHOD_NAMES = (DEFAULT_METHOD, *PAPER_METHODS)
 DEFAULT_EPOCHS = 60
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_MOCO_WEIGHT = 0.01
+# the linear classifier also learns each labelled curve with its d-spacings scaled by evenly
+# spaced strains in ±PROBE_STRAIN, PROBE_STRAIN_STEPS copies (classify.fit_classifier)
+PROBE_STRAIN = 0.01
+PROBE_STRAIN_STEPS = 2

@@ -282,3 +282,33 @@ def test_pretrain_q_range_narrows_the_window_the_model_reads(small_suite, tmp_pa
     capsys.readouterr()
     assert main([*args, "--device", "cpu", "--q-range", str(lo - 1.0), str(hi)]) == 2
     assert "is not inside the q range every series covers" in capsys.readouterr().err
+
+
+def test_classify_strain_option_sets_the_strained_copies_and_rejects_bad_values(
+    small_suite, tmp_path
+):
+    folder, _ = small_suite
+    labels = write_labels(
+        tmp_path / "labels.csv",
+        [
+            ("fe_a", 0, "before"),
+            ("fe_a", 1, "before"),
+            ("fe_a", 30, "after"),
+            ("fe_a", 31, "after"),
+        ],
+    )
+    model = tmp_path / "random.safetensors"
+    from napari_xrdphase.encoder import Encoder
+
+    Encoder.random(seed=1).save(model)
+    paths = (str(folder / "fe_a.npz"), "--labels", str(labels), "--model", str(model))
+    default = run_cli("classify", *paths, "--out", str(tmp_path / "a.csv"))
+    assert default.returncode == 0, default.stderr
+    assert "each labelled curve also learnt under 2 strains in ±1 %" in default.stderr
+    off = run_cli("classify", *paths, "--out", str(tmp_path / "b.csv"), "--strain", "0")
+    assert off.returncode == 0, off.stderr
+    assert "strains" not in off.stderr
+    bad = run_cli("classify", *paths, "--out", str(tmp_path / "c.csv"), "--strain", "-0.5")
+    assert bad.returncode == 2
+    assert "xrdphase: error: --strain: strain must be in [0, 0.5)" in bad.stderr
+    assert "Traceback" not in bad.stderr
