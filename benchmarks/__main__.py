@@ -487,7 +487,9 @@ def report(results: dict) -> str:
                 "Weighted precision (P) and recall (R) in %, mean ± std over runs, on every "
                 f"unlabelled curve. Runs: self-supervised methods {n_seeds} pretraining seeds × "
                 f"{n_draws} label draws, random-init {n_seeds} init seeds × {n_draws} label "
-                f"draws, raw-curve baselines {n_draws} label draws (no pretraining seed).",
+                f"draws, raw-curve baselines {n_draws} label draws (no pretraining seed). "
+                "Every method's labels are made as the product makes them: in phase order "
+                "along the ramp, labelled curves as labelled.",
                 "",
                 "| method | Fe P | Fe R | FeO P | FeO R | runs | Fe P, compression "
                 "series | Fe P, decompression series |",

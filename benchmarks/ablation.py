@@ -26,6 +26,7 @@ import numpy as np
 
 from benchmarks.protocol import (
     PRETRAIN_SERIES,
+    product_labels,
     raw_logistic_predictions,
     sample_labels,
     unlabelled_rows,
@@ -159,8 +160,12 @@ def embed_suite(encoder, suite) -> dict:
     return {s.stack.name: encoder.embed(s.stack) for s in suite}
 
 
-def evaluate_encoder(encoder, suite, label_sets, embedded=None) -> list[dict]:
-    """Probe ``encoder`` on each label set; ``embedded`` (``embed_suite``) saves embedding again."""
+def evaluate_encoder(encoder, suite, label_sets, embedded=None, ordered=True) -> list[dict]:
+    """Probe ``encoder`` on each label set and score the product's labels (``product_labels``).
+
+    ``embedded`` (``embed_suite``) saves embedding the series again; ``ordered=False`` scores
+    each curve's most probable class.
+    """
     from napari_xrdphase.classify import fit_classifier
 
     truth = {s.stack.name: s.labels for s in suite}
@@ -168,13 +173,13 @@ def evaluate_encoder(encoder, suite, label_sets, embedded=None) -> list[dict]:
     runs = []
     embedded = embed_suite(encoder, suite) if embedded is None else embedded
 
-    class _Cached:  # embed each curve once for all label seeds
+    class _Cached:  # embed each whole series once for all label seeds
         config = encoder.config
 
         def embed(self, stack_or_array, batch_size=256, device=None):
-            name = getattr(stack_or_array, "name", None)
-            if name in embedded and getattr(stack_or_array, "n_curves", -1) == len(embedded[name]):
-                return embedded[name]
+            # the series themselves only: subsets and strained copies are embedded afresh
+            if any(stack_or_array is stack for stack in stacks):
+                return embedded[stack_or_array.name]
             return encoder.embed(stack_or_array)
 
     cached = _Cached()
@@ -184,12 +189,9 @@ def evaluate_encoder(encoder, suite, label_sets, embedded=None) -> list[dict]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf = fit_classifier(cached, stacks, labels, seed=0)
-        # Classifier.predict embeds again; use the cached embeddings and its own logits
-        predicted = {}
-        for s in stacks:
-            z = (embedded[s.name].astype(np.float64) - clf.mean) / clf.scale
-            logits = z @ clf.weight.T + clf.bias
-            predicted[s.name] = np.asarray(clf.classes)[logits.argmax(axis=1)]
+        # Classifier.predict_proba would embed again; the cached embeddings give the same
+        proba = {s.name: clf.predict_proba(embedded[s.name]) for s in stacks}
+        predicted = product_labels(suite, labels, clf.classes, proba, ordered)
         runs.append(weighted_scores(truth, predicted, unlabelled_rows(truth, labels)))
     return runs
 

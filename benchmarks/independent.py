@@ -190,8 +190,7 @@ def raw_logistic_runs(suite, label_sets, ordered: bool = True) -> list[dict]:
     """
     from sklearn.preprocessing import StandardScaler
 
-    from benchmarks.protocol import _labelled, _logistic, prepared_curves
-    from napari_xrdphase.boundaries import phase_labels
+    from benchmarks.protocol import _labelled, _logistic, prepared_curves, product_labels
     from napari_xrdphase.classify import check_labels, labelled_phase_order
 
     prepared = prepared_curves(suite)
@@ -204,10 +203,7 @@ def raw_logistic_runs(suite, label_sets, ordered: bool = True) -> list[dict]:
         proba = {n: model.predict_proba(scaler.transform(c)) for n, c in prepared.items()}
         classes = [str(c) for c in model.classes_]
         order = labelled_phase_order(check_labels(stacks, labels))[0] if ordered else None
-        predicted = {
-            s.name: phase_labels(s.variable, proba[s.name], classes, order, labels.get(s.name))
-            for s in stacks
-        }
+        predicted = product_labels(suite, labels, classes, proba, ordered)
         runs.append(score(suite, labels, predicted, proba, classes, order))
     return runs
 

@@ -104,8 +104,35 @@ def _logistic(seed):
     return LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced", random_state=seed)
 
 
-def raw_logistic_predictions(suite, labels, seed, prepared=None):
-    """Return predictions of L2 logistic regression on the raw, prepared curves (baseline)."""
+def product_labels(suite, labels, classes, proba, ordered: bool = True) -> dict[str, np.ndarray]:
+    """Return {series: labels} from per-curve probabilities as the product makes them.
+
+    In phase order along the ramp (``boundaries.phase_labels`` with the labelled curves' order,
+    ``classify.labelled_phase_order``), labelled curves as labelled; ``ordered=False``: the most
+    probable class of each curve.
+    """
+    from napari_xrdphase.boundaries import phase_labels
+    from napari_xrdphase.classify import check_labels, labelled_phase_order
+
+    stacks = [s.stack for s in suite]
+    order = labelled_phase_order(check_labels(stacks, labels))[0] if ordered else None
+    classes = [str(c) for c in classes]
+    return {
+        s.name: phase_labels(s.variable, proba[s.name], classes, order, labels.get(s.name))
+        for s in stacks
+    }
+
+
+def _model_labels(model, suite, labels, features, ordered: bool) -> dict[str, np.ndarray]:
+    proba = {name: model.predict_proba(data) for name, data in features.items()}
+    return product_labels(suite, labels, model.classes_, proba, ordered)
+
+
+def raw_logistic_predictions(suite, labels, seed, prepared=None, ordered=True):
+    """Return the labels of L2 logistic regression on the raw, prepared curves (baseline).
+
+    Turned into labels as the product does (``product_labels``; ``ordered=False``: per curve).
+    """
     from sklearn.preprocessing import StandardScaler
 
     prepared = prepared_curves(suite) if prepared is None else prepared
@@ -113,11 +140,12 @@ def raw_logistic_predictions(suite, labels, seed, prepared=None):
     scaler = StandardScaler().fit(x)
     model = _logistic(seed)
     model.fit(scaler.transform(x), y)
-    return {name: model.predict(scaler.transform(data)) for name, data in prepared.items()}
+    features = {name: scaler.transform(data) for name, data in prepared.items()}
+    return _model_labels(model, suite, labels, features, ordered)
 
 
-def raw_knn_predictions(suite, labels, seed=0, prepared=None, n_neighbors=1):
-    """Return predictions of k-nearest neighbours (Euclidean) on the raw, prepared curves.
+def raw_knn_predictions(suite, labels, seed=0, prepared=None, n_neighbors=1, ordered=True):
+    """Return the labels of k-nearest neighbours (Euclidean) on the raw, prepared curves.
 
     The curves are compared as prepared (each scaled to [0, 1]), without per-point
     standardisation, which would blow up the noise of the flat background. ``seed`` is unused
@@ -128,13 +156,13 @@ def raw_knn_predictions(suite, labels, seed=0, prepared=None, n_neighbors=1):
     prepared = prepared_curves(suite) if prepared is None else prepared
     x, y = _labelled(prepared, labels)
     model = KNeighborsClassifier(n_neighbors=min(n_neighbors, len(y))).fit(x, y)
-    return {name: model.predict(data) for name, data in prepared.items()}
+    return _model_labels(model, suite, labels, prepared, ordered)
 
 
 def raw_pca_logistic_predictions(
-    suite, labels, seed, prepared=None, n_components=32, fit_series=PRETRAIN_SERIES
+    suite, labels, seed, prepared=None, n_components=32, fit_series=PRETRAIN_SERIES, ordered=True
 ):
-    """Return predictions of logistic regression on PCA scores of the raw, prepared curves.
+    """Return the labels of logistic regression on PCA scores of the raw, prepared curves.
 
     The PCA is fitted without labels on every curve of ``fit_series`` (the pretraining series of
     the self-supervised methods, so it sees the same unlabelled data); its scores are
@@ -152,10 +180,11 @@ def raw_pca_logistic_predictions(
     scaler = StandardScaler().fit(x)
     model = _logistic(seed)
     model.fit(scaler.transform(x), y)
-    return {name: model.predict(scaler.transform(data)) for name, data in scores.items()}
+    features = {name: scaler.transform(data) for name, data in scores.items()}
+    return _model_labels(model, suite, labels, features, ordered)
 
 
-# name in the benchmark tables: function(suite, labels, seed, prepared=None) -> predictions
+# name in the benchmark tables: function(suite, labels, seed, prepared=None, ordered=True) -> labels
 RAW_BASELINES = {
     "raw_logistic": raw_logistic_predictions,
     "raw_knn": raw_knn_predictions,

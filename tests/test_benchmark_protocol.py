@@ -38,3 +38,27 @@ def test_scores_are_computed_on_unlabelled_curves_only():
     wrong = {k: np.where(v == "after", "before", v) for k, v in truth.items()}
     scores = weighted_scores(truth, wrong, rows)
     assert scores["groups"]["FeO"]["recall"] < 0.5
+
+
+def test_product_labels_keep_the_phase_order_and_the_labelled_curves():
+    from benchmarks.protocol import product_labels
+    from napari_xrdphase.stack import SpectraStack
+    from napari_xrdphase.synth import SimulatedSeries
+
+    n = 10
+    stack = SpectraStack(
+        np.random.default_rng(0).random((n, 20)), np.linspace(5, 25, 20),
+        variable=np.linspace(0, 20, n), variable_name="pressure", variable_unit="GPa", name="s",
+    )  # fmt: skip
+    truth = np.array(["before"] * 5 + ["after"] * 5)
+    suite = [SimulatedSeries(stack, truth)]
+    p_after = np.array([0.1, 0.2, 0.7, 0.2, 0.3, 0.8, 0.9, 0.4, 0.9, 0.6])  # flips at 2 and 7
+    proba = {"s": np.column_stack([p_after, 1 - p_after])}  # columns: after, before
+    labels = {"s": {0: "before", 9: "after"}}
+    ordered = product_labels(suite, labels, ["after", "before"], proba)
+    np.testing.assert_array_equal(ordered["s"], truth)  # one change, where the cost is least
+    unordered = product_labels(suite, labels, ["after", "before"], proba, ordered=False)
+    np.testing.assert_array_equal(unordered["s"], np.where(p_after > 0.5, "after", "before"))
+    pinned = product_labels(suite, {"s": {0: "before", 5: "before", 9: "after"}}, ["after",
+                            "before"], proba)  # fmt: skip
+    assert pinned["s"][5] == "before" and list(pinned["s"][6:]) == ["after"] * 4
