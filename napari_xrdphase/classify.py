@@ -69,7 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from ._files import atomic_write_bytes
-from .defaults import PROBE_STRAIN, PROBE_STRAIN_STEPS
+from .defaults import MAX_PROBE_STRAIN, PROBE_STRAIN, PROBE_STRAIN_STEPS
 from .stack import SpectraStack, StackError
 
 STANDARD_CLASS_ORDER = ("before", "during", "after")
@@ -676,8 +676,8 @@ def fit_classifier(
 
 def probe_strains(strain: float, n_strained: int) -> np.ndarray:
     """Return the ``n_strained`` non-zero strains, evenly spaced in ±``strain``, fit_classifier uses."""
-    if not (math.isfinite(strain) and 0 <= strain < 0.5):
-        raise ValueError(f"strain must be in [0, 0.5), got {strain}")
+    if not (math.isfinite(strain) and 0 <= strain < MAX_PROBE_STRAIN):
+        raise ValueError(f"strain must be in [0, {MAX_PROBE_STRAIN:g}), got {strain}")
     if isinstance(n_strained, bool) or operator.index(n_strained) < 0:
         raise ValueError(f"n_strained must be a whole number ≥ 0, got {n_strained}")
     if strain == 0 or n_strained == 0:

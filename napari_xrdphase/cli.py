@@ -69,16 +69,15 @@ def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
 def _fit_classifier(encoder: Any, stacks: list, labels: dict, args: argparse.Namespace) -> Any:
     """Fit the classifier as the ``add_classifier_arguments`` options say and print its summary."""
     from .classify import fit_classifier
+    from .defaults import MAX_PROBE_STRAIN
 
-    try:
-        classifier = fit_classifier(
-            encoder, stacks, labels, seed=args.seed, ordered=not args.unordered,
-            strain=args.strain,
-        )  # fmt: skip
-    except ValueError as exc:
-        if "strain must be" in str(exc):
-            raise CommandError(f"--strain: {exc}") from None
-        raise
+    if not 0 <= args.strain < MAX_PROBE_STRAIN:  # also false for NaN
+        raise CommandError(
+            f"--strain must be a fraction in [0, {MAX_PROBE_STRAIN:g}), got {args.strain:g}"
+        )
+    classifier = fit_classifier(
+        encoder, stacks, labels, seed=args.seed, ordered=not args.unordered, strain=args.strain
+    )
     print(f"classifier: {classifier.summary}", file=sys.stderr)
     _print_phase_order(classifier, stacks[0])
     return classifier

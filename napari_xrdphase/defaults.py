@@ -13,3 +13,4 @@ DEFAULT_MOCO_WEIGHT = 0.01
 # spaced strains in ±PROBE_STRAIN, PROBE_STRAIN_STEPS copies (classify.fit_classifier)
 PROBE_STRAIN = 0.01
 PROBE_STRAIN_STEPS = 2
+MAX_PROBE_STRAIN = 0.5  # strains must stay below this

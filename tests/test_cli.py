@@ -310,5 +310,5 @@ def test_classify_strain_option_sets_the_strained_copies_and_rejects_bad_values(
     assert "strains" not in off.stderr
     bad = run_cli("classify", *paths, "--out", str(tmp_path / "c.csv"), "--strain", "-0.5")
     assert bad.returncode == 2
-    assert "xrdphase: error: --strain: strain must be in [0, 0.5)" in bad.stderr
+    assert "xrdphase: error: --strain must be a fraction in [0, 0.5), got -0.5" in bad.stderr
     assert "Traceback" not in bad.stderr
