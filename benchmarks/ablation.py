@@ -172,24 +172,13 @@ def evaluate_encoder(encoder, suite, label_sets, embedded=None, ordered=True) ->
     stacks = [s.stack for s in suite]
     runs = []
     embedded = embed_suite(encoder, suite) if embedded is None else embedded
-
-    class _Cached:  # embed each whole series once for all label seeds
-        config = encoder.config
-
-        def embed(self, stack_or_array, batch_size=256, device=None):
-            # the series themselves only: subsets and strained copies are embedded afresh
-            if any(stack_or_array is stack for stack in stacks):
-                return embedded[stack_or_array.name]
-            return encoder.embed(stack_or_array)
-
-    cached = _Cached()
     for labels in label_sets:
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            clf = fit_classifier(cached, stacks, labels, seed=0)
-        # Classifier.predict_proba would embed again; the cached embeddings give the same
+            clf = fit_classifier(encoder, stacks, labels, seed=0)  # embeds the labelled rows
+        # each series is embedded once for all label sets
         proba = {s.name: clf.predict_proba(embedded[s.name]) for s in stacks}
         predicted = product_labels(suite, labels, clf.classes, proba, ordered)
         runs.append(weighted_scores(truth, predicted, unlabelled_rows(truth, labels)))
