@@ -146,6 +146,7 @@ def test_classify_dock_runs_in_a_worker_and_exports(viewer, series, qtbot, tmp_p
     assert "Fe36 phase" in [layer.name for layer in viewer.layers]
     assert "→" in dock.summary.value and "linear classifier" in dock.summary.value
     assert "phases in order of rising pressure: before → during → after" in dock.summary.value
+    assert "each labelled curve also learnt under 2 strains in ±1 %" in dock.summary.value
     predicted, _ = session.predictions["Fe36"]
     ranks = [("before", "during", "after").index(c) for c in predicted]
     assert ranks == sorted(ranks)  # a compression series: the phases never step back
