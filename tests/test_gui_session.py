@@ -97,8 +97,10 @@ def test_classify_shows_phase_confidence_and_boundary_lines_and_rerun_replaces_t
         assert row == pytest.approx(session.boundary_row(boundary))
         assert line[0, 0] == line[1, 0]  # horizontal
     assert shapes.features["text"].tolist() == [str(b) for b in found["Fe36"]]
+    assert session.classifier.summary.n_strained == 2
     n_layers = len(session.viewer.layers)
-    session.classify(seed=0)
+    session.classify(seed=0, strain=0)  # the console's way to turn the strained copies off
+    assert session.classifier.summary.n_strained == 0
     assert len(session.viewer.layers) == n_layers
     assert layer_names(session) == names
 

@@ -27,7 +27,13 @@ import numpy as np
 from psygnal import Signal, SignalGroup
 
 from .._layer_data import METADATA_KEY, stack_to_layer_data
-from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_METHOD, DEFAULT_MOCO_WEIGHT
+from ..defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_METHOD,
+    DEFAULT_MOCO_WEIGHT,
+    PROBE_STRAIN,
+)
 from ..stack import SpectraStack, StackError
 
 if TYPE_CHECKING:
@@ -755,11 +761,15 @@ class XRDSession:
         self._labels_changed(layer)
 
     # --- classification -------------------------------------------------------------------------
-    def compute_classification(self, seed: int = 0, ordered: bool = True) -> ClassificationResult:
+    def compute_classification(
+        self, seed: int = 0, ordered: bool = True, strain: float = PROBE_STRAIN
+    ) -> ClassificationResult:
         """Fit the classifier on all labels over all loaded series and predict every curve (no layers: thread-safe).
 
         ``ordered``: keep the phases in the order of their labelled curves' external variable
-        along each leg of the ramp (``fit_classifier(ordered=...)``).
+        along each leg of the ramp (``fit_classifier(ordered=...)``); ``strain``: the labelled
+        curves are also learnt with their d-spacings scaled by 1 ± ``strain``
+        (``fit_classifier(strain=...)``, 0: off).
         """
         from ..boundaries import find_boundaries
         from ..classify import fit_classifier
@@ -782,7 +792,9 @@ class XRDSession:
                 f"labels of series that are not open are not used: {', '.join(ignored)}"
             )
         encoder = self.encoder
-        classifier = fit_classifier(encoder, stacks, labels, seed=seed, ordered=ordered)
+        classifier = fit_classifier(
+            encoder, stacks, labels, seed=seed, ordered=ordered, strain=strain
+        )
         predictions, found = {}, {}
         for stack in stacks:
             proba = classifier.predict_proba(stack)
@@ -808,9 +820,11 @@ class XRDSession:
         self._emit("classified")
         return self.boundaries
 
-    def classify(self, seed: int = 0, ordered: bool = True) -> dict[str, list[Boundary]]:
+    def classify(
+        self, seed: int = 0, ordered: bool = True, strain: float = PROBE_STRAIN
+    ) -> dict[str, list[Boundary]]:
         """Classify every curve of every series from the labels; show phase, confidence and boundaries; return the boundaries per series."""
-        return self.apply_classification(self.compute_classification(seed, ordered))
+        return self.apply_classification(self.compute_classification(seed, ordered, strain))
 
     def _show_classification(self, layer: Any) -> None:
         from napari.utils.colormaps import DirectLabelColormap
