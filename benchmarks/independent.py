@@ -39,6 +39,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from napari_xrdphase.defaults import PROBE_STRAIN, PROBE_STRAIN_STEPS
+
 LABEL_FRACTION = 0.028
 
 
@@ -151,19 +153,16 @@ def score(suite, labels, predictions, probabilities, classes, phase_order=None) 
 
 
 def encoder_runs(
-    encoder, suite, label_sets, ordered: bool = True, strain: float | None = None,
-    n_strained: int | None = None,
+    encoder, suite, label_sets, ordered: bool = True, strain: float = PROBE_STRAIN,
+    n_strained: int = PROBE_STRAIN_STEPS,
 ) -> list[dict]:  # fmt: skip
     """Probe ``encoder`` (the product's ``fit_classifier``) on each label set and score it.
 
     The predictions are the product's: ``Classifier.phase_labels`` with the labelled curves
     fixed, in phase order along the ramp unless ``ordered`` is False. ``strain`` and
-    ``n_strained`` go to ``fit_classifier`` (None: its defaults).
+    ``n_strained`` go to ``fit_classifier``.
     """
-    from napari_xrdphase.classify import PROBE_STRAIN, PROBE_STRAIN_STEPS, fit_classifier
-
-    strain = PROBE_STRAIN if strain is None else strain
-    n_strained = PROBE_STRAIN_STEPS if n_strained is None else n_strained
+    from napari_xrdphase.classify import fit_classifier
 
     stacks = [s.stack for s in suite]
     runs = []
@@ -309,26 +308,23 @@ def report(result: dict, level: int = 1) -> str:
 def run(
     data_seeds=(0,), label_seeds: int = 3, epochs: int = 60, method: str | None = None,
     device: str = "cpu", input_length: int = 1024, ordered: bool = True,
-    strain: float | None = None, n_strained: int | None = None,
+    strain: float = PROBE_STRAIN, n_strained: int = PROBE_STRAIN_STEPS,
 ) -> dict:  # fmt: skip
     """Score the methods on independent suites of ``data_seeds``; return the JSON-ready result.
 
     ``epochs`` = 0 leaves out the ``pretrained`` row (no pretraining at all). ``ordered``
     False labels each curve on its own (``fit_classifier(ordered=False)``); ``strain`` and
-    ``n_strained`` set the probe's strained copies (None: ``fit_classifier``'s defaults).
+    ``n_strained`` set the probe's strained copies (``fit_classifier``'s).
     """
     from benchmarks.independent_suite import independent_suite
     from benchmarks.protocol import sample_labels
-    from napari_xrdphase.classify import PROBE_STRAIN, PROBE_STRAIN_STEPS
     from napari_xrdphase.defaults import DEFAULT_METHOD
     from napari_xrdphase.encoder import Encoder
     from napari_xrdphase.preprocess import common_window
     from napari_xrdphase.training import pretrain
 
     method = method or DEFAULT_METHOD
-    strain = PROBE_STRAIN if strain is None else float(strain)
-    n_strained = PROBE_STRAIN_STEPS if n_strained is None else int(n_strained)
-    probe = {"ordered": ordered, "strain": strain, "n_strained": n_strained}
+    probe = {"ordered": ordered, "strain": float(strain), "n_strained": int(n_strained)}
     runs: dict[str, list] = {"builtin": [], "random_init": [], "raw_logistic": []}
     if epochs > 0:
         runs["pretrained"] = []
@@ -392,12 +388,12 @@ def main(argv=None) -> int:
         help="label each curve on its own instead of in phase order along the ramp",
     )  # fmt: skip
     parser.add_argument(
-        "--strain", type=float, default=None,
-        help="probe strain, fit_classifier(strain=...) (default: its default; 0: no copies)",
+        "--strain", type=float, default=PROBE_STRAIN,
+        help=f"probe strain, fit_classifier(strain=...) (default {PROBE_STRAIN:g}; 0: no copies)",
     )  # fmt: skip
     parser.add_argument(
-        "--n-strained", type=int, default=None,
-        help="strained copies per labelled curve (default: fit_classifier's)",
+        "--n-strained", type=int, default=PROBE_STRAIN_STEPS,
+        help=f"strained copies per labelled curve (default {PROBE_STRAIN_STEPS})",
     )  # fmt: skip
     args = parser.parse_args(argv)
     out = Path(args.out)
