@@ -239,7 +239,10 @@ def find_boundaries(
     the widening off.
 
     With ``phase_order`` (``Classifier.phase_order``), the segmentation keeps the phases in
-    that order along each leg of the ramp, as ``phase_labels`` does for the curves.
+    that order along each leg of the ramp, as ``phase_labels`` does for the curves; when
+    ``predicted`` already follows that order (``phase_labels``' output), step 2 is skipped and
+    the segments are ``predicted``'s own runs, so every boundary is a change of the labels a
+    predictions file holds, however short the run.
 
     Rows are never sorted by ``variable``, so decompression runs (decreasing pressure) and
     non-monotonic ramps give their boundaries in the order they were crossed.
@@ -294,7 +297,11 @@ def find_boundaries(
         directions = ramp_directions(values)
         if directions.any():
             rank = ranks
-    segment_codes = _segment(cost, (min_run - 0.5) / 2, rank, directions)
+    if rank is not None and _labels_follow_order(dict(enumerate(codes.tolist())), rank, directions):
+        # already in phase order (``phase_labels``): the boundaries are where the labels change
+        segment_codes = codes
+    else:
+        segment_codes = _segment(cost, (min_run - 0.5) / 2, rank, directions)
     change_rows = np.flatnonzero(segment_codes[1:] != segment_codes[:-1]) + 1
     starts = np.concatenate([[0], change_rows])
     ends = np.concatenate([change_rows - 1, [n - 1]])

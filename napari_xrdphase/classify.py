@@ -501,6 +501,15 @@ def check_labels(
     if not out:
         raise LabelError("no labelled curves; label at least one curve of each phase")
     classes = {name for _, _, names in out for name in names}
+    by_spelling: dict[str, list[str]] = {}
+    for name in sorted(classes):
+        by_spelling.setdefault(" ".join(name.casefold().split()), []).append(name)
+    same = next((names for names in by_spelling.values() if len(names) > 1), None)
+    if same:
+        raise LabelError(
+            f"the labels {' and '.join(map(repr, same))} differ only in case or spacing, so they "
+            "would be separate classes; spell each phase the same way on every curve"
+        )
     if len(classes) < 2:
         raise LabelError(
             f"all labelled curves are {classes.pop()!r}; a classifier needs at least two "

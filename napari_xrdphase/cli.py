@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -119,6 +120,8 @@ def cmd_info(args: argparse.Namespace) -> None:
         )
         if stack.wavelength:
             print(f"  wavelength: {stack.wavelength:.5g} Å")
+        elif stack.axis_kind == "2theta":
+            print("  wavelength: none stated (2θ needs one for q: give --wavelength Å)")
         if stack.is_lazy:
             print("  storage:  on disk (lazy)")
 
@@ -478,6 +481,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = lambda msg, *a, **k: _print_err(f"warning: {msg}")
         try:
             args.func(args)
+        except BrokenPipeError:  # the reader went away (`xrdphase info ... | head`): not an error
+            # stdout can no longer be flushed at exit: point it at devnull, as Python's docs advise
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         # every error a user can cause is a ValueError subclass (ReaderError, StackError,
         # LabelError, ModelError, ClassifierError) or an OSError
         except (CommandError, ValueError, OSError) as exc:

@@ -44,6 +44,8 @@ _INDEX_HINT = f'variable="{INDEX_VARIABLE}" (--variable {INDEX_VARIABLE}) for th
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
 _MIN_POINTS = 8  # SpectraStack's lower limit
+# wavelengths in one folder that differ by less than this fraction are the same, rounded
+WAVELENGTH_RTOL = 1e-3
 
 # (axis kind, unit) <-> the pyFAI/Dioptas column name used in text headers
 _TEXT_AXIS_TOKENS = {
@@ -253,7 +255,16 @@ def _read_text_folder(folder: Path, variable: str | None) -> SpectraStack:
                 f"{_axis_text(declared[0].axis)}, {c.path.name} is {_axis_text(c.axis)}"
             )
     kind, unit = declared[0].axis if declared else ("2theta", "deg")
-    wavelength = next((c.wavelength for c in curves if c.wavelength is not None), None)
+    stated = [c for c in curves if c.wavelength is not None]
+    for c in stated[1:]:
+        # beyond rounding: one series has one wavelength (on 2θ it sets every curve's q)
+        if abs(c.wavelength - stated[0].wavelength) > WAVELENGTH_RTOL * stated[0].wavelength:
+            raise ReaderError(
+                f"{folder}: files disagree on the wavelength: {stated[0].path.name} says "
+                f"{stated[0].wavelength:.6g} Å, {c.path.name} {c.wavelength:.6g} Å; one series has "
+                "one wavelength, so put curves taken at another energy in a folder of their own"
+            )
+    wavelength = stated[0].wavelength if stated else None
 
     grid = curves[0].x
     intensities = np.empty((len(curves), grid.size), dtype=np.float32)
@@ -303,7 +314,8 @@ def _read_text_folder(folder: Path, variable: str | None) -> SpectraStack:
             variable=variable_values,
             variable_name=variable_name,
             variable_unit=variable_unit,
-            name=folder.name,
+            # resolved, so that `.` and `data/..` are named after the folder they mean
+            name=folder.resolve().name or str(folder.resolve()),
             sources=[f.name for f in files],
             wavelength=wavelength,
             metadata=metadata,
@@ -1099,9 +1111,17 @@ def _other_2d_datasets(h5: h5py.File) -> list[str]:
     return found
 
 
-def _axis_names(group: h5py.Group) -> list[str | None]:
+def _axis_names(group: h5py.Group, signal: h5py.Dataset) -> list[str | None]:
+    """Return the axis dataset names of the signal's two dimensions (None where unnamed).
+
+    From the group's ``axes`` and ``AXISNAME_indices`` attributes (NeXus 2014), else from
+    the older conventions: an ``axes`` attribute on the signal (``"pressure:two_theta"``) or
+    datasets with a 1-based ``axis`` attribute. An axis whose length fits only the other
+    dimension, left unnamed, is moved there (``axes="two_theta"`` on a 2D signal).
+    """
     names: list[str | None] = [None, None]
-    for dim, name in enumerate(_attr_list(group.attrs.get("axes"))[:2]):
+    listed = _attr_list(group.attrs.get("axes")) or _attr_list(signal.attrs.get("axes"))
+    for dim, name in enumerate(listed[:2]):
         if name and name != ".":
             names[dim] = name
     for key, value in group.attrs.items():
@@ -1113,6 +1133,22 @@ def _axis_names(group: h5py.Group) -> list[str | None]:
                 continue
             if dim in (0, 1) and names[dim] is None and axis in group:
                 names[dim] = axis
+    for name, item in group.items():
+        number = _attr_text(item.attrs.get("axis")) if isinstance(item, h5py.Dataset) else None
+        if number in ("1", "2") and names[int(number) - 1] is None and name not in names:
+            names[int(number) - 1] = name
+    lengths = signal.shape
+    for dim in (0, 1):
+        item = group.get(names[dim]) if names[dim] else None
+        other = 1 - dim
+        if (
+            isinstance(item, h5py.Dataset)
+            and item.ndim == 1
+            and item.shape[0] != lengths[dim]
+            and item.shape[0] == lengths[other]
+            and names[other] is None
+        ):
+            names[other], names[dim] = names[dim], None
     return names
 
 
@@ -1205,7 +1241,7 @@ def _stack_from_hdf5(
     entry = _entry_of(group)
     dioptas = "binning" in group and isinstance(entry.get("process"), h5py.Group)
 
-    names = _axis_names(group)
+    names = _axis_names(group, signal)
     axes = [
         (n, _scattering_axis(n, group[n]))
         if n and isinstance(group.get(n), h5py.Dataset)
@@ -1225,7 +1261,7 @@ def _stack_from_hdf5(
     if axis_name is None or not _numeric_1d(group.get(axis_name), n_points):
         raise ReaderError(
             f"{path}: no scattering axis of {n_points} values for {signal.name} "
-            f"(NXdata {group.name} axes: {_attr_list(group.attrs.get('axes')) or 'none'})"
+            f"(NXdata {group.name} axes: {[n for n in names if n] or 'none'})"
         )
     axis_values = np.asarray(group[axis_name][()], dtype=np.float64)
     metadata: dict[str, Any] = {}

@@ -311,3 +311,23 @@ def test_soft_probabilities_widen_each_interval_only_within_its_two_phases():
     assert (first.index_before, first.index_after) == (0, 15)
     assert (second.index_before, second.index_after) == (10, 25)
     assert first.low == 0.0 and second.high == 25.0 and first.high < second.high
+
+
+def test_boundaries_of_labels_in_phase_order_are_where_those_labels_change():
+    # near-uniform probabilities (a strongly regularised probe) and a two-curve "during": the
+    # free segmentation would merge it away, but the labels a predictions file holds have it
+    text = "B" * 10 + "DD" + "A" * 10
+    pressure = np.linspace(0, 21, len(text))
+    p = np.full((len(text), 3), 0.3)
+    p[np.arange(len(text)), [ORDER.index(name) for name in labels(text)]] = 0.4
+    ordered_labels = phase_labels(pressure, p, ORDER, ORDER)
+    assert letters(ordered_labels) == text
+    found = find_boundaries(pressure, ordered_labels, p, ORDER, phase_order=ORDER)
+    assert [(b.from_label, b.to_label) for b in found] == [
+        ("before", "during"),
+        ("during", "after"),
+    ]
+    assert [b.row for b in found] == [9.5, 11.5]
+    assert [b.value for b in found] == [pytest.approx(9.5), pytest.approx(11.5)]
+    # the same labels without the order are segmented freely, and these weak runs merge
+    assert len(find_boundaries(pressure, ordered_labels, p, ORDER)) < 2

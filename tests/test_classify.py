@@ -197,6 +197,11 @@ def test_a_single_labelled_curve_in_a_series_is_embedded_alone():
         ({"run1": {0: "before", 50: None}}, "run1: curve 50 has an empty label"),
         ({"run1": {"zero": "before", 50: "after"}}, "row index 'zero' is not an integer"),
         ({"run1": ["before", "after"]}, "labels of 'run1' must map row indices"),
+        (
+            {"run1": {0: "before", 40: "after", 50: "After"}},
+            "the labels 'After' and 'after' differ only in case",
+        ),
+        ({"run1": {0: "hcp  Fe", 50: "hcp Fe", 9: "bcc"}}, "'hcp  Fe' and 'hcp Fe' differ only"),
     ],
 )
 def test_unusable_labels_raise_label_error_saying_why(labels, message):

@@ -63,7 +63,11 @@ def write_pressure_folder(folder, pressures):
 def test_info_variable_option_names_a_column_or_the_acquisition_index(tmp_path, capsys):
     folder = write_pressure_folder(tmp_path / "run", ["1.5", "2.5", "4"])
     assert main(["info", str(folder)]) == 0
-    assert "  pressure: 1.5 – 4 GPa\n" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "  pressure: 1.5 – 4 GPa\n" in out
+    assert "wavelength: none stated (2θ needs one for q: give --wavelength Å)" in out
+    assert main(["info", str(folder), "--wavelength", "0.29"]) == 0
+    assert "  wavelength: 0.29 Å\n" in capsys.readouterr().out
     assert main(["info", str(folder), "--variable", "temperature_K"]) == 0
     assert "  temperature: 300 – 320 K\n" in capsys.readouterr().out
     assert main(["info", str(folder), "--variable", "index"]) == 0

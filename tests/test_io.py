@@ -1248,3 +1248,55 @@ def test_xy_folder_round_trip_is_not_fooled_by_a_name_that_looks_like_header_dat
     assert again.wavelength is None
     assert (again.axis_kind, again.axis_unit) == ("2theta", "deg")
     np.testing.assert_allclose(again.curves(), stack.curves())
+
+
+def test_a_folder_given_as_dot_is_named_after_the_folder_it_means(tmp_path, monkeypatch):
+    folder = write_folder(tmp_path / "fe_run")
+    monkeypatch.chdir(folder)
+    assert load_stack(".").name == "fe_run"
+    (folder / "sub").mkdir()
+    assert load_stack(folder / "sub" / "..").name == "fe_run"
+
+
+def test_files_of_one_folder_that_disagree_on_the_wavelength_are_refused(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for i, wavelength in enumerate(["2.9e-11 m", "0.29 A", "0.290001 A"]):
+        header = f"# Wavelength: {wavelength}\n#  2th_deg  I"
+        write_xy(folder / f"f_{i}.xy", AXIS, curve(i), header)
+    assert load_stack(folder).wavelength == pytest.approx(0.29)  # rounding is no conflict
+    write_xy(folder / "f_3.xy", AXIS, curve(3), "# Wavelength: 3.1e-11 m\n#  2th_deg  I")
+    with pytest.raises(ReaderError, match=r"disagree on the wavelength: f_0.xy says 0.29 Å, f_3"):
+        load_stack(folder)
+
+
+def _old_style_nexus(path: Path, intensity, two_theta, pressure, style: str) -> Path:
+    """NeXus as older writers made it: the signal marked ``signal=1``, axes on the dataset."""
+    with h5py.File(path, "w") as h5:
+        data = h5.create_group("entry").create_group("data")
+        data.attrs["NX_class"] = "NXdata"
+        signal = data.create_dataset("I", data=intensity)
+        signal.attrs["signal"] = 1
+        data.create_dataset("two_theta", data=two_theta).attrs["units"] = "degrees"
+        data.create_dataset("pressure", data=pressure).attrs["units"] = "GPa"
+        if style == "signal axes":
+            signal.attrs["axes"] = "pressure:two_theta"
+        elif style == "axis numbers":
+            data["pressure"].attrs["axis"] = 1
+            data["two_theta"].attrs["axis"] = 2
+        elif style == "one name":  # one axis named for a 2D signal: it fits dimension 1
+            data.attrs["axes"] = "two_theta"
+    return path
+
+
+@pytest.mark.parametrize("style", ["signal axes", "axis numbers", "one name"])
+def test_older_nexus_axis_conventions_are_read(tmp_path, style):
+    intensity = np.stack([curve(i) for i in range(6)])
+    pressure = np.linspace(1.0, 11.0, 6)
+    stack = load_stack(_old_style_nexus(tmp_path / "old.h5", intensity, AXIS, pressure, style))
+    np.testing.assert_allclose(stack.axis, AXIS)
+    np.testing.assert_allclose(stack.intensities, intensity, rtol=1e-6)
+    assert (stack.axis_kind, stack.axis_unit) == ("2theta", "deg")
+    if style != "one name":
+        assert stack.variable_name == "pressure" and stack.variable_unit == "GPa"
+        np.testing.assert_allclose(stack.variable, pressure)
