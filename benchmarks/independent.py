@@ -39,7 +39,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from napari_xrdphase.defaults import PROBE_STRAIN, PROBE_STRAIN_STEPS
+from napari_xrdphase.defaults import PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
 
 LABEL_FRACTION = 0.028
 
@@ -154,13 +154,13 @@ def score(suite, labels, predictions, probabilities, classes, phase_order=None) 
 
 def encoder_runs(
     encoder, suite, label_sets, ordered: bool = True, strain: float = PROBE_STRAIN,
-    n_strained: int = PROBE_STRAIN_STEPS,
+    n_strained: int = PROBE_STRAIN_STEPS, whitening_strain: float = PROBE_WHITENING_STRAIN,
 ) -> list[dict]:  # fmt: skip
     """Probe ``encoder`` (the product's ``fit_classifier``) on each label set and score it.
 
     The predictions are the product's: ``Classifier.phase_labels`` with the labelled curves
-    fixed, in phase order along the ramp unless ``ordered`` is False. ``strain`` and
-    ``n_strained`` go to ``fit_classifier``.
+    fixed, in phase order along the ramp unless ``ordered`` is False. ``strain``,
+    ``n_strained`` and ``whitening_strain`` go to ``fit_classifier``.
     """
     from napari_xrdphase.classify import fit_classifier
 
@@ -171,7 +171,7 @@ def encoder_runs(
             warnings.simplefilter("ignore")
             classifier = fit_classifier(
                 encoder, stacks, labels, seed=0, ordered=ordered, strain=strain,
-                n_strained=n_strained,
+                n_strained=n_strained, whitening_strain=whitening_strain,
             )  # fmt: skip
         proba = {s.name: classifier.predict_proba(s) for s in stacks}
         classes = list(classifier.classes)
@@ -252,15 +252,23 @@ def report(result: dict, level: int = 1) -> str:
     lines = [
         "#" * level + " The product on an independent simulator's files",
         "",
-        f"Independent suite seeds {cfg['data_seeds']}; {cfg['n_labels']} labels "
-        f"({100 * LABEL_FRACTION:.1f} %) from {', '.join(cfg['labelled'])}, {cfg['label_seeds']} "
-        f"draws; pretrained: {cfg['method']}, {cfg['epochs']} epochs, seed 0, on every series "
+        f"Independent suite seeds {cfg['data_seeds']}; {cfg['n_labels']} labels from "
+        f"{', '.join(cfg['labelled'])}, "
+        + (
+            "3 per phase and series, the curves farthest from the other phases (--label-style "
+            "far)"
+            if cfg.get("label_style") == "far"
+            else f"{100 * LABEL_FRACTION:.1f} %, {cfg['label_seeds']} draws"
+        )
+        + f"; pretrained: {cfg['method']}, {cfg['epochs']} epochs, seed 0, on every series "
         f"without labels. Weighted precision / recall in %, mean ± std over data seeds × draws; "
         + ("phases in order along the ramp, labelled curves fixed (the product's labels)."
            if cfg.get("ordered", True) else "each curve labelled on its own (--unordered).")
         + (f" Probe (not raw logistic regression): each labelled curve also under "
            f"{cfg['n_strained']} strains in ±{100 * cfg['strain']:g} %."
-           if cfg.get("n_strained") else " Probe without strained copies."),
+           if cfg.get("n_strained") else " Probe without strained copies.")
+        + (f" Features whitened against a {100 * cfg['whitening_strain']:g} % strain."
+           if cfg.get("whitening_strain") else " No strain whitening."),
         "",
         "| method | " + " | ".join(f"{m} P | {m} R" for m in materials)
         + " | boundary error, median / 90th pct | found | truth in interval | spurious / series |",
@@ -309,22 +317,31 @@ def run(
     data_seeds=(0,), label_seeds: int = 3, epochs: int = 60, method: str | None = None,
     device: str = "cpu", input_length: int = 1024, ordered: bool = True,
     strain: float = PROBE_STRAIN, n_strained: int = PROBE_STRAIN_STEPS,
+    label_style: str = "random", whitening_strain: float = PROBE_WHITENING_STRAIN,
 ) -> dict:  # fmt: skip
     """Score the methods on independent suites of ``data_seeds``; return the JSON-ready result.
 
+    ``label_style`` "random": ``label_seeds`` draws of 2.8 % (``protocol.sample_labels``);
+    "far": one set of 3 curves per phase and labelled series, farthest from the other phases
+    (``protocol.far_labels``), as a user picks clear curves.
+
     ``epochs`` = 0 leaves out the ``pretrained`` row (no pretraining at all). ``ordered``
     False labels each curve on its own (``fit_classifier(ordered=False)``); ``strain`` and
-    ``n_strained`` set the probe's strained copies (``fit_classifier``'s).
+    ``n_strained`` set the probe's strained copies and ``whitening_strain`` its strain
+    whitening (``fit_classifier``'s).
     """
     from benchmarks.independent_suite import independent_suite
-    from benchmarks.protocol import sample_labels
+    from benchmarks.protocol import far_labels, sample_labels
     from napari_xrdphase.defaults import DEFAULT_METHOD
     from napari_xrdphase.encoder import Encoder
     from napari_xrdphase.preprocess import common_window
     from napari_xrdphase.training import pretrain
 
     method = method or DEFAULT_METHOD
-    probe = {"ordered": ordered, "strain": float(strain), "n_strained": int(n_strained)}
+    probe = {
+        "ordered": ordered, "strain": float(strain), "n_strained": int(n_strained),
+        "whitening_strain": float(whitening_strain),
+    }  # fmt: skip
     runs: dict[str, list] = {"builtin": [], "random_init": [], "raw_logistic": []}
     if epochs > 0:
         runs["pretrained"] = []
@@ -337,9 +354,13 @@ def run(
         truth = {s.stack.name: s.labels for s in suite}
         labelled = labelled_series(suite)
         n_labels = max(1, round(LABEL_FRACTION * sum(len(y) for y in truth.values())))
-        label_sets = [
-            sample_labels(truth, n_labels, series=labelled, seed=k) for k in range(label_seeds)
-        ]
+        if label_style == "far":
+            label_sets = [far_labels(truth, labelled)]
+        else:
+            label_sets = [
+                sample_labels(truth, n_labels, series=labelled, seed=k) for k in range(label_seeds)
+            ]
+        n_labels = sum(len(rows) for rows in label_sets[0].values())
         runs["builtin"] += encoder_runs(Encoder.builtin(), suite, label_sets, **probe)
         window = common_window([s.stack for s in suite])
         untrained = Encoder.random(seed=0, input_length=input_length, window=window)
@@ -360,7 +381,7 @@ def run(
         "config": {
             "data_seeds": list(data_seeds), "label_seeds": label_seeds, "epochs": epochs,
             "method": method, "n_labels": n_labels, "labelled": list(labelled),
-            **probe,
+            "label_style": label_style, **probe,
         },
         "series": series,
         "summary": {name: summarise(r) for name, r in runs.items()},
@@ -395,6 +416,16 @@ def main(argv=None) -> int:
         "--n-strained", type=int, default=PROBE_STRAIN_STEPS,
         help=f"strained copies per labelled curve (default {PROBE_STRAIN_STEPS})",
     )  # fmt: skip
+    parser.add_argument(
+        "--whitening-strain", type=float, default=PROBE_WHITENING_STRAIN,
+        help="strain whitening of the probe's features, fit_classifier(whitening_strain=...) "
+        f"(default {PROBE_WHITENING_STRAIN:g}; 0: off)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--label-style", choices=("random", "far"), default="random",
+        help="random: --label-seeds draws of 2.8 %%; far: 3 curves per phase and series, "
+        "farthest from the other phases",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -407,6 +438,8 @@ def main(argv=None) -> int:
         ordered=not args.unordered,
         strain=args.strain,
         n_strained=args.n_strained,
+        label_style=args.label_style,
+        whitening_strain=args.whitening_strain,
     )
     (out / "independent.json").write_text(json.dumps(result, indent=1, default=str))
     (out / "independent.md").write_text(report(result))

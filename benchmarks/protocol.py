@@ -47,6 +47,37 @@ def sample_labels(
     return labels
 
 
+def far_labels(
+    truth: Mapping[str, np.ndarray],
+    series: Sequence[str] = LABELLED_SERIES,
+    per_class: int = 3,
+) -> dict[str, dict[int, str]]:
+    """Return ``per_class`` labels per phase and series, on the curves farthest from the others.
+
+    As a beamline scientist labels: curves that are clearly one phase, away from every
+    transition (the first curves of the starting phase, the last of the final one, the middle
+    of a coexistence range), not a random draw that also lands next to the boundaries. Within
+    a phase, a curve's distance is the number of rows to the nearest curve of another phase;
+    ties go to the earlier row. The unlabelled curves then lie at pressures, and lattice
+    strains, that no labelled curve of their phase had.
+    """
+    labels: dict[str, dict[int, str]] = {}
+    for name in series:
+        y = np.asarray(truth[name])
+        rows = np.arange(y.size)
+        chosen: dict[int, str] = {}
+        for cls in np.unique(y):
+            own, others = rows[y == cls], rows[y != cls]
+            if others.size:
+                distance = np.abs(own[:, None] - others[None, :]).min(axis=1)
+            else:
+                distance = np.zeros(own.size, dtype=np.int64)
+            for row in own[np.argsort(-distance, kind="stable")[:per_class]]:
+                chosen[int(row)] = str(cls)
+        labels[name] = dict(sorted(chosen.items()))
+    return labels
+
+
 def unlabelled_rows(truth: Mapping[str, np.ndarray], labels: Mapping[str, Mapping[int, str]]):
     """Return {series: row indices not labelled} — every curve the classifier did not see."""
     return {

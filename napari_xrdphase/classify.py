@@ -69,7 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from ._files import atomic_write_bytes
-from .defaults import MAX_PROBE_STRAIN, PROBE_STRAIN, PROBE_STRAIN_STEPS
+from .defaults import MAX_PROBE_STRAIN, PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
 from .stack import SpectraStack, StackError
 
 STANDARD_CLASS_ORDER = ("before", "during", "after")
@@ -78,6 +78,10 @@ DEFAULT_SOLVER = "lbfgs"
 # inverse regularisation strengths tried by the lbfgs solver (scikit-learn's C: the objective is
 # C · Σ weighted CE + ½‖W‖²); the one with the lowest validation loss wins
 LBFGS_C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
+# strain whitening (fit_classifier): at most this many curves of the series are sampled, and
+# the embedding's derivative with respect to strain is taken between strains of ±this step
+WHITENING_MAX_CURVES = 2048
+WHITENING_STEP = 0.01
 LBFGS_C_WITHOUT_VALIDATION = 1.0
 # training sets up to this size are trained full-batch by sgd; larger ones in mini-batches
 SGD_FULL_BATCH_LIMIT = 1024
@@ -123,6 +127,8 @@ class FitSummary:
     notes: tuple[str, ...] = field(default=())
     strain: float = 0.0  # older files: no strained copies
     n_strained: int = 0
+    whitening_strain: float = 0.0  # older files: not whitened
+    n_whitening_curves: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the summary as JSON-compatible values."""
@@ -154,6 +160,11 @@ class FitSummary:
             lines.append(
                 f"each labelled curve also learnt under {self.n_strained} strains in "
                 f"±{100 * self.strain:g} %"
+            )
+        if self.whitening_strain:
+            lines.append(
+                f"features whitened against a {100 * self.whitening_strain:g} % uniform strain "
+                f"(its effect measured on {self.n_whitening_curves} curves of the series)"
             )
         lines += list(self.notes)
         return "\n".join(lines)
@@ -583,6 +594,7 @@ def fit_classifier(
     ordered: bool = True,
     strain: float = PROBE_STRAIN,
     n_strained: int = PROBE_STRAIN_STEPS,
+    whitening_strain: float = PROBE_WHITENING_STRAIN,
     progress: Callable[[int, int], object] | None = None,
 ) -> Classifier:
     """Return a linear classifier trained on the embeddings of the labelled curves.
@@ -597,7 +609,16 @@ def fit_classifier(
     label: the phase does not change when pressure squeezes the lattice, so the classifier
     must not tell phases by where their lines sit (``strain=0`` turns this off).
 
-    Only the labelled rows are embedded, and no other curve is ever seen. ``lbfgs`` (the
+    Those copies teach ±``strain`` only. Labelled curves often sit far from the others of
+    their phase (the first curves of a ramp, the last ones), so the features are also
+    whitened against strain: on up to ``WHITENING_MAX_CURVES`` curves
+    of all ``stacks`` (labelled or not, their labels unused) the change of the embedding
+    under a small uniform strain is measured, and the directions it moves along are scaled
+    down as if every curve carried a random strain of standard deviation
+    ``whitening_strain`` (0 turns this off). The final weights fold this in, so the
+    classifier stays one linear map of the embedding.
+
+    Apart from that sample, only the labelled rows are embedded. ``lbfgs`` (the
     default) picks the regularisation strength by stratified cross-validation on the labelled
     curves and then refits on all of them; ``sgd`` (the paper's protocol) holds out a seeded
     per-class ``val_fraction`` of them for early stopping. Validation scores the unstrained
@@ -619,9 +640,14 @@ def fit_classifier(
     code_of = {name: k for k, name in enumerate(classes)}
     codes = np.array([code_of[name] for _, _, names in labelled for name in names], dtype=np.int64)
     embeddings, curve_of_row = _labelled_embeddings(encoder, labelled, strains)
+    whitening, whitening_note = _strain_whitening(encoder, stacks, whitening_strain)
+    if whitening is not None:
+        embeddings = whitening.apply(embeddings)
     row_codes = codes[curve_of_row]
 
     train, val, notes = _stratified_split(codes, classes, val_fraction, seed)
+    if whitening_note:
+        notes.append(whitening_note)
     phase_order = None
     if ordered:
         phase_order, why_not = labelled_phase_order(labelled)
@@ -676,11 +702,97 @@ def fit_classifier(
         notes=tuple(notes),
         strain=float(strain) if strains.size else 0.0,
         n_strained=int(strains.size),
+        whitening_strain=float(whitening_strain) if whitening is not None else 0.0,
+        n_whitening_curves=whitening.n_curves if whitening is not None else 0,
     )
+    weight, bias = fit.weight.numpy(), fit.bias.numpy()
+    if whitening is not None:
+        weight, bias, mean, scale = whitening.fold(weight, bias, mean, scale)
     return Classifier(
-        encoder, classes, fit.weight.numpy(), fit.bias.numpy(), mean, scale, summary=summary,
-        phase_order=phase_order,
-    )  # fmt: skip
+        encoder, classes, weight, bias, mean, scale, summary=summary, phase_order=phase_order
+    )
+
+
+@dataclass(frozen=True)
+class _StrainWhitening:
+    """Features ``((e - mean) / scale) @ matrix`` of embeddings ``e`` (``_strain_whitening``)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    matrix: np.ndarray
+    n_curves: int
+
+    def apply(self, embeddings: np.ndarray) -> np.ndarray:
+        """Return the whitened features of (rows × features) embeddings."""
+        return ((embeddings - self.mean) / self.scale) @ self.matrix
+
+    def fold(self, weight, bias, mean, scale):
+        """Return (weight, bias, mean, scale) of the same logits on the raw embeddings.
+
+        A classifier fitted on standardised features ``(f - mean) / scale`` gives
+        ``((e - m) / s) @ M @ (W / scale).T + bias - (mean / scale) @ W.T``.
+        """
+        folded = (weight / scale) @ self.matrix.T
+        return folded, bias - (mean / scale) @ weight.T, self.mean, self.scale
+
+
+def _strain_whitening(
+    encoder: Embedder, stacks: Sequence[SpectraStack], whitening_strain: float
+) -> tuple[_StrainWhitening | None, str]:
+    """Return (the whitening against a uniform strain of sd ``whitening_strain``, a note).
+
+    On a sample of the curves (``_whitening_rows``), the embedding's derivative with respect
+    to strain is estimated by central differences at ±``WHITENING_STEP`` (standardised
+    features); with ``C`` the covariance those derivatives give a strain of standard
+    deviation ``whitening_strain``, the features are multiplied by ``(I + C)^-1/2``: directions
+    a strain moves a lot shrink, the others stay as they are. Series that cannot be strained
+    (2θ close to 180°) are left out of the sample, and the note says so.
+    """
+    if not (math.isfinite(whitening_strain) and 0 <= whitening_strain < MAX_PROBE_STRAIN):
+        raise ValueError(
+            f"whitening_strain must be in [0, {MAX_PROBE_STRAIN:g}), got {whitening_strain}"
+        )
+    if whitening_strain == 0:
+        return None, ""
+    centre, stretched, squeezed, left_out = [], [], [], []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*cover only", category=UserWarning)
+        for stack, rows in _whitening_rows(stacks):
+            sample = stack.subset(rows)
+            try:
+                copies = [sample.strained(WHITENING_STEP), sample.strained(-WHITENING_STEP)]
+            except StackError:
+                left_out.append(stack.name)
+                continue
+            for out, curves in zip((centre, stretched, squeezed), [sample, *copies], strict=True):
+                out.append(_checked_embeddings(encoder.embed(curves), rows.size, stack.name))
+    note = (
+        f"no strain whitening from {', '.join(left_out)}: a strain of {WHITENING_STEP:g} "
+        "takes its 2θ beyond 180°"
+        if left_out
+        else ""
+    )
+    if not centre:
+        return None, note
+    embeddings = np.concatenate(centre).astype(np.float64)
+    mean, scale = _standardisation(embeddings)
+    derivative = (np.concatenate(stretched) - np.concatenate(squeezed)) / (2 * WHITENING_STEP)
+    derivative = derivative / scale
+    covariance = whitening_strain**2 * (derivative.T @ derivative) / derivative.shape[0]
+    eigenvalues, vectors = np.linalg.eigh(covariance)
+    matrix = (vectors / np.sqrt(1.0 + np.clip(eigenvalues, 0.0, None))) @ vectors.T
+    return _StrainWhitening(mean, scale, matrix, int(embeddings.shape[0])), note
+
+
+def _whitening_rows(stacks: Sequence[SpectraStack]) -> list[tuple[SpectraStack, np.ndarray]]:
+    """Return up to ``WHITENING_MAX_CURVES`` rows, evenly spread over each stack by its size."""
+    sizes = np.array([stack.n_curves for stack in stacks], dtype=np.float64)
+    share = min(1.0, WHITENING_MAX_CURVES / sizes.sum())
+    out = []
+    for stack in stacks:
+        n = max(2, round(share * stack.n_curves))  # a SpectraStack holds at least 2 curves
+        out.append((stack, np.unique(np.linspace(0, stack.n_curves - 1, n).round().astype(int))))
+    return out
 
 
 def probe_strains(strain: float, n_strained: int) -> np.ndarray:

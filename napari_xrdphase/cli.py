@@ -47,8 +47,8 @@ def _load_all(paths: Sequence[str], wavelength: float | None = None, variable: s
 
 
 def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--seed``, ``--unordered`` and ``--strain``: how the linear classifier is fitted."""
-    from .defaults import PROBE_STRAIN
+    """Add ``--seed``, ``--unordered``, ``--strain``, ``--whitening-strain``: the classifier's fit."""
+    from .defaults import PROBE_STRAIN, PROBE_WHITENING_STRAIN
 
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -65,6 +65,15 @@ def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
         help="also learn each labelled curve with its d-spacings scaled by 1 ± FRACTION, so that "
         f"phases are told by their pattern, not by pressure (default {PROBE_STRAIN:g}; 0: off)",
     )
+    parser.add_argument(
+        "--whitening-strain",
+        type=float,
+        default=PROBE_WHITENING_STRAIN,
+        metavar="FRACTION",
+        help="whiten the classifier's features against a uniform strain of this standard "
+        "deviation, measured on the curves of every PATH, so that curves far in pressure from "
+        f"the labelled ones keep their phase (default {PROBE_WHITENING_STRAIN:g}; 0: off)",
+    )
 
 
 def _fit_classifier(encoder: Any, stacks: list, labels: dict, args: argparse.Namespace) -> Any:
@@ -72,13 +81,15 @@ def _fit_classifier(encoder: Any, stacks: list, labels: dict, args: argparse.Nam
     from .classify import fit_classifier
     from .defaults import MAX_PROBE_STRAIN
 
-    if not 0 <= args.strain < MAX_PROBE_STRAIN:  # also false for NaN
-        raise CommandError(
-            f"--strain must be a fraction in [0, {MAX_PROBE_STRAIN:g}), got {args.strain:g}"
-        )
+    for option, value in (("--strain", args.strain), ("--whitening-strain", args.whitening_strain)):
+        if not 0 <= value < MAX_PROBE_STRAIN:  # also false for NaN
+            raise CommandError(
+                f"{option} must be a fraction in [0, {MAX_PROBE_STRAIN:g}), got {value:g}"
+            )
     classifier = fit_classifier(
-        encoder, stacks, labels, seed=args.seed, ordered=not args.unordered, strain=args.strain
-    )
+        encoder, stacks, labels, seed=args.seed, ordered=not args.unordered, strain=args.strain,
+        whitening_strain=args.whitening_strain,
+    )  # fmt: skip
     print(f"classifier: {classifier.summary}", file=sys.stderr)
     _print_phase_order(classifier, stacks[0])
     return classifier

@@ -14,3 +14,6 @@ DEFAULT_MOCO_WEIGHT = 0.01
 PROBE_STRAIN = 0.01
 PROBE_STRAIN_STEPS = 2
 MAX_PROBE_STRAIN = 0.5  # strains must stay below this
+# the classifier's features are whitened against what a uniform strain of this standard
+# deviation does to the embeddings of the series' curves (classify.fit_classifier)
+PROBE_WHITENING_STRAIN = 0.03

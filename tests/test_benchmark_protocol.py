@@ -62,3 +62,16 @@ def test_product_labels_keep_the_phase_order_and_the_labelled_curves():
     pinned = product_labels(suite, {"s": {0: "before", 5: "before", 9: "after"}}, ["after",
                             "before"], proba)  # fmt: skip
     assert pinned["s"][5] == "before" and list(pinned["s"][6:]) == ["after"] * 4
+
+
+def test_far_labels_take_the_curves_of_each_phase_farthest_from_the_others():
+    from benchmarks.protocol import far_labels
+
+    truth = {"up": np.array(["before"] * 6 + ["during"] * 5 + ["after"] * 6)}
+    labels = far_labels(truth, ["up"], per_class=2)["up"]
+    assert labels == {0: "before", 1: "before", 7: "during", 8: "during", 15: "after", 16: "after"}
+    down = {"down": truth["up"][::-1].copy(), "one": np.array(["before"] * 4)}
+    assert far_labels(down, ["down", "one"], per_class=1) == {
+        "down": {0: "after", 8: "during", 16: "before"},
+        "one": {0: "before"},
+    }

@@ -8,6 +8,7 @@ from _toy import AXIS, ProjectionEncoder, peak, phase_series
 from napari_xrdphase.classify import (
     PROBE_STRAIN,
     PROBE_STRAIN_STEPS,
+    PROBE_WHITENING_STRAIN,
     Classifier,
     ClassifierError,
     LabelError,
@@ -68,8 +69,8 @@ def test_same_seed_gives_identical_classifier_and_another_seed_another_split(sol
     other = fit_classifier(ProjectionEncoder(), [stack], labels, seed=4, solver=solver)
     np.testing.assert_array_equal(first.weight, again.weight)
     np.testing.assert_array_equal(first.predict_proba(stack), again.predict_proba(stack))
-    if solver == "sgd":
-        assert not np.array_equal(first.mean, other.mean)  # standardised on another training part
+    if solver == "sgd":  # trained on another part of the labels
+        assert not np.allclose(first.weight, other.weight)
     else:  # the seed only changes the cross-validation folds; the final fit sees every label
         np.testing.assert_array_equal(first.mean, other.mean)
 
@@ -88,7 +89,7 @@ def test_lbfgs_final_fit_uses_every_label_and_folds_never_hold_out_a_whole_class
                 assert np.sum(codes[np.setdiff1d(np.arange(codes.size), fold)] == code) >= 1
     stack, truth = phase_series()
     labels = every_nth_label(truth, stack.name, step=3)
-    classifier = fit_classifier(ProjectionEncoder(), [stack], labels)
+    classifier = fit_classifier(ProjectionEncoder(), [stack], labels, whitening_strain=0)
     assert classifier.summary.n_train == len(labels[stack.name])
     embedded = ProjectionEncoder().embed(stack)[sorted(labels[stack.name])]
     np.testing.assert_allclose(classifier.mean, embedded.astype(np.float64).mean(axis=0), rtol=1e-6)
@@ -123,16 +124,21 @@ def test_class_balancing_raises_minority_recall_on_imbalanced_labels():
 
 
 # --- validation only -----------------------------------------------------------------------
-def test_only_labelled_curves_are_embedded_during_training():
+def test_only_labelled_curves_and_the_whitening_sample_are_embedded_during_training():
     stack, _ = phase_series(n=50)
     labels = {stack.name: {3: "before", 9: "before", 12: "before", 40: "after", 45: "after"}}
     encoder = ProjectionEncoder()
-    fit_classifier(encoder, [stack], labels)
+    fit_classifier(encoder, [stack], labels, whitening_strain=0)
     seen = [source for call in encoder.seen_sources for source in call]
     # each labelled curve once as it is and once per strained copy
-    assert sorted(seen) == sorted(
-        stack.sources[i] for i in labels[stack.name] for _ in range(1 + PROBE_STRAIN_STEPS)
-    )
+    labelled = [stack.sources[i] for i in labels[stack.name] for _ in range(1 + PROBE_STRAIN_STEPS)]
+    assert sorted(seen) == sorted(labelled)
+    whitened = ProjectionEncoder()
+    classifier = fit_classifier(whitened, [stack], labels)
+    seen = [source for call in whitened.seen_sources for source in call]
+    # and every curve of this small series as it is and under ±WHITENING_STEP, labels unused
+    assert sorted(seen) == sorted(labelled + list(stack.sources) * 3)
+    assert classifier.summary.n_whitening_curves == 50
 
 
 def test_sgd_stops_patience_epochs_after_the_best_validation_epoch_and_restores_it():
@@ -440,7 +446,7 @@ def test_every_labelled_curve_is_learnt_under_each_strain_with_its_label():
     stack, truth = phase_series(n=40)
     labels = every_nth_label(truth, stack.name, 4)
     encoder = AxisRecorder()
-    classifier = fit_classifier(encoder, [stack], labels)
+    classifier = fit_classifier(encoder, [stack], labels, whitening_strain=0)
     expected = [stack.axis] + [stack.strained(s).axis for s in probe_strains(PROBE_STRAIN, 2)]
     assert len(encoder.axes) == 1 + PROBE_STRAIN_STEPS
     for seen, axis in zip(encoder.axes, expected, strict=True):
@@ -451,7 +457,7 @@ def test_every_labelled_curve_is_learnt_under_each_strain_with_its_label():
     assert f"under {PROBE_STRAIN_STEPS} strains in ±1 %" in str(summary)
 
     plain = AxisRecorder()
-    unstrained = fit_classifier(plain, [stack], labels, strain=0.0)
+    unstrained = fit_classifier(plain, [stack], labels, strain=0.0, whitening_strain=0)
     assert len(plain.axes) == 1 and unstrained.summary.n_strained == 0
     assert "strains" not in str(unstrained.summary)
 
@@ -493,10 +499,13 @@ def test_strained_copies_let_a_compression_probe_read_a_decompression_series():
     stacks = [suite[name].stack for name in ("D4", "D5", "D7")]
     encoder = encoder_module.Encoder.builtin()
     accuracy = {}
-    for strain in (0.0, PROBE_STRAIN):
-        classifier = fit_classifier(encoder, stacks, labels, strain=strain)
-        accuracy[strain] = np.mean(classifier.predict(suite["D7"].stack) == suite["D7"].labels)
-    assert accuracy[PROBE_STRAIN] > accuracy[0.0] + 0.15
+    for strain, whitening in [(0.0, 0.0), (PROBE_STRAIN, 0.0), (PROBE_STRAIN, None)]:
+        kwargs = {} if whitening is None else {"whitening_strain": whitening}
+        classifier = fit_classifier(encoder, stacks, labels, strain=strain, **kwargs)
+        predicted = classifier.predict(suite["D7"].stack)
+        accuracy[strain, whitening] = np.mean(predicted == suite["D7"].labels)
+    assert accuracy[PROBE_STRAIN, 0.0] > accuracy[0.0, 0.0] + 0.15
+    assert accuracy[PROBE_STRAIN, None] > accuracy[0.0, 0.0] + 0.15  # the default
 
 
 # --- the real encoder, once it exists ------------------------------------------------------
@@ -521,7 +530,55 @@ def test_a_curve_that_cannot_be_strained_names_the_way_out():
     labels = {"backscatter": {0: "before", 1: "before", 2: "after", 3: "after"}}
     with pytest.raises(ClassifierError, match=r"beyond 180°.*strain=0"):
         fit_classifier(ProjectionEncoder(), [stack], labels)
-    assert fit_classifier(ProjectionEncoder(), [stack], labels, strain=0).classes == (
-        "before",
-        "after",
+    with pytest.warns(UserWarning, match="no strain whitening from backscatter: a strain"):
+        unstrained = fit_classifier(ProjectionEncoder(), [stack], labels, strain=0)
+    assert unstrained.classes == ("before", "after")
+    assert unstrained.summary.whitening_strain == 0.0
+
+
+def test_strain_whitening_folds_into_one_linear_map_of_the_embedding():
+    stack, truth = phase_series(n=60)
+    labels = every_nth_label(truth, stack.name, step=4)
+    encoder = ProjectionEncoder()
+    classifier = fit_classifier(encoder, [stack], labels)
+    summary = classifier.summary
+    assert summary.whitening_strain == PROBE_WHITENING_STRAIN and summary.n_whitening_curves == 60
+    assert "features whitened against a 3 % uniform strain (its effect measured on 60" in str(
+        summary
     )
+    # the stored weights reproduce the fit on whitened features: logits of the raw embeddings
+    from napari_xrdphase.classify import _strain_whitening
+
+    whitening, note = _strain_whitening(encoder, [stack], PROBE_WHITENING_STRAIN)
+    assert note == "" and whitening.n_curves == 60
+    np.testing.assert_allclose(classifier.mean, whitening.mean)
+    # folding: a fit on standardised whitened features gives the same logits on raw embeddings
+    rng = np.random.default_rng(0)
+    embeddings = encoder.embed(stack).astype(np.float64)
+    features = whitening.apply(embeddings)
+    weight, bias = rng.normal(size=(3, features.shape[1])), rng.normal(size=3)
+    mean, scale = features.mean(axis=0), features.std(axis=0) + 0.5
+    folded = whitening.fold(weight, bias, mean, scale)
+    np.testing.assert_allclose(
+        (embeddings - folded[2]) / folded[3] @ folded[0].T + folded[1],
+        (features - mean) / scale @ weight.T + bias,
+        rtol=1e-9, atol=1e-9,
+    )  # fmt: skip
+    assert held_out_accuracy(classifier, stack, truth, labels) >= 0.9
+    off = fit_classifier(encoder, [stack], labels, whitening_strain=0)
+    assert off.summary.whitening_strain == 0 and "whitened" not in str(off.summary)
+    with pytest.raises(ValueError, match="whitening_strain must be in"):
+        fit_classifier(encoder, [stack], labels, whitening_strain=-0.01)
+
+
+def test_the_whitening_sample_is_spread_over_the_series_by_size(monkeypatch):
+    from napari_xrdphase import classify
+
+    big, _ = phase_series("big", n=300)
+    small, _ = phase_series("small", n=20)
+    rows = dict((stack.name, r) for stack, r in classify._whitening_rows([big, small]))
+    assert rows["big"].size == 300 and rows["small"].size == 20  # under the cap: every curve
+    monkeypatch.setattr(classify, "WHITENING_MAX_CURVES", 64)
+    rows = dict((stack.name, r) for stack, r in classify._whitening_rows([big, small]))
+    assert rows["big"].size == 60 and rows["small"].size == 4
+    assert rows["big"][0] == 0 and rows["big"][-1] == 299 and np.all(np.diff(rows["big"]) > 0)

@@ -316,3 +316,11 @@ def test_classify_strain_option_sets_the_strained_copies_and_rejects_bad_values(
     assert bad.returncode == 2
     assert "xrdphase: error: --strain must be a fraction in [0, 0.5), got -0.5" in bad.stderr
     assert "Traceback" not in bad.stderr
+    assert "features whitened against a 3 % uniform strain" in default.stderr
+    plain = run_cli(
+        "classify", *paths, "--out", str(tmp_path / "d.csv"), "--whitening-strain", "0"
+    )  # fmt: skip
+    assert plain.returncode == 0 and "whitened" not in plain.stderr, plain.stderr
+    bad = run_cli("classify", *paths, "--out", str(tmp_path / "e.csv"), "--whitening-strain", "nan")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "error: --whitening-strain must be a fraction in [0, 0.5), got nan" in bad.stderr

@@ -33,6 +33,7 @@ from ..defaults import (
     DEFAULT_METHOD,
     DEFAULT_MOCO_WEIGHT,
     PROBE_STRAIN,
+    PROBE_WHITENING_STRAIN,
 )
 from ..stack import SpectraStack, StackError
 
@@ -762,14 +763,20 @@ class XRDSession:
 
     # --- classification -------------------------------------------------------------------------
     def compute_classification(
-        self, seed: int = 0, ordered: bool = True, strain: float = PROBE_STRAIN
+        self,
+        seed: int = 0,
+        ordered: bool = True,
+        strain: float = PROBE_STRAIN,
+        whitening_strain: float = PROBE_WHITENING_STRAIN,
     ) -> ClassificationResult:
         """Fit the classifier on all labels over all loaded series and predict every curve (no layers: thread-safe).
 
         ``ordered``: keep the phases in the order of their labelled curves' external variable
         along each leg of the ramp (``fit_classifier(ordered=...)``); ``strain``: the labelled
         curves are also learnt with their d-spacings scaled by 1 ± ``strain``
-        (``fit_classifier(strain=...)``, 0: off).
+        (``fit_classifier(strain=...)``, 0: off); ``whitening_strain``: the features are
+        whitened against a uniform strain of that standard deviation, measured on the open
+        series (``fit_classifier(whitening_strain=...)``, 0: off).
         """
         from ..boundaries import find_boundaries
         from ..classify import fit_classifier
@@ -793,8 +800,9 @@ class XRDSession:
             )
         encoder = self.encoder
         classifier = fit_classifier(
-            encoder, stacks, labels, seed=seed, ordered=ordered, strain=strain
-        )
+            encoder, stacks, labels, seed=seed, ordered=ordered, strain=strain,
+            whitening_strain=whitening_strain,
+        )  # fmt: skip
         predictions, found = {}, {}
         for stack in stacks:
             proba = classifier.predict_proba(stack)
@@ -821,10 +829,16 @@ class XRDSession:
         return self.boundaries
 
     def classify(
-        self, seed: int = 0, ordered: bool = True, strain: float = PROBE_STRAIN
+        self,
+        seed: int = 0,
+        ordered: bool = True,
+        strain: float = PROBE_STRAIN,
+        whitening_strain: float = PROBE_WHITENING_STRAIN,
     ) -> dict[str, list[Boundary]]:
         """Classify every curve of every series from the labels; show phase, confidence and boundaries; return the boundaries per series."""
-        return self.apply_classification(self.compute_classification(seed, ordered, strain))
+        return self.apply_classification(
+            self.compute_classification(seed, ordered, strain, whitening_strain)
+        )
 
     def _show_classification(self, layer: Any) -> None:
         from napari.utils.colormaps import DirectLabelColormap
