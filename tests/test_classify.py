@@ -582,3 +582,24 @@ def test_the_whitening_sample_is_spread_over_the_series_by_size(monkeypatch):
     rows = dict((stack.name, r) for stack, r in classify._whitening_rows([big, small]))
     assert rows["big"].size == 60 and rows["small"].size == 4
     assert rows["big"][0] == 0 and rows["big"][-1] == 299 and np.all(np.diff(rows["big"]) > 0)
+
+
+def test_strain_whitening_keeps_the_phase_of_curves_far_from_every_labelled_one():
+    """Labels on the clearest curves only (ends of each phase): the others lie 1–3 % away."""
+    synth = pytest.importorskip("napari_xrdphase.synth")
+    encoder_module = pytest.importorskip("napari_xrdphase.encoder")
+    from benchmarks.protocol import far_labels
+
+    suite = {s.stack.name: s for s in synth.paper_suite(seed=0, n_points=2000)}
+    labels = far_labels({n: suite[n].labels for n in ("D4", "D5")}, ("D4", "D5"))
+    stacks = [suite[n].stack for n in ("D1", "D2", "D3", "D4", "D5")]
+    encoder = encoder_module.Encoder.builtin()
+    accuracy = {}
+    for whitening in (0.0, PROBE_WHITENING_STRAIN):
+        classifier = fit_classifier(encoder, stacks, labels, whitening_strain=whitening)
+        accuracy[whitening] = np.mean(
+            np.concatenate(
+                [classifier.predict(suite[n].stack) == suite[n].labels for n in ["D1", "D2", "D3"]]
+            )
+        )
+    assert accuracy[PROBE_WHITENING_STRAIN] > 0.95 and accuracy[0.0] < 0.85
