@@ -30,6 +30,10 @@ def _print_err(message: str) -> None:
     print(f"xrdphase: {message}", file=sys.stderr)
 
 
+# --wavelength outside this range (Å) is a unit mistake: 0.05 Å is 250 keV, 5 Å is 2.5 keV
+WAVELENGTH_RANGE = (0.05, 5.0)
+
+
 def _load_all(paths: Sequence[str], wavelength: float | None = None, variable: str | None = None):
     """Load every path; ``wavelength`` (Å) is given to the series whose files state none.
 
@@ -39,6 +43,17 @@ def _load_all(paths: Sequence[str], wavelength: float | None = None, variable: s
 
     if wavelength is not None and not (math.isfinite(wavelength) and wavelength > 0):
         raise CommandError(f"--wavelength must be a positive number of Å, got {wavelength}")
+    if wavelength is not None and not WAVELENGTH_RANGE[0] <= wavelength <= WAVELENGTH_RANGE[1]:
+        low, high = WAVELENGTH_RANGE
+        hint = ""
+        if wavelength < 1e-6:
+            hint = f"; in metres that is {wavelength * 1e10:.4g} Å"
+        elif wavelength < low:
+            hint = f"; in nm that is {wavelength * 10:.4g} Å"
+        raise CommandError(
+            f"--wavelength is in Å, and X-ray diffraction uses {low:g}–{high:g} Å; "
+            f"got {wavelength:g}{hint}"
+        )
     stacks = [load_stack(p, variable=variable) for p in paths]
     for stack in stacks:
         if stack.wavelength is None and wavelength is not None:
@@ -100,7 +115,7 @@ def add_wavelength_argument(parser: argparse.ArgumentParser) -> None:
         "--wavelength",
         type=float,
         metavar="Å",
-        help="X-ray wavelength for series whose files state none (Fit2D .chi, bare .xy): "
+        help="X-ray wavelength in Å (0.05–5) for series whose files state none (Fit2D .chi, bare .xy): "
         "with it, series of different wavelengths or 2θ windows are compared in q",
     )
 

@@ -1586,12 +1586,15 @@ def _read_npz(path: Path, variable: str | None) -> SpectraStack:
         raise ReaderError(
             f"{path}: 'intensity' has shape {intensity.shape}; it must be 2D (curves × points)"
         )
-    n_curves = intensity.shape[0]
     axis_key = next((k for k in ("two_theta", "q", "d") if k in arrays), None)
     if axis_key is None:
         raise ReaderError(f"{path}: no axis array; add 'two_theta' (degrees), 'q' or 'd'")
     if not _is_real_number_dtype(arrays[axis_key].dtype):
         raise ReaderError(f"{path}: {axis_key!r} is not real numbers ({arrays[axis_key].dtype})")
+    n_axis = arrays[axis_key].size
+    if intensity.shape[0] == n_axis != intensity.shape[1]:  # stored points × curves, as in HDF5
+        intensity = np.ascontiguousarray(intensity.T)
+    n_curves = intensity.shape[0]
     kind = normalize_axis_kind(axis_key)
     try:
         unit = normalize_unit(text(f"{axis_key}_unit", AXIS_UNITS[kind][0]))

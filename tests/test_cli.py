@@ -68,6 +68,11 @@ def test_info_variable_option_names_a_column_or_the_acquisition_index(tmp_path, 
     assert "wavelength: none stated (2θ needs one for q: give --wavelength Å)" in out
     assert main(["info", str(folder), "--wavelength", "0.29"]) == 0
     assert "  wavelength: 0.29 Å\n" in capsys.readouterr().out
+    # a wavelength in metres or nm instead of Å is named as the mistake it is
+    for given, hint in [("2.9e-11", "in metres that is 0.29 Å"), ("0.029", "in nm that is 0.29 Å")]:
+        assert main(["info", str(folder), "--wavelength", given]) == 2
+        err = capsys.readouterr().err
+        assert "X-ray diffraction uses 0.05–5 Å" in err and hint in err
     assert main(["info", str(folder), "--variable", "temperature_K"]) == 0
     assert "  temperature: 300 – 320 K\n" in capsys.readouterr().out
     assert main(["info", str(folder), "--variable", "index"]) == 0

@@ -1079,6 +1079,16 @@ def test_npz_with_python_objects_is_refused_without_unpickling(tmp_path):
         load_stack(path)
 
 
+def test_npz_stored_points_by_curves_is_transposed(tmp_path):
+    intensity = np.stack([curve(i) for i in range(3)])
+    path = tmp_path / "columns.npz"
+    np.savez(path, intensity=intensity.T, two_theta=AXIS, pressure=np.array([1.0, 2, 3]))
+    stack = load_stack(path)
+    assert stack.n_curves == 3 and stack.n_points == AXIS.size
+    np.testing.assert_allclose(stack.intensities, intensity)
+    np.testing.assert_allclose(stack.variable, [1.0, 2, 3])
+
+
 def test_npz_errors_name_the_file(tmp_path):
     path = tmp_path / "no_axis.npz"
     np.savez(path, intensity=np.ones((3, 40)))
