@@ -28,6 +28,7 @@ from .stack import (
     AXIS_UNITS,
     SpectraStack,
     StackError,
+    energy_kev_to_wavelength,
     normalize_axis_kind,
     normalize_unit,
 )
@@ -89,6 +90,11 @@ _STRONG_AXIS_TOKEN = re.compile(
 )
 _RAD = re.compile(r"(?<![a-z])rad(?:ians?)?(?![a-z])")
 _NANO = re.compile(r"nm|nano")
+# photon energy in a header, with its unit (a bare number could be anything): "Energy: 42.7 keV"
+_ENERGY = re.compile(
+    r"\benergy[^0-9+\-.\n]{0,32}([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(kev|ev)\b",
+    re.IGNORECASE,
+)
 _WAVELENGTH = re.compile(
     # the gap is bounded: unbounded, a long header line with many "wavelength"s takes O(n²)
     r"wave_?length[^0-9+\-.\n]{0,64}([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Zå]*)",
@@ -492,6 +498,13 @@ def _wavelength_from_header(header: list[str]) -> float | None:
         if match:
             wavelength = _wavelength_in_angstrom(float(match.group(1)), match.group(2))
             if wavelength is not None:
+                return wavelength
+    for line in header:  # no wavelength stated: a photon energy with its unit will do
+        match = _ENERGY.search(line)
+        if match:
+            kev = float(match.group(1)) / (1000.0 if match.group(2).lower() == "ev" else 1.0)
+            wavelength = energy_kev_to_wavelength(kev) if kev > 0 else math.nan
+            if math.isfinite(wavelength) and 0.005 < wavelength < 20:
                 return wavelength
     return None
 

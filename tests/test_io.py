@@ -1310,3 +1310,22 @@ def test_older_nexus_axis_conventions_are_read(tmp_path, style):
     if style != "one name":
         assert stack.variable_name == "pressure" and stack.variable_unit == "GPa"
         np.testing.assert_allclose(stack.variable, pressure)
+
+
+def test_a_header_stating_only_the_photon_energy_gives_the_wavelength(tmp_path):
+    folder = tmp_path / "energy"
+    folder.mkdir()
+    for i in range(3):
+        header = "# Energy: 42.753 keV\n# energy resolution 1e-4\n#  2th_deg  I"
+        write_xy(
+            folder / f"f_{i}.xy", AXIS, curve(i), header if i else header.replace("keV", "KeV")
+        )
+    assert load_stack(folder).wavelength == pytest.approx(12.398419843 / 42.753)
+    (folder / "f_0.xy").write_text(
+        (folder / "f_0.xy").read_text().replace("42.753 KeV", "42753 eV")
+    )
+    assert load_stack(folder).wavelength == pytest.approx(12.398419843 / 42.753)
+    for i in range(3):  # an energy without a unit is not taken for one
+        text = (folder / f"f_{i}.xy").read_text().replace(" keV", "").replace(" KeV", "")
+        (folder / f"f_{i}.xy").write_text(text.replace("42753 eV", "42753"))
+    assert load_stack(folder).wavelength is None
