@@ -246,6 +246,14 @@ def cmd_classify(args: argparse.Namespace) -> None:
         predicted = classifier.phase_labels(stack, proba, labels.get(stack.name))
         results.append((stack, predicted, proba))
         print(f"{stack.name}:")
+        if stack.n_curves > 1 and not float(stack.variable.max() - stack.variable.min()) > 0:
+            value = f"{stack.variable[0]:g} {stack.variable_unit}".rstrip()
+            _print_err(
+                f"warning: {stack.name}: {stack.variable_name} is {value} on every curve, so "
+                "boundaries cannot be placed in it and the phases are not kept in order; read "
+                "the curve numbers, or pick another variable with --variable (--variable index: "
+                "the acquisition order)"
+            )
         found = find_boundaries(
             stack.variable, predicted, proba, classifier.classes,
             phase_order=classifier.phase_order, unit=stack.variable_unit,

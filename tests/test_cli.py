@@ -329,3 +329,19 @@ def test_classify_strain_option_sets_the_strained_copies_and_rejects_bad_values(
     bad = run_cli("classify", *paths, "--out", str(tmp_path / "e.csv"), "--whitening-strain", "nan")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "error: --whitening-strain must be a fraction in [0, 0.5), got nan" in bad.stderr
+
+
+def test_classify_warns_when_the_external_variable_is_constant(tmp_path, capsys):
+    folder = write_pressure_folder(tmp_path / "run", ["5"] * 8)
+    labels = write_labels(
+        tmp_path / "labels.csv", [("run", 0, "before"), ("run", 1, "before"), ("run", 7, "after")]
+    )
+    from napari_xrdphase.encoder import Encoder
+
+    model = Encoder.random(seed=1).save(tmp_path / "random.safetensors")
+    argv = ["classify", str(folder), "--labels", str(labels), "--out", str(tmp_path / "p.csv")]
+    assert main([*argv, "--model", str(model), "--wavelength", "0.4"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: run: pressure is 5 GPa on every curve, so boundaries cannot be placed" in err
+    assert main([*argv, "--model", str(model), "--wavelength", "0.4", "--variable", "index"]) == 0
+    assert "on every curve" not in capsys.readouterr().err
