@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 N_CLASS_KEYS = 9
 HELP = (
     "Keys 1–9 choose the class. Click a curve (row) of the image to label it; "
-    "Alt+click removes its label. Drag to pan as usual."
+    "Alt+click removes its label. Drag to pan as usual. Label a few curves of every "
+    "phase, spread over its pressure range, not only the clearest ones."
 )
 
 
