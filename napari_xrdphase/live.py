@@ -22,14 +22,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .io import (
-    INDEX_VARIABLE,
-    METADATA_CSV,
-    TEXT_SUFFIXES,
-    ReaderError,
-    _natural_key,
-    _read_text_curve,
-)
+from .io import INDEX_VARIABLE, METADATA_CSV, TEXT_SUFFIXES, ReaderError
+from .io.text_folder import _natural_key, _read_text_curve
 from .stack import SpectraStack
 
 __all__ = [
@@ -399,7 +393,7 @@ def _metadata_value(folder: Path | None, name: str, variable_name: str) -> float
     Read like ``load_stack`` reads it (encodings, delimiters, file-name columns, units and
     decimal commas in cells); None when it is missing or unreadable right now.
     """
-    from .io import _metadata_csv_value
+    from .io.metadata_csv import _metadata_csv_value
 
     if folder is None or not (folder / METADATA_CSV).is_file():
         return None

@@ -1240,7 +1240,7 @@ def test_missing_labels_file_and_bad_rows_to_write_are_reported(tmp_path):
 
 
 def test_npz_that_inflates_beyond_memory_is_refused_before_reading(tmp_path, monkeypatch):
-    import napari_xrdphase.io as io_module
+    import napari_xrdphase.io.npz as io_module
 
     stack = SpectraStack(np.ones((4, 40)), AXIS, name="small")
     path = save_stack(stack, tmp_path / "small.npz")
