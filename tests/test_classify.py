@@ -76,7 +76,7 @@ def test_same_seed_gives_identical_classifier_and_another_seed_another_split(sol
 
 
 def test_lbfgs_final_fit_uses_every_label_and_folds_never_hold_out_a_whole_class():
-    from napari_xrdphase.classify import _stratified_folds
+    from napari_xrdphase.classify.fitting import _stratified_folds
 
     codes = np.array([0] * 9 + [1] * 2 + [2] * 1 + [3] * 5)
     for seed in range(5):
@@ -397,7 +397,7 @@ def test_phase_order_survives_saving_and_older_files_without_one_load_unordered(
     from safetensors.numpy import load as load_tensors
     from safetensors.numpy import save as save_tensors
 
-    from napari_xrdphase.classify import _safetensors_metadata
+    from napari_xrdphase.classify.classifier_file import _safetensors_metadata
 
     stack, truth = phase_series(n=40)
     encoder = ProjectionEncoder()
@@ -468,7 +468,7 @@ def test_strain_settings_survive_saving_and_older_files_load_without_them(tmp_pa
     from safetensors.numpy import load as load_tensors
     from safetensors.numpy import save as save_tensors
 
-    from napari_xrdphase.classify import _safetensors_metadata
+    from napari_xrdphase.classify.classifier_file import _safetensors_metadata
 
     stack, truth = phase_series(n=40)
     encoder = ProjectionEncoder()
@@ -547,7 +547,7 @@ def test_strain_whitening_folds_into_one_linear_map_of_the_embedding():
         summary
     )
     # the stored weights reproduce the fit on whitened features: logits of the raw embeddings
-    from napari_xrdphase.classify import _strain_whitening
+    from napari_xrdphase.classify.whitening import _strain_whitening
 
     whitening, note = _strain_whitening(encoder, [stack], PROBE_WHITENING_STRAIN)
     assert note == "" and whitening.n_curves == 60
@@ -572,7 +572,7 @@ def test_strain_whitening_folds_into_one_linear_map_of_the_embedding():
 
 
 def test_the_whitening_sample_is_spread_over_the_series_by_size(monkeypatch):
-    from napari_xrdphase import classify
+    from napari_xrdphase.classify import whitening as classify
 
     big, _ = phase_series("big", n=300)
     small, _ = phase_series("small", n=20)

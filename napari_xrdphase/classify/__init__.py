@@ -1,0 +1,34 @@
+"""Linear evaluation: a linear classifier on frozen encoder embeddings of a few labelled curves.
+
+- ``fitting``: ``fit_classifier`` (L-BFGS with cross-validated strength, or the paper's SGD),
+  strained copies of the labelled curves;
+- ``classifier``: the trained ``Classifier`` (probabilities, phase labels);
+- ``classifier_file``: its file format;
+- ``whitening``: strain whitening of the features;
+- ``labels``: label checks and class order.
+"""
+
+from ..defaults import PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
+from .classifier import Classifier, ClassifierError, Embedder, FitSummary, LabelError
+from .fitting import DEFAULT_SOLVER, LBFGS_C_GRID, SOLVERS, fit_classifier, probe_strains
+from .labels import STANDARD_CLASS_ORDER, check_labels, labelled_phase_order, order_classes
+
+__all__ = [
+    "DEFAULT_SOLVER",
+    "LBFGS_C_GRID",
+    "PROBE_STRAIN",
+    "PROBE_STRAIN_STEPS",
+    "PROBE_WHITENING_STRAIN",
+    "SOLVERS",
+    "STANDARD_CLASS_ORDER",
+    "Classifier",
+    "ClassifierError",
+    "Embedder",
+    "FitSummary",
+    "LabelError",
+    "check_labels",
+    "fit_classifier",
+    "labelled_phase_order",
+    "order_classes",
+    "probe_strains",
+]
