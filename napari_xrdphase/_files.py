@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -70,3 +70,48 @@ def decode_text(data: bytes) -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1"), "latin-1"
+
+
+class OutputError(ValueError):
+    """Writing to this path would destroy something the user made."""
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_path(
+    path: str | os.PathLike,
+    *,
+    inputs: Iterable[str | os.PathLike | None] = (),
+    overwrite: bool = False,
+    overwrite_hint: str = "give --overwrite to replace it",
+) -> Path:
+    """Return ``path`` (expanded) when writing it loses nothing the user made; else raise ``OutputError``.
+
+    Refused: one of ``inputs`` (data files or folders, labels, model), a curve file or the
+    ``metadata.csv`` inside an input folder, and any existing file unless ``overwrite``.
+    """
+    from .io import METADATA_CSV, TEXT_SUFFIXES
+
+    out = Path(path).expanduser()
+    resolved = out.resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given).expanduser()
+        if _same_file(out, source) or resolved == source.resolve():
+            raise OutputError(f"{out} is one of this command's input files; write to another file")
+        part_of_series = out.suffix.lower() in TEXT_SUFFIXES or out.name.lower() == METADATA_CSV
+        if source.is_dir() and resolved.parent == source.resolve() and part_of_series:
+            raise OutputError(
+                f"{out} would become part of the input series {source}; write elsewhere"
+            )
+    if out.is_dir():
+        raise OutputError(f"{out} is a folder; give a file name")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists and is kept; {overwrite_hint}")
+    return out
