@@ -110,32 +110,51 @@ def phase_labels(
     time, in that order on compression and in reverse on decompression, with any hysteresis
     between the legs. ``labels`` ({row: class}) fixes those curves, as labelled. A series
     whose variable is constant, or whose ``labels`` contradict the order along a leg, gets
-    the most probable class per curve.
+    the most probable class per curve (``ordered_phase_labels`` says why).
     """
+    return ordered_phase_labels(variable, probabilities, classes, phase_order, labels)[0]
+
+
+def ordered_phase_labels(
+    variable: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    phase_order: Sequence[str] | None = None,
+    labels: dict[int, str] | None = None,
+    variable_name: str = "the external variable",
+) -> tuple[np.ndarray, str]:
+    """Return ``phase_labels`` and why the phase order was not applied ("" when it was or none was given)."""
     probs = np.asarray(probabilities, dtype=np.float64)
     names = [str(c) for c in classes]
     if probs.ndim != 2 or probs.shape[1] != len(names):
         raise ValueError(f"probabilities have shape {probs.shape}; expected (curves, {len(names)})")
     argmax = np.asarray(names)[probs.argmax(axis=1)] if probs.shape[0] else np.array([], str)
     if phase_order is None or probs.shape[0] < 2:
-        return argmax
+        return argmax, ""
     rank = _phase_ranks(phase_order, names)
     directions = ramp_directions(variable)
     if directions.size != probs.shape[0]:
         raise ValueError(f"{directions.size} values of the variable for {probs.shape[0]} curves")
+    on_own = "so each curve is labelled with its most probable phase"
     if not directions.any():
-        return argmax
+        return argmax, f"{variable_name} does not change along the series, {on_own}"
     cost = -np.log(np.clip(probs, 1e-12, 1.0))
     pinned = {int(row): names.index(str(label)) for row, label in (labels or {}).items()}
-    if not _labels_follow_order(pinned, rank, directions):
-        return argmax
+    contradiction = order_contradiction(pinned, rank, directions)
+    if contradiction is not None:
+        (a, b) = contradiction
+        return argmax, (
+            f"its labelled curves contradict the phase order {' → '.join(map(str, phase_order))} "
+            f"({names[pinned[b]]!r} at curve {b} comes after {names[pinned[a]]!r} at curve {a} "
+            f"on one leg of the ramp), {on_own}"
+        )
     for row, code in pinned.items():
         cost[row] = np.inf
         cost[row, code] = 0.0
     path = _segment(cost, 0.0, rank, directions)  # no penalty: the most probable path
     if not np.isfinite(cost[np.arange(path.size), path].sum()):
-        return argmax
-    return np.asarray(names)[path]
+        return argmax, f"no labelling keeps the phase order and the labelled curves, {on_own}"
+    return np.asarray(names)[path], ""
 
 
 def _phase_ranks(phase_order: Sequence[str], classes: Sequence[str]) -> np.ndarray:
@@ -146,14 +165,16 @@ def _phase_ranks(phase_order: Sequence[str], classes: Sequence[str]) -> np.ndarr
     return np.array([order.index(c) for c in classes])
 
 
-def _labels_follow_order(pinned: dict[int, int], rank: np.ndarray, directions: np.ndarray) -> bool:
-    """Whether consecutive labelled rows on one leg never step back in rank."""
+def order_contradiction(
+    pinned: dict[int, int], rank: np.ndarray, directions: np.ndarray
+) -> tuple[int, int] | None:
+    """Return the first two consecutive labelled rows (a, b) on one leg that step back in rank, or None."""
     rows = sorted(pinned)
     for a, b in itertools.pairwise(rows):
         one_leg = np.all(directions[a + 1 : b + 1] == directions[b])
         if one_leg and (rank[pinned[b]] - rank[pinned[a]]) * directions[b] < 0:
-            return False
-    return True
+            return a, b
+    return None
 
 
 def _best_predecessors(total_by_rank: np.ndarray, direction: int) -> np.ndarray:
@@ -297,11 +318,12 @@ def find_boundaries(
         directions = ramp_directions(values)
         if directions.any():
             rank = ranks
-    if rank is not None and _labels_follow_order(dict(enumerate(codes.tolist())), rank, directions):
-        # already in phase order (``phase_labels``): the boundaries are where the labels change
-        segment_codes = codes
-    else:
-        segment_codes = _segment(cost, (min_run - 0.5) / 2, rank, directions)
+    in_order = (
+        rank is not None
+        and order_contradiction(dict(enumerate(codes.tolist())), rank, directions) is None
+    )
+    # already in phase order (``phase_labels``): the boundaries are where the labels change
+    segment_codes = codes if in_order else _segment(cost, (min_run - 0.5) / 2, rank, directions)
     change_rows = np.flatnonzero(segment_codes[1:] != segment_codes[:-1]) + 1
     starts = np.concatenate([[0], change_rows])
     ends = np.concatenate([change_rows - 1, [n - 1]])

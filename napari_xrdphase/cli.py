@@ -65,7 +65,7 @@ def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--seed``, ``--unordered``, ``--strain``, ``--whitening-strain``: the classifier's fit."""
     from .defaults import PROBE_STRAIN, PROBE_WHITENING_STRAIN
 
-    parser.add_argument("--seed", type=int, default=0)
+    add_seed_argument(parser, "the cross-validation folds")
     parser.add_argument(
         "--unordered",
         action="store_true",
@@ -116,7 +116,8 @@ def add_wavelength_argument(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="Å",
         help="X-ray wavelength in Å (0.05–5) for series whose files state none (Fit2D .chi, bare .xy): "
-        "with it, series of different wavelengths or 2θ windows are compared in q",
+        "with it, series of different wavelengths or 2θ windows are compared in q "
+        "(default: the wavelength the files state)",
     )
 
 
@@ -150,6 +151,7 @@ def cmd_info(args: argparse.Namespace) -> None:
             print("  wavelength: none stated (2θ needs one for q: give --wavelength Å)")
         if stack.is_lazy:
             print("  storage:  on disk (lazy)")
+        _warn_repeated_curves(stack)
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
@@ -157,12 +159,15 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     from .io import save_stack, write_labels_csv
     from .synth import paper_suite
 
-    out = Path(args.outdir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.outdir).expanduser()
     suite = paper_suite(seed=args.seed, n_points=args.points)
+    targets = [out / f"{s.stack.name}{SIMULATION_FORMATS[args.format]}" for s in suite]
+    existing = [t for t in [*targets, out / "labels.csv"] if t.exists()]
+    if existing and not args.overwrite:
+        raise CommandError(f"{existing[0]} exists and is kept; give --overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for series in suite:
-        target = out / f"{series.stack.name}{SIMULATION_FORMATS[args.format]}"
+    for series, target in zip(suite, targets, strict=True):
         save_stack(series.stack, target, format=args.format)
         rows.extend((series.stack.name, i, str(lab)) for i, lab in enumerate(series.labels))
         print(f"wrote {target} ({series.stack.n_curves} curves)", file=sys.stderr)
@@ -194,6 +199,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from .training import pretrain
 
     stacks = _load_all(args.paths, args.wavelength, args.variable)
+    out = _output_path(args, inputs=[*args.paths, args.checkpoint])
     n = sum(s.n_curves for s in stacks)
     print(f"pretraining {args.method} on {n} curves from {len(stacks)} series", file=sys.stderr)
     encoder = pretrain(
@@ -208,7 +214,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         progress=progress_printer(),
         checkpoint=args.checkpoint,
     )
-    path = encoder.save(args.out)
+    path = encoder.save(out)
     print(f"wrote {path}", file=sys.stderr)
 
 
@@ -226,13 +232,14 @@ def _unique_names(stacks) -> None:
 
 def cmd_classify(args: argparse.Namespace) -> None:
     """Fit the linear classifier on the labels, write per-curve predictions, print boundaries."""
-    from .boundaries import find_boundaries
     from .encoder import Encoder
     from .io import read_labels_csv, write_predictions_csv
+    from .results import classify_series
 
     stacks = _load_all(args.paths, args.wavelength, args.variable)
     _unique_names(stacks)
     labels = read_labels_csv(args.labels)
+    out = _output_path(args, inputs=[*args.paths, args.labels, args.model])
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
     classifier = _fit_classifier(encoder, stacks, labels, args)
     results = []
@@ -243,27 +250,32 @@ def cmd_classify(args: argparse.Namespace) -> None:
             proba = predict_proba_chunked(classifier, stack)
         else:
             proba = classifier.predict_proba(stack)
-        predicted = classifier.phase_labels(stack, proba, labels.get(stack.name))
-        results.append((stack, predicted, proba))
-        print(f"{stack.name}:")
-        if stack.n_curves > 1 and not float(stack.variable.max() - stack.variable.min()) > 0:
-            value = f"{stack.variable[0]:g} {stack.variable_unit}".rstrip()
-            _print_err(
-                f"warning: {stack.name}: {stack.variable_name} is {value} on every curve, so "
-                "boundaries cannot be placed in it and the phases are not kept in order; read "
-                "the curve numbers, or pick another variable with --variable (--variable index: "
-                "the acquisition order)"
-            )
-        found = find_boundaries(
-            stack.variable, predicted, proba, classifier.classes,
-            phase_order=classifier.phase_order, unit=stack.variable_unit,
-        )  # fmt: skip
-        for boundary in found:
-            print(f"  {boundary}  (curves {boundary.index_before}–{boundary.index_after})")
-        if not found:
-            print(f"  no transition: every curve is {str(predicted[0])!r}")
-    path = write_predictions_csv(args.out, results, classifier.classes)
+        _warn_constant_variable(stack)
+        _warn_repeated_curves(stack)
+        result = classify_series(classifier, stack, proba, labels.get(stack.name))
+        results.append((stack, result.labels, result.probabilities))
+        print("\n".join(result.describe()))
+    path = write_predictions_csv(out, results, classifier.classes)
     print(f"wrote {path}", file=sys.stderr)
+
+
+def _warn_repeated_curves(stack: Any) -> None:
+    from .stack import describe_repeated_curves
+
+    message = describe_repeated_curves(stack)
+    if message:
+        _print_err(f"warning: {message}")
+
+
+def _warn_constant_variable(stack: Any) -> None:
+    if stack.n_curves > 1 and not float(stack.variable.max() - stack.variable.min()) > 0:
+        value = f"{stack.variable[0]:g} {stack.variable_unit}".rstrip()
+        _print_err(
+            f"warning: {stack.name}: {stack.variable_name} is {value} on every curve, so "
+            "boundaries cannot be placed in it and the phases are not kept in order; read "
+            "the curve numbers, or pick another variable with --variable (--variable index: "
+            "the acquisition order)"
+        )
 
 
 def _print_phase_order(classifier: Any, stack: Any) -> None:
@@ -279,11 +291,12 @@ def cmd_watch(args: argparse.Namespace) -> None:
 
     path = Path(args.path).expanduser()
     (stack,) = _load_all([path], args.wavelength, args.variable)
+    out_path = _output_path(args, inputs=[path, args.labels, args.model])
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
     classifier = _fit_classifier(encoder, [stack], read_labels_csv(args.labels), args)
     live = LiveSeries(stack, classifier, folder=path if path.is_dir() else None)
     watcher = watcher_for(path, live.stack, poll_s=args.poll, variable=args.variable)
-    out = PredictionsCsvAppender(args.out, live.stack.variable_name, classifier.classes)
+    out = PredictionsCsvAppender(out_path, live.stack.variable_name, classifier.classes)
     out.append(live.stack, range(live.stack.n_curves), live.labels, live.probabilities)
     _print_boundaries(live.stack.name, live.boundaries, live.labels)
     waiting = f"{args.timeout:g} s without new curves" if args.timeout else "Ctrl-C"
@@ -321,6 +334,12 @@ DEMO_DOCKS = ("Data", "Labels", "Classify")
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """Open napari with a series (the Fe sample by default) and the docks; with --screenshot, run the whole path headless."""
+    if args.screenshot:
+        from ._files import check_output_path
+
+        check_output_path(
+            args.screenshot, inputs=[*args.paths, args.labels], overwrite=args.overwrite
+        )
     with warnings.catch_warnings():
         # napari's start-up deprecation chatter is not for users of this command
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -403,23 +422,81 @@ def _close_notifications(viewer) -> None:
         pass
 
 
+PATHS_HELP = (
+    "a series: a folder of .xy/.xye/.chi/.dat curves, or an .h5/.hdf5/.nxs (NeXus, Dioptas) "
+    "or .npz file"
+)
+LABELS_HELP = (
+    "CSV with columns dataset,index,label: dataset is the series' name as `xrdphase info` "
+    "prints it (folder name or file stem), index the 0-based curve number"
+)
+MODEL_HELP = "encoder file from `xrdphase pretrain` (default: the encoder shipped with the package)"
+
+
+def add_paths_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help=PATHS_HELP)
+
+
+def add_seed_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help=f"seed of {what}; the same seed gives the same result (default 0)",
+    )
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the output if it exists (an input file is never replaced)",
+    )
+
+
+def _output_path(args: argparse.Namespace, inputs: Sequence[Any]) -> Path:
+    """Return ``args.out`` when writing it destroys nothing; else a one-line ``OutputError``."""
+    from ._files import check_output_path
+
+    return check_output_path(args.out, inputs=inputs, overwrite=getattr(args, "overwrite", False))
+
+
 def add_pretraining_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
     """Add the options ``xrdphase pretrain`` and the DDP launcher share to ``parser``."""
-    parser.add_argument("paths", nargs="+", metavar="PATH")
+    add_paths_argument(parser)
     parser.add_argument("--out", required=True, metavar="MODEL", help=out_help)
     parser.add_argument(
         "--method",
         default=DEFAULT_METHOD,
+        choices=(DEFAULT_METHOD, *PAPER_METHODS),
         help=f"pretraining method (default {DEFAULT_METHOD}); the paper's: "
         + ", ".join(PAPER_METHODS),
     )
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument(
-        "--c", type=float, default=DEFAULT_MOCO_WEIGHT, help="weight of the MoCo loss (SpecRRMoco)"
+        "--epochs",
+        type=int,
+        default=DEFAULT_EPOCHS,
+        help=f"passes over all curves (default {DEFAULT_EPOCHS})",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"curves per training step (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--c",
+        type=float,
+        default=DEFAULT_MOCO_WEIGHT,
+        help=f"weight of the MoCo loss in specrrmoco (default {DEFAULT_MOCO_WEIGHT:g})",
+    )
+    add_seed_argument(parser, "the weights, augmentations and batches")
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where to train: auto takes a CUDA GPU when there is one (default auto)",
+    )
     parser.add_argument(
         "--q-range",
         type=float,
@@ -430,6 +507,7 @@ def add_pretraining_arguments(parser: argparse.ArgumentParser, out_help: str) ->
     )
     add_wavelength_argument(parser)
     add_variable_argument(parser)
+    add_overwrite_argument(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -444,46 +522,71 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     info = sub.add_parser("info", help="summarise series (folders of .xy/.chi/..., .h5/.nxs, .npz)")
-    info.add_argument("paths", nargs="+", metavar="PATH")
+    add_paths_argument(info)
     add_wavelength_argument(info)
     add_variable_argument(info)
     info.set_defaults(func=cmd_info)
 
     sim = sub.add_parser("simulate", help="write the simulated paper suite D1–D9 with labels.csv")
-    sim.add_argument("outdir", metavar="OUTDIR")
-    sim.add_argument("--suite", choices=["paper"], default="paper")
-    sim.add_argument("--format", choices=sorted(SIMULATION_FORMATS), default="h5")
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument(
+        "outdir", metavar="OUTDIR", help="folder to write the series and labels.csv to"
+    )
+    sim.add_argument(
+        "--suite", choices=["paper"], default="paper", help="which suite (default paper: D1–D9)"
+    )
+    sim.add_argument(
+        "--format",
+        choices=sorted(SIMULATION_FORMATS),
+        default="h5",
+        help="h5: one NeXus file per series; xy: one folder of .xy curves per series; "
+        "npz: one NumPy archive per series (default h5)",
+    )
+    add_seed_argument(sim, "the simulation")
     sim.add_argument("--points", type=int, default=4000, help="points per curve (default 4000)")
+    add_overwrite_argument(sim)
     sim.set_defaults(func=cmd_simulate)
 
     pre = sub.add_parser("pretrain", help="pretrain an encoder without labels")
-    add_pretraining_arguments(pre, out_help="model file to write")
+    add_pretraining_arguments(pre, out_help="model file to write (.safetensors)")
     pre.add_argument(
         "--checkpoint",
         metavar="PATH",
-        help="write the training state here after every epoch and resume from it if it exists",
+        help="write the training state here after every epoch and resume from it if it exists "
+        "(default: no checkpoint)",
     )
     pre.set_defaults(func=cmd_pretrain)
 
     cls = sub.add_parser("classify", help="classify every curve from a few labelled ones")
-    cls.add_argument("paths", nargs="+", metavar="PATH")
-    cls.add_argument("--labels", required=True, metavar="LABELS.csv", help="dataset,index,label")
-    cls.add_argument("--out", required=True, metavar="PRED.csv")
-    cls.add_argument("--model", metavar="MODEL", help="encoder file (default: the built-in one)")
+    add_paths_argument(cls)
+    cls.add_argument("--labels", required=True, metavar="LABELS.csv", help=LABELS_HELP)
+    cls.add_argument(
+        "--out",
+        required=True,
+        metavar="PRED.csv",
+        help="predictions CSV to write, one row per curve",
+    )
+    cls.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     add_classifier_arguments(cls)
     add_wavelength_argument(cls)
     add_variable_argument(cls)
+    add_overwrite_argument(cls)
     cls.set_defaults(func=cmd_classify)
 
     watch = sub.add_parser(
         "watch", help="classify a series, then each new curve in its folder or HDF5 file (live)"
     )
     watch.add_argument("path", metavar="PATH", help="a folder of curve files or an HDF5/NeXus file")
-    watch.add_argument("--labels", required=True, metavar="LABELS.csv", help="dataset,index,label")
-    watch.add_argument("--out", required=True, metavar="PRED.csv")
-    watch.add_argument("--model", metavar="MODEL", help="encoder file (default: the built-in one)")
-    watch.add_argument("--poll", type=float, default=0.5, help="seconds between looks (0.5)")
+    watch.add_argument("--labels", required=True, metavar="LABELS.csv", help=LABELS_HELP)
+    watch.add_argument(
+        "--out",
+        required=True,
+        metavar="PRED.csv",
+        help="predictions CSV, appended as curves arrive",
+    )
+    watch.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
+    watch.add_argument(
+        "--poll", type=float, default=0.5, help="seconds between looks for new curves (default 0.5)"
+    )
     watch.add_argument(
         "--timeout", type=float, default=None, metavar="S",
         help="stop after S seconds without new curves (default: run until Ctrl-C)",
@@ -491,18 +594,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_arguments(watch)
     add_wavelength_argument(watch)
     add_variable_argument(watch)
+    add_overwrite_argument(watch)
     watch.set_defaults(func=cmd_watch)
 
     demo = sub.add_parser(
         "demo", help="open napari with the sample series (or PATHs) and the docks"
     )
-    demo.add_argument("paths", nargs="*", metavar="PATH")
-    demo.add_argument("--labels", metavar="LABELS.csv", help="labels to load (dataset,index,label)")
+    demo.add_argument(
+        "paths", nargs="*", metavar="PATH", help=PATHS_HELP + " (default: the simulated Fe sample)"
+    )
+    demo.add_argument("--labels", metavar="LABELS.csv", help=LABELS_HELP)
     demo.add_argument(
         "--screenshot", metavar="OUT.png",
         help="label a few curves, classify, save a screenshot of the window and exit",
     )  # fmt: skip
-    demo.add_argument("--seed", type=int, default=0)
+    add_seed_argument(demo, "the labelled curves and the classifier")
+    add_overwrite_argument(demo)
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run multi-process pretraining; every rank prints the SHA-256 of its final weights."""
     import torch.distributed as dist
 
-    from .cli import CommandError, _load_all, progress_printer
+    from .cli import CommandError, _load_all, _output_path, progress_printer
     from .encoder import _weights_digest
 
     args = build_parser().parse_args(argv)
@@ -188,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rank, world = dist.get_rank(), dist.get_world_size()
     try:
         stacks = _load_all(args.paths, args.wavelength, args.variable)
+        out = _output_path(args, inputs=args.paths)
         if rank == 0:
             n = sum(s.n_curves for s in stacks)
             print(
@@ -211,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         digest = _weights_digest(dict(encoder.model.state_dict()))
         print(f"[rank {rank}/{world}] weights sha256 {digest}", file=sys.stderr, flush=True)
         if rank == 0:
-            path = encoder.save(args.out)
+            path = encoder.save(out)
             print(f"wrote {path}", file=sys.stderr)
         dist.barrier()
     except (CommandError, ValueError, OSError) as exc:

@@ -384,3 +384,31 @@ class SpectraStack:
         for i in range(self.n_curves):
             out[i] = np.interp(new_axis, src_axis, data[i])
         return self.replace(intensities=out, axis=new_axis)
+
+
+def repeated_curves(stack: SpectraStack, chunk_size: int = 4096) -> list[tuple[int, int]]:
+    """Return (curve, earlier curve) for every curve identical, point for point, to an earlier one."""
+    import hashlib
+
+    first_of: dict[bytes, int] = {}
+    repeats = []
+    for start, chunk in stack.iter_chunks(chunk_size):
+        for offset, row in enumerate(np.ascontiguousarray(chunk)):
+            key = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+            index = start + offset
+            earlier = first_of.setdefault(key, index)
+            if earlier != index:
+                repeats.append((index, earlier))
+    return repeats
+
+
+def describe_repeated_curves(stack: SpectraStack) -> str:
+    """Return a one-line warning about curves repeated exactly, or "" when there are none."""
+    repeats = repeated_curves(stack)
+    if not repeats:
+        return ""
+    shown = ", ".join(f"{i} = {j}" for i, j in repeats[:4]) + (", …" if len(repeats) > 4 else "")
+    return (
+        f"{stack.name}: {len(repeats)} of {stack.n_curves} curves repeat an earlier curve exactly "
+        f"(curve {shown}); the file may hold some frames twice, so check the acquisition"
+    )

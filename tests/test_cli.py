@@ -212,7 +212,7 @@ def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
 
     result = run_cli(
         "classify", *paths, "--labels", str(labels), "--out", str(out), "--model", str(model),
-        "--unordered",
+        "--unordered", "--overwrite",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "phases: each curve classified on its own" in result.stderr
@@ -289,6 +289,7 @@ def test_pretrain_q_range_narrows_the_window_the_model_reads(small_suite, tmp_pa
     window = Encoder.load(model).config["preprocessing"]["axis_range"]
     assert window == pytest.approx(list(inner), rel=1e-6)
     capsys.readouterr()
+    args += ["--overwrite"]
     assert main([*args, "--device", "cpu", "--q-range", str(lo - 1.0), str(hi)]) == 2
     assert "is not inside the q range every series covers" in capsys.readouterr().err
 
@@ -343,5 +344,6 @@ def test_classify_warns_when_the_external_variable_is_constant(tmp_path, capsys)
     assert main([*argv, "--model", str(model), "--wavelength", "0.4"]) == 0
     err = capsys.readouterr().err
     assert "warning: run: pressure is 5 GPa on every curve, so boundaries cannot be placed" in err
+    argv += ["--overwrite"]
     assert main([*argv, "--model", str(model), "--wavelength", "0.4", "--variable", "index"]) == 0
     assert "on every curve" not in capsys.readouterr().err

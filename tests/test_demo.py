@@ -20,7 +20,6 @@ def test_demo_screenshot_runs_the_whole_path_and_exits_0(tmp_path):
         [sys.executable, "-m", "napari_xrdphase.cli", "demo", "--screenshot", str(out)],
         capture_output=True,
         text=True,
-        timeout=180,
         # one torch thread: see test_gui_session.one_torch_thread
         env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"},
     )

@@ -19,7 +19,7 @@ import math
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from ..defaults import (
     PROBE_STRAIN,
     PROBE_WHITENING_STRAIN,
 )
+from ..results import describe_series
 from ..stack import SpectraStack, StackError
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ class ClassificationResult:
     classifier: Classifier
     predictions: dict[str, tuple[np.ndarray, np.ndarray]]
     boundaries: dict[str, list[Boundary]]
+    # per series: why its curves were labelled each on its own despite a phase order ("" if not)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -146,6 +149,7 @@ class XRDSession:
         self.classifier: Classifier | None = None
         self.predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.boundaries: dict[str, list[Boundary]] = {}
+        self.series_notes: dict[str, str] = {}
         self._syncing = False
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
@@ -778,8 +782,8 @@ class XRDSession:
         whitened against a uniform strain of that standard deviation, measured on the open
         series (``fit_classifier(whitening_strain=...)``, 0: off).
         """
-        from ..boundaries import find_boundaries
         from ..classify import fit_classifier
+        from ..results import classify_series
 
         layers = self.series_layers
         if not layers:
@@ -803,22 +807,22 @@ class XRDSession:
             encoder, stacks, labels, seed=seed, ordered=ordered, strain=strain,
             whitening_strain=whitening_strain,
         )  # fmt: skip
-        predictions, found = {}, {}
+        predictions, found, notes = {}, {}, {}
         for stack in stacks:
-            proba = classifier.predict_proba(stack)
-            predicted = classifier.phase_labels(stack, proba, labels.get(stack.name))
-            predictions[stack.name] = (predicted, proba)
-            found[stack.name] = find_boundaries(
-                stack.variable, predicted, proba, classifier.classes,
-                phase_order=classifier.phase_order, unit=stack.variable_unit,
-            )  # fmt: skip
-        return ClassificationResult(classifier, predictions, found)
+            result = classify_series(
+                classifier, stack, classifier.predict_proba(stack), labels.get(stack.name)
+            )
+            predictions[stack.name] = (result.labels, result.probabilities)
+            found[stack.name] = result.boundaries
+            notes[stack.name] = result.note
+        return ClassificationResult(classifier, predictions, found, notes)
 
     def apply_classification(self, result: ClassificationResult) -> dict[str, list[Boundary]]:
         """Store a classification and show it as layers (main thread); return the boundaries."""
         self.classifier = result.classifier
         self.predictions = dict(result.predictions)
         self.boundaries = dict(result.boundaries)
+        self.series_notes = dict(result.notes)
         for cls in result.classifier.classes:
             self._add_class(cls)
         for layer in self.series_layers:
@@ -927,12 +931,8 @@ class XRDSession:
         variable = variables.pop() if len(variables) == 1 else "external variable"
         lines = [str(self.classifier.summary), self.classifier.describe_phase_order(variable), ""]
         for name, found in self.boundaries.items():
-            lines.append(f"{name}:")
-            if not found:
-                predicted, _ = self.predictions[name]
-                lines.append(f"  no transition: every curve is {str(predicted[0])!r}")
-            for b in found:
-                lines.append(f"  {b}  (curves {b.index_before}–{b.index_after})")
+            predicted, _ = self.predictions[name]
+            lines += describe_series(name, predicted, found, self.series_notes.get(name, ""))
         return "\n".join(lines)
 
     # --- exports --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..boundaries import order_contradiction, ramp_directions
 from ..stack import SpectraStack
 from .classifier import LabelError
 
@@ -119,4 +120,21 @@ def labelled_phase_order(
             f"{min(variables)[0]} ({medians}), so the phases are not put in order; "
             "each curve is classified on its own"
         )
-    return tuple(sorted(medians, key=medians.__getitem__)), ""
+    order = tuple(sorted(medians, key=medians.__getitem__))
+    rank = np.array([order.index(c) for c in order])
+    contradicting = []
+    for stack, rows, names in labelled:
+        pinned = {int(row): order.index(name) for row, name in zip(rows, names, strict=True)}
+        if order_contradiction(pinned, rank, ramp_directions(stack.variable)) is not None:
+            contradicting.append(stack.name)
+    if contradicting and len(contradicting) == len(labelled):
+        return None, (
+            "the labelled curves contradict any single phase order (a class is labelled on "
+            "both sides of another along the ramp), so each curve is classified on its own"
+        )
+    if contradicting:
+        return order, (
+            f"the labels of {', '.join(contradicting)} contradict the phase order "
+            f"{' → '.join(order)}; the curves of that series are classified each on its own"
+        )
+    return order, ""

@@ -101,7 +101,8 @@ def _fill_warning(
     path: Path, fill: float, fraction: float, empty: int | None, n_points: int
 ) -> None:
     empty_text = (
-        f"; {empty} of {n_points} bins hold it in every curve (stack.metadata['empty_bins'])"
+        f"; {empty} of the {n_points} points of the axis hold it on every curve (no detector "
+        "pixel reaches them: outside the detector, in a gap or under the beam stop)"
         if empty is not None
         else ""
     )

@@ -22,7 +22,17 @@ def read_labels_csv(path: str | os.PathLike[str]) -> dict[str, dict[int, str]]:
         raise ReaderError(f"{p}: no such labels file") from exc
     except OSError as exc:
         raise ReaderError(f"{p}: cannot read the labels file ({exc})") from exc
-    table = list(csv.reader(text.splitlines()))
+    if "\x00" in text:
+        raise ReaderError(
+            f"{p}: not a labels CSV (binary data); give the CSV with columns "
+            f"{','.join(LABEL_COLUMNS)}"
+        )
+    try:
+        table = list(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        raise ReaderError(
+            f"{p}: not a labels CSV ({exc}); give the CSV with columns {','.join(LABEL_COLUMNS)}"
+        ) from None
     if not table:
         raise ReaderError(
             f"{p}: the labels file is empty; it needs columns {','.join(LABEL_COLUMNS)}"
@@ -32,7 +42,7 @@ def read_labels_csv(path: str | os.PathLike[str]) -> dict[str, dict[int, str]]:
     if missing:
         raise ReaderError(
             f"{p}: missing column(s) {', '.join(missing)}; a labels file has columns "
-            f"{','.join(LABEL_COLUMNS)} (found: {','.join(header)})"
+            f"{','.join(LABEL_COLUMNS)} (found: {_shortened(','.join(header))})"
         )
     col = {c: header.index(c) for c in LABEL_COLUMNS}
     labels: dict[str, dict[int, str]] = {}
@@ -100,3 +110,8 @@ def write_labels_csv(
             writer.writerows(checked)
 
     return atomic_write(Path(path).expanduser(), write)
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters (a binary file's first "line" can be huge)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
