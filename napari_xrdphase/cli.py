@@ -446,6 +446,13 @@ def add_seed_argument(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def add_labels_out_model_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """Add ``--labels``, ``--out`` and ``--model``: what classifying commands read and write."""
+    parser.add_argument("--labels", required=True, metavar="LABELS.csv", help=LABELS_HELP)
+    parser.add_argument("--out", required=True, metavar="PRED.csv", help=out_help)
+    parser.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
+
+
 def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
@@ -558,14 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cls = sub.add_parser("classify", help="classify every curve from a few labelled ones")
     add_paths_argument(cls)
-    cls.add_argument("--labels", required=True, metavar="LABELS.csv", help=LABELS_HELP)
-    cls.add_argument(
-        "--out",
-        required=True,
-        metavar="PRED.csv",
-        help="predictions CSV to write, one row per curve",
-    )
-    cls.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
+    add_labels_out_model_arguments(cls, out_help="predictions CSV to write, one row per curve")
     add_classifier_arguments(cls)
     add_wavelength_argument(cls)
     add_variable_argument(cls)
@@ -576,14 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
         "watch", help="classify a series, then each new curve in its folder or HDF5 file (live)"
     )
     watch.add_argument("path", metavar="PATH", help="a folder of curve files or an HDF5/NeXus file")
-    watch.add_argument("--labels", required=True, metavar="LABELS.csv", help=LABELS_HELP)
-    watch.add_argument(
-        "--out",
-        required=True,
-        metavar="PRED.csv",
-        help="predictions CSV, appended as curves arrive",
-    )
-    watch.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
+    add_labels_out_model_arguments(watch, out_help="predictions CSV, appended as curves arrive")
     watch.add_argument(
         "--poll", type=float, default=0.5, help="seconds between looks for new curves (default 0.5)"
     )
