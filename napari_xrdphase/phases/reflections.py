@@ -7,8 +7,9 @@ the lattice's rules fall out of the arithmetic: fcc (h, k, l all even or all odd
 mixed-parity reflections weak), hcp (00l with l odd and h − k = 3n with l odd absent).
 
 Intensities are approximate: |F|² × multiplicity × Lorentz–polarisation
-(1 + cos² 2θ) / (sin² θ cos θ) for an unpolarised beam, no Debye–Waller factor, no absorption,
-no preferred orientation. Atomic form factors are the International Tables (Cromer–Mann, IT92)
+(1 + cos² 2θ) / (sin² θ cos θ) for an unpolarised beam (without a wavelength, its small-angle
+limit ∝ d², which is what hard X-rays give), no Debye–Waller factor, no absorption, no preferred
+orientation. Atomic form factors are the International Tables (Cromer–Mann, IT92)
 coefficients from ``gemmi`` when it is installed, else the atomic number Z at every angle.
 """
 
@@ -126,7 +127,7 @@ def powder_lines(
     ``cell`` is (a, b, c, α, β, γ) in Å and degrees; ``sites`` the atoms of the conventional
     cell; ``hexagonal`` groups equivalent reflections by 6/mmm instead of m-3m. With a
     ``wavelength`` (Å) the lines carry 2θ and the Lorentz–polarisation factor, and lines beyond
-    2θ = 180° are left out.
+    2θ = 180° are left out; without one, the factor's small-angle limit (∝ d²) is used.
     """
     if wavelength is not None:
         d_min = max(d_min, wavelength / 2.0)
@@ -151,7 +152,11 @@ def powder_lines(
     f2 = structure_factors(sites, reps_a, s)
     intensity = f2 * m_a
     two_theta = None
-    if wavelength is not None:
+    if wavelength is None:
+        # the small-angle limit of Lorentz–polarisation, 2 / sin² θ ∝ d²: hard X-rays (≲ 0.5 Å)
+        # give this shape whatever their wavelength
+        intensity = intensity * d_a**2
+    else:
         theta = np.arcsin(np.clip(wavelength * s, 0.0, 1.0))
         lp = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
         intensity = intensity * lp
