@@ -517,6 +517,34 @@ def add_pretraining_arguments(parser: argparse.ArgumentParser, out_help: str) ->
     add_overwrite_argument(parser)
 
 
+def cmd_phases(args: argparse.Namespace) -> None:
+    """Print the built-in phases (or the named ones): structure, scales, references."""
+    from .phases import builtin_phase_names, get_phase
+    from .phases.eos import EOS_FORMS
+
+    names = args.names or builtin_phase_names()
+    print("Equations of state are 300 K isotherms; * marks each phase's default scale.")
+    for name in names:
+        phase = get_phase(name)
+        cell = phase.cell()
+        size = f"a = {cell.a:.4f} Å" + (f", c = {cell.c:.4f} Å" if cell.c != cell.a else "")
+        print(f"\n{phase.name}  {phase.structure}, {size} at 0 GPa ({phase.source})")
+        for scale_name, eos in phase.scales.items():
+            mark = "*" if scale_name == phase.default_scale else " "
+            print(
+                f"  {mark} {scale_name:<17} {EOS_FORMS[eos.form]:<26} V0 = {eos.v0:9.4f} Å³  "
+                f"K0 = {eos.k0:7.2f} GPa  K0' = {eos.k0p:.3f}"
+            )
+            print(f"      {eos.reference}")
+            if eos.note:
+                print(f"      ({eos.note})")
+        if args.lines is not None:
+            print(f"    reflections at {args.lines:g} GPa:")
+            for line in phase.reflections(args.lines):
+                mult = "" if line.multiplicity is None else f"  m = {line.multiplicity}"
+                print(f"      {line.label:<10} d = {line.d:.4f} Å  I = {line.intensity:5.1f}{mult}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``xrdphase`` command."""
     from . import __version__
@@ -604,6 +632,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_seed_argument(demo, "the labelled curves and the classifier")
     add_overwrite_argument(demo)
     demo.set_defaults(func=cmd_demo)
+
+    phases = sub.add_parser(
+        "phases", help="list the built-in pressure markers and media with their scales"
+    )
+    phases.add_argument(
+        "names", nargs="*", metavar="PHASE",
+        help="built-in phase names or .jcpds files to describe (default: every built-in phase)",
+    )  # fmt: skip
+    phases.add_argument(
+        "--lines", type=float, default=None, metavar="GPA",
+        help="also list each phase's reflections (hkl, d, multiplicity, intensity) at GPA, "
+        "with the default scale (default: no reflections)",
+    )  # fmt: skip
+    phases.set_defaults(func=cmd_phases)
     return parser
 
 
