@@ -18,7 +18,7 @@ DEWAELE2004 = (
     "doi:10.1103/PhysRevB.70.094112"
 )
 DOROGOKUPETS2007 = "Dorogokupets P. I., Dewaele A. (2007) High Press. Res. 27, 431–446"
-UNCHECKED = "values from the paper as recalled; not yet cross-checked against a second source"
+UNCHECKED = "not yet cross-checked against a second source (pytheos does not carry this scale)"
 SAME_AS_PYTHEOS = "same V0, K0, K0′ as pytheos 0.0.2"
 
 _FCC = ((0.0, 0.0, 0.0), (0.0, 0.5, 0.5), (0.5, 0.0, 0.5), (0.5, 0.5, 0.0))
