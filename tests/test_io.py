@@ -601,6 +601,24 @@ def test_live_metadata_lookup_reads_the_csv_like_load_stack(tmp_path):
     assert _metadata_value(folder, "scan_1.xy", "pressure") is None
 
 
+def test_containers_name_each_curve_by_file_and_row(tmp_path):
+    stack = SpectraStack(np.array([curve(i) for i in range(3)]), AXIS, name="scan")
+    for suffix in (".h5", ".npz"):
+        path = tmp_path / f"run{suffix}"
+        save_stack(stack, path)
+        if suffix == ".h5":  # a file written by another program: no per-curve names
+            with h5py.File(path, "a") as h5:
+                names = []
+                h5.visit(names.append)
+                for name in [n for n in names if n.endswith("sources")]:
+                    del h5[name]
+        else:
+            arrays = dict(np.load(path))
+            del arrays["names"]
+            np.savez(path, **arrays)
+        assert load_stack(path).sources == [f"run{suffix}[{i}]" for i in range(3)]
+
+
 # --- errors ----------------------------------------------------------------------------------------
 def test_nonexistent_path_is_named(tmp_path):
     with pytest.raises(ReaderError, match=r"nothing_here: no such file or folder"):
