@@ -1347,3 +1347,46 @@ def test_a_header_stating_only_the_photon_energy_gives_the_wavelength(tmp_path):
         text = (folder / f"f_{i}.xy").read_text().replace(" keV", "").replace(" KeV", "")
         (folder / f"f_{i}.xy").write_text(text.replace("42753 eV", "42753"))
     assert load_stack(folder).wavelength is None
+
+
+# --- the predictions CSV ---------------------------------------------------------------------------
+def test_predictions_csv_column_names_never_repeat():
+    from napari_xrdphase.io.predictions_csv import predictions_header
+
+    fixed = ["dataset", "index", "source"]
+    assert predictions_header("pressure", ["a", "b"]) == [
+        *fixed, "pressure", "label", "skipped", "p_a", "p_b"
+    ]  # fmt: skip
+    assert predictions_header("index", ["a", "b"])[3] == "index_variable"
+    assert predictions_header("Label", ["a", "b"])[3] == "Label_variable"
+    assert predictions_header("p_a", ["a", "b"])[3] == "p_a_variable"
+    assert predictions_header("", ["a", "b"])[3] == "variable"
+    # classes that differ only in case (a classifier file from elsewhere): p_Fe, p_fe_2
+    assert predictions_header("T", ["Fe", "fe", "skipped"])[6:] == ["p_Fe", "p_fe_2", "p_skipped"]
+    for variable in ("index", "source", "skipped", "p_fe_2", "dataset"):
+        header = predictions_header(variable, ["Fe", "fe"])
+        assert len({h.casefold() for h in header}) == len(header)
+
+
+def test_predictions_csv_of_an_index_series_keeps_every_column(tmp_path):
+    import csv
+
+    from napari_xrdphase.io import write_predictions_csv
+
+    folder = write_folder(tmp_path / "run", n=3)
+    stack = load_stack(folder)
+    assert stack.variable_name == "index"
+    path = write_predictions_csv(
+        tmp_path / "pred.csv",
+        [(stack, ["a", "a", "b"], np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]))],
+        ["a", "b"],
+    )
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == [
+        "dataset", "index", "source", "index_variable", "label", "skipped", "p_a", "p_b"
+    ]  # fmt: skip
+    assert [(r["index"], r["source"], r["index_variable"]) for r in rows] == [
+        ("0", "scan_0.xy", "0"), ("1", "scan_1.xy", "1"), ("2", "scan_2.xy", "2")
+    ]  # fmt: skip
+    assert rows[2]["label"] == "b" and rows[2]["p_b"] == "0.700000" and rows[2]["skipped"] == ""
