@@ -590,15 +590,35 @@ def test_unmatched_ambiguous_and_doubled_names_are_refused_by_line(tmp_path):
 
 
 def test_live_metadata_lookup_reads_the_csv_like_load_stack(tmp_path):
-    from napari_xrdphase.live import _metadata_value
+    from napari_xrdphase.io.metadata_csv import _read_metadata_csv_partial
 
     folder = write_folder(tmp_path / "run", n=2)
     write_metadata(
         folder, "image;pressure (GPa)\nscan_0.tif;12,5 GPa\nscan_9.tif;13 GPa\n", "cp1252"
     )
-    assert _metadata_value(folder, "scan_0.xy", "pressure") == 12.5
-    assert _metadata_value(folder, "scan_9.xy", "pressure") == 13.0
-    assert _metadata_value(folder, "scan_1.xy", "pressure") is None
+    csv_path = folder / "metadata.csv"
+    # scan_1.xy is not listed yet, scan_9.tif names a curve still to come: both fine while live
+    values = _read_metadata_csv_partial(csv_path, ["scan_0.xy", "scan_1.xy"], "pressure")
+    assert values == {"scan_0.xy": 12.5}
+    values = _read_metadata_csv_partial(csv_path, ["scan_0.xy", "scan_9.xy"], "pressure")
+    assert values == {"scan_0.xy": 12.5, "scan_9.xy": 13.0}
+    # every other check is batch mode's, and names the line
+    write_metadata(folder, "file,pressure\nscan_0.xy,1\nscan_5.xy,2\nscan_0.xy,3\n")
+    with pytest.raises(ReaderError, match=r"line 4: scan_0\.xy is listed twice"):
+        _read_metadata_csv_partial(csv_path, ["scan_0.xy"], "pressure")
+    write_metadata(folder, "file,pressure\nscan_0.xy,1\nscan_5.xy,2 GPa\n")
+    with pytest.raises(ReaderError, match=r"line 3: '2 GPa' is in GPa, but line 2 is in no unit"):
+        _read_metadata_csv_partial(csv_path, ["scan_0.xy"], "pressure")
+    write_metadata(folder, "file,pressure\nscan_0.xy,\nscan_5.xy,2\n")
+    with pytest.raises(ReaderError, match=r"line 2: no finite value of 'pressure'"):
+        _read_metadata_csv_partial(csv_path, ["scan_0.xy"], "pressure")
+
+
+def test_a_repeated_header_line_in_metadata_csv_is_named(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(folder, "file,pressure\nscan_0.xy,1\nfile,pressure\nscan_1.xy,2\n")
+    with pytest.raises(ReaderError, match=r"metadata\.csv line 3: repeats the header line"):
+        load_stack(folder)
 
 
 def test_containers_name_each_curve_by_file_and_row(tmp_path):
