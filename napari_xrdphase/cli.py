@@ -280,12 +280,13 @@ def cmd_watch(args: argparse.Namespace) -> None:
     path = Path(args.path).expanduser()
     (stack,) = _load_all([path], args.wavelength, args.variable)
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
-    classifier = _fit_classifier(encoder, [stack], read_labels_csv(args.labels), args)
-    live = LiveSeries(stack, classifier, folder=path if path.is_dir() else None)
+    labels = read_labels_csv(args.labels)
+    classifier = _fit_classifier(encoder, [stack], labels, args)
+    live = LiveSeries(stack, classifier, labels_given=labels.get(stack.name))
     watcher = watcher_for(path, live.stack, poll_s=args.poll, variable=args.variable)
     out = PredictionsCsvAppender(args.out, live.stack.variable_name, classifier.classes)
-    out.append(live.stack, range(live.stack.n_curves), live.labels, live.probabilities)
-    _print_boundaries(live.stack.name, live.boundaries, live.labels)
+    out.append_live(live)
+    _print_boundaries(live.stack.name, live.boundaries, live.labels, live.indices)
     waiting = f"{args.timeout:g} s without new curves" if args.timeout else "Ctrl-C"
     print(f"watching {path} every {args.poll:g} s (stops after {waiting})", file=sys.stderr)
     try:
@@ -293,23 +294,28 @@ def cmd_watch(args: argparse.Namespace) -> None:
             update = live.add(arrivals)
             if update is None:
                 continue
-            out.append(live.stack, update.rows, update.labels, update.probabilities)
-            print(
-                f"{live.stack.name}: +{len(update.rows)} curves (now {live.stack.n_curves}), "
-                f"last {update.labels[-1]!s}",
-                file=sys.stderr, flush=True,
-            )  # fmt: skip
+            out.append_live(live, update)  # a skipped curve: a row with its reason, no label
+            if len(update.rows):
+                print(
+                    f"{live.stack.name}: +{len(update.rows)} curves (now {live.stack.n_curves}), "
+                    f"last {update.labels[-1]!s}",
+                    file=sys.stderr, flush=True,
+                )  # fmt: skip
             if update.boundaries_changed:
-                _print_boundaries(live.stack.name, update.boundaries, live.labels)
+                _print_boundaries(live.stack.name, update.boundaries, live.labels, live.indices)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
-    print(f"wrote {out.path} ({live.stack.n_curves} curves)", file=sys.stderr)
+    skipped = f", {len(live.skipped)} skipped" if live.skipped else ""
+    print(f"wrote {out.path} ({live.stack.n_curves} curves{skipped})", file=sys.stderr)
 
 
-def _print_boundaries(name: str, boundaries, labels) -> None:
+def _print_boundaries(name: str, boundaries, labels, indices=None) -> None:
+    # indices: each row's index in the series (live mode: skipped curves keep their place)
+    number = (lambda row: row) if indices is None else (lambda row: int(indices[row]))
     print(f"{name}:", flush=False)
     for boundary in boundaries:
-        print(f"  {boundary}  (curves {boundary.index_before}–{boundary.index_after})")
+        before, after = number(boundary.index_before), number(boundary.index_after)
+        print(f"  {boundary}  (curves {before}–{after})")
     if not boundaries:
         print(f"  no transition: every curve is {str(labels[0])!r}")
     sys.stdout.flush()

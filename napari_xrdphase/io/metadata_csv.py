@@ -474,32 +474,3 @@ def _csv_metadata(
     if not table.encoding.startswith("utf-8"):
         entries["metadata_csv_encoding"] = table.encoding
     return entries
-
-
-def _metadata_csv_value(csv_path: Path, file_name: str, variable_name: str) -> float | None:
-    """The value of ``variable_name`` for one curve file in a metadata.csv, or None.
-
-    For live folders, whose metadata.csv may list files that are not there yet and may be
-    rewritten while it is read: every problem gives None (the caller falls back).
-    """
-    try:
-        table = _read_csv_table(csv_path)
-    except ReaderError:
-        return None
-    columns = [
-        c for c, h in enumerate(table.header) if variable_name in (h, _split_name_unit(h)[0])
-    ]
-    by_name, by_stem = {file_name: file_name}, {Path(file_name).stem: [file_name]}
-    for file_col in _file_column_candidates(table.header):
-        rows = [
-            (number, cells)
-            for number, cells in table.rows
-            if _curves_named_by(cells[file_col], by_name, by_stem) == [file_name]
-        ]
-        data_columns = [c for c in columns if c != file_col]
-        if len(rows) == 1 and data_columns:
-            column = _parse_column(table, data_columns[0], table.rows)
-            row = table.rows.index(rows[0])
-            value = column.values[row] if column.values is not None else None
-            return value if value is not None and math.isfinite(value) else None
-    return None
