@@ -130,7 +130,7 @@ def live_latency(axis, curves, classifier_files, n_files: int = 20, poll_s: floa
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         stack = SpectraStack(curves[:40], axis, name=folder.name)
-        live = LiveSeries(stack, classifier, folder=folder)
+        live = LiveSeries(stack, classifier)
         watcher = FolderWatcher(folder, poll_s, axis=axis)
 
         def produce():
@@ -150,7 +150,7 @@ def live_latency(axis, curves, classifier_files, n_files: int = 20, poll_s: floa
         for batch in watcher.watch(timeout_s=2.0):
             live.add(batch)
             done = time.perf_counter()
-            latencies.extend(done - landed[f.path.name] for f in batch)
+            latencies.extend(done - landed[f.path.name] for f in batch if hasattr(f, "path"))
         writer.join()
     lat = np.array(latencies)
     return {

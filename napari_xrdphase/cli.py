@@ -293,12 +293,13 @@ def cmd_watch(args: argparse.Namespace) -> None:
     (stack,) = _load_all([path], args.wavelength, args.variable)
     out_path = _output_path(args, inputs=[path, args.labels, args.model])
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
-    classifier = _fit_classifier(encoder, [stack], read_labels_csv(args.labels), args)
-    live = LiveSeries(stack, classifier, folder=path if path.is_dir() else None)
+    labels = read_labels_csv(args.labels)
+    classifier = _fit_classifier(encoder, [stack], labels, args)
+    live = LiveSeries(stack, classifier, labels_given=labels.get(stack.name))
     watcher = watcher_for(path, live.stack, poll_s=args.poll, variable=args.variable)
     out = PredictionsCsvAppender(out_path, live.stack.variable_name, classifier.classes)
-    out.append(live.stack, range(live.stack.n_curves), live.labels, live.probabilities)
-    _print_boundaries(live.stack.name, live.boundaries, live.labels)
+    out.append_live(live)
+    _print_boundaries(live.stack.name, live.boundaries, live.labels, live.indices)
     waiting = f"{args.timeout:g} s without new curves" if args.timeout else "Ctrl-C"
     print(f"watching {path} every {args.poll:g} s (stops after {waiting})", file=sys.stderr)
     try:
@@ -306,26 +307,26 @@ def cmd_watch(args: argparse.Namespace) -> None:
             update = live.add(arrivals)
             if update is None:
                 continue
-            out.append(live.stack, update.rows, update.labels, update.probabilities)
-            print(
-                f"{live.stack.name}: +{len(update.rows)} curves (now {live.stack.n_curves}), "
-                f"last {update.labels[-1]!s}",
-                file=sys.stderr, flush=True,
-            )  # fmt: skip
+            out.append_live(live, update)  # a skipped curve: a row with its reason, no label
+            if len(update.rows):
+                print(
+                    f"{live.stack.name}: +{len(update.rows)} curves (now {live.stack.n_curves}), "
+                    f"last {update.labels[-1]!s}",
+                    file=sys.stderr, flush=True,
+                )  # fmt: skip
             if update.boundaries_changed:
-                _print_boundaries(live.stack.name, update.boundaries, live.labels)
+                _print_boundaries(live.stack.name, update.boundaries, live.labels, live.indices)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
-    print(f"wrote {out.path} ({live.stack.n_curves} curves)", file=sys.stderr)
+    skipped = f", {len(live.skipped)} skipped" if live.skipped else ""
+    print(f"wrote {out.path} ({live.stack.n_curves} curves{skipped})", file=sys.stderr)
 
 
-def _print_boundaries(name: str, boundaries, labels) -> None:
-    print(f"{name}:", flush=False)
-    for boundary in boundaries:
-        print(f"  {boundary}  (curves {boundary.index_before}–{boundary.index_after})")
-    if not boundaries:
-        print(f"  no transition: every curve is {str(labels[0])!r}")
-    sys.stdout.flush()
+def _print_boundaries(name: str, boundaries, labels, indices=None) -> None:
+    """Print a series' summary (``results.describe_series``); ``indices``: each row's curve number."""
+    from .results import describe_series
+
+    print("\n".join(describe_series(name, labels, boundaries, indices=indices)), flush=True)
 
 
 DEMO_LABEL_FRACTION = 0.05

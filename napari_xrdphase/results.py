@@ -57,15 +57,25 @@ def classify_series(
 
 
 def describe_series(
-    name: str, labels: Sequence[str] | np.ndarray, boundaries: Sequence[Boundary], note: str = ""
+    name: str,
+    labels: Sequence[str] | np.ndarray,
+    boundaries: Sequence[Boundary],
+    note: str = "",
+    indices: Sequence[int] | np.ndarray | None = None,
 ) -> list[str]:
-    """Return summary lines that agree with ``labels`` (the predictions CSV's label column)."""
+    """Return summary lines that agree with ``labels`` (the predictions CSV's label column).
+
+    ``indices``: each row's curve number where rows and curves differ (live mode, where a
+    skipped curve keeps its number but has no row).
+    """
+    number = (lambda row: row) if indices is None else (lambda row: int(indices[row]))
     counts = Counter(str(label) for label in np.asarray(labels).tolist())
     lines = [f"{name}:"]
     if note:
         lines.append(f"  note: {note}")
     for boundary in boundaries:
-        lines.append(f"  {boundary}  (curves {boundary.index_before}–{boundary.index_after})")
+        before, after = number(boundary.index_before), number(boundary.index_after)
+        lines.append(f"  {boundary}  (curves {before}–{after})")
     per_class = ", ".join(f"{label} {n}" for label, n in counts.items())
     if len(counts) == 1:
         lines.append(f"  no transition: every curve is {next(iter(counts))!r}")

@@ -16,6 +16,8 @@ Results file layout (HDF5)::
                                           whole series (in phase order along the ramp)
     /probabilities       (N, C) float32  columns in classes order
     /variable            (N,)   float64  the external variable of each curve
+    /sources             (N,)   str      where each curve came from (``SpectraStack.sources``);
+                                          files written before it existed have none
 
 ``rows_done`` counts the rows written so far; it is updated (and the file flushed) after the
 rows themselves, so an interrupted run restarts at the first chunk not fully recorded.
@@ -273,6 +275,10 @@ def _create_results(
         chunks=(rows_per_chunk, n_classes),
     )  # fmt: skip
     h5.create_dataset("variable", data=stack.variable, maxshape=(None,), chunks=(rows_per_chunk,))
+    h5.create_dataset(
+        "sources", data=stack.sources, dtype=h5py.string_dtype(), maxshape=(None,),
+        chunks=(rows_per_chunk,),
+    )  # fmt: skip
 
 
 def _check_resumable(h5: h5py.File, path: Path, fingerprints: tuple[str, str], n: int) -> int:
@@ -343,9 +349,12 @@ def classify_to_file(
         with h5:
             done = _check_resumable(h5, out, fingerprints, n)
             if h5["label_index"].shape[0] < n:  # the series grew since the file was made
-                for name in ("label_index", "probabilities", "variable"):
-                    h5[name].resize(n, axis=0)
+                for name in ("label_index", "probabilities", "variable", "sources"):
+                    if name in h5:
+                        h5[name].resize(n, axis=0)
                 h5["variable"][:] = stack.variable
+                if "sources" in h5:
+                    h5["sources"][:] = stack.sources
             start, stopped = done, False
             if progress is not None:
                 progress(done, n)
@@ -432,10 +441,27 @@ def read_prediction_file(path: str | os.PathLike) -> PredictionFile:
 
 
 def _prediction_rows(
-    dataset: str, first: int, variable: np.ndarray, labels: np.ndarray, proba: np.ndarray
+    dataset: str,
+    first: int,
+    sources: Sequence[str],
+    variable: np.ndarray,
+    labels: np.ndarray,
+    proba: np.ndarray,
 ) -> Iterator[list[str]]:
-    for offset, (value, label, row) in enumerate(zip(variable, labels, proba, strict=True)):
-        yield [dataset, str(first + offset), f"{value:.6g}", label, *(f"{p:.6f}" for p in row)]
+    from .io.predictions_csv import prediction_row
+
+    for offset, (source, value, label, row) in enumerate(
+        zip(sources, variable, labels, proba, strict=True)
+    ):
+        yield prediction_row(dataset, first + offset, source, float(value), label, row, row.size)
+
+
+def _sources(h5: h5py.File, dataset: str, first: int, stop: int) -> list[str]:
+    """The stored source names of rows ``first:stop``, or ``SpectraStack``'s default names."""
+    if "sources" not in h5:  # a results file from before sources were stored
+        return [f"{dataset}[{i}]" for i in range(first, stop)]
+    return [s.decode("utf-8", "replace") if isinstance(s, bytes) else str(s)
+            for s in h5["sources"][first:stop]]  # fmt: skip
 
 
 def export_predictions_csv(
@@ -443,8 +469,13 @@ def export_predictions_csv(
     csv_path: str | os.PathLike,
     chunk_size: int = 65536,
 ) -> Path:
-    """Write results files as the predictions CSV of ``xrdphase classify`` (``dataset,index,<variable>,label,p_<class>...``), streaming; return its path."""
+    """Write results files as the predictions CSV of ``xrdphase classify``, streaming; return its path.
+
+    The columns are those of ``io.predictions_csv`` (``dataset,index,source,<variable>,label,
+    skipped,p_<class>...``).
+    """
     from ._files import atomic_write
+    from .io.predictions_csv import MIXED_VARIABLES, predictions_header
 
     paths = [result_paths] if isinstance(result_paths, (str, os.PathLike)) else list(result_paths)
     paths = [Path(p).expanduser() for p in paths]
@@ -462,8 +493,7 @@ def export_predictions_csv(
     if any(c != classes for c, _ in headers):
         raise StreamError("the results files have different classes; export them separately")
     names = {name for _, name in headers}
-    variable_column = names.pop() if len(names) == 1 else "variable"
-    header = ["dataset", "index", variable_column, "label", *(f"p_{c}" for c in classes)]
+    header = predictions_header(names.pop() if len(names) == 1 else MIXED_VARIABLES, classes)
     class_names = np.asarray(classes)
 
     def write(temporary: Path) -> None:
@@ -477,7 +507,8 @@ def export_predictions_csv(
                         stop = min(first + chunk_size, n)
                         writer.writerows(
                             _prediction_rows(
-                                dataset, first, h5["variable"][first:stop],
+                                dataset, first, _sources(h5, dataset, first, stop),
+                                h5["variable"][first:stop],
                                 class_names[h5["label_index"][first:stop]],
                                 h5["probabilities"][first:stop],
                             )

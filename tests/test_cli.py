@@ -187,13 +187,17 @@ def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
     assert list(pred[0]) == [
         "dataset",
         "index",
+        "source",
         "pressure",
         "label",
+        "skipped",
         "p_before",
         "p_during",
         "p_after",
     ]
     assert len(pred) == 96
+    assert pred[0]["source"] == "fe_a[0]"  # the names the simulated .npz records
+    assert not any(r["skipped"] for r in pred)
     assert {r["dataset"] for r in pred} == {"fe_a", "fe_b", "feo"}
     order = ("before", "during", "after")
     assert f"phases in order of rising pressure: {' → '.join(order)}" in result.stderr

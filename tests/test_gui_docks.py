@@ -162,7 +162,10 @@ def test_classify_dock_runs_in_a_worker_and_exports(viewer, series, qtbot, tmp_p
     dock.export_predictions(tmp_path / "pred.csv")
     with open(tmp_path / "pred.csv", newline="") as fh:
         header = next(csv.reader(fh))
-    assert header == ["dataset", "index", "pressure", "label", "p_before", "p_during", "p_after"]
+    assert header == [
+        "dataset", "index", "source", "pressure", "label", "skipped",
+        "p_before", "p_during", "p_after",
+    ]  # fmt: skip
     dock.export_boundaries(tmp_path / "b.csv")
     assert (tmp_path / "b.csv").read_text().startswith("dataset,from_label,to_label,value")
 

@@ -111,9 +111,12 @@ def test_exports_use_the_command_line_formats(session, tmp_path):
     predictions = session.export_predictions(tmp_path / "pred.csv")
     with open(predictions, newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["dataset", "index", "pressure", "label", "p_before", "p_during", "p_after"]
-    assert len(rows) == 37 and rows[1][:2] == ["Fe36", "0"]
-    assert sum(float(p) for p in rows[5][4:]) == pytest.approx(1.0, abs=1e-5)
+    assert rows[0] == [
+        "dataset", "index", "source", "pressure", "label", "skipped",
+        "p_before", "p_during", "p_after",
+    ]  # fmt: skip
+    assert len(rows) == 37 and rows[1][:3] == ["Fe36", "0", "Fe36[0]"]
+    assert sum(float(p) for p in rows[5][6:]) == pytest.approx(1.0, abs=1e-5)
     boundaries = session.export_boundaries(tmp_path / "boundaries.csv")
     with open(boundaries, newline="") as fh:
         table = list(csv.DictReader(fh))

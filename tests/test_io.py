@@ -590,15 +590,53 @@ def test_unmatched_ambiguous_and_doubled_names_are_refused_by_line(tmp_path):
 
 
 def test_live_metadata_lookup_reads_the_csv_like_load_stack(tmp_path):
-    from napari_xrdphase.live import _metadata_value
+    from napari_xrdphase.io.metadata_csv import _read_metadata_csv_partial
 
     folder = write_folder(tmp_path / "run", n=2)
     write_metadata(
         folder, "image;pressure (GPa)\nscan_0.tif;12,5 GPa\nscan_9.tif;13 GPa\n", "cp1252"
     )
-    assert _metadata_value(folder, "scan_0.xy", "pressure") == 12.5
-    assert _metadata_value(folder, "scan_9.xy", "pressure") == 13.0
-    assert _metadata_value(folder, "scan_1.xy", "pressure") is None
+    csv_path = folder / "metadata.csv"
+    # scan_1.xy is not listed yet, scan_9.tif names a curve still to come: both fine while live
+    values = _read_metadata_csv_partial(csv_path, ["scan_0.xy", "scan_1.xy"], "pressure")
+    assert values == {"scan_0.xy": 12.5}
+    values = _read_metadata_csv_partial(csv_path, ["scan_0.xy", "scan_9.xy"], "pressure")
+    assert values == {"scan_0.xy": 12.5, "scan_9.xy": 13.0}
+    # every other check is batch mode's, and names the line
+    write_metadata(folder, "file,pressure\nscan_0.xy,1\nscan_5.xy,2\nscan_0.xy,3\n")
+    with pytest.raises(ReaderError, match=r"line 4: scan_0\.xy is listed twice"):
+        _read_metadata_csv_partial(csv_path, ["scan_0.xy"], "pressure")
+    write_metadata(folder, "file,pressure\nscan_0.xy,1\nscan_5.xy,2 GPa\n")
+    with pytest.raises(ReaderError, match=r"line 3: '2 GPa' is in GPa, but line 2 is in no unit"):
+        _read_metadata_csv_partial(csv_path, ["scan_0.xy"], "pressure")
+    write_metadata(folder, "file,pressure\nscan_0.xy,\nscan_5.xy,2\n")
+    with pytest.raises(ReaderError, match=r"line 2: no finite value of 'pressure'"):
+        _read_metadata_csv_partial(csv_path, ["scan_0.xy"], "pressure")
+
+
+def test_a_repeated_header_line_in_metadata_csv_is_named(tmp_path):
+    folder = write_folder(tmp_path / "run", n=2)
+    write_metadata(folder, "file,pressure\nscan_0.xy,1\nfile,pressure\nscan_1.xy,2\n")
+    with pytest.raises(ReaderError, match=r"metadata\.csv line 3: repeats the header line"):
+        load_stack(folder)
+
+
+def test_containers_name_each_curve_by_file_and_row(tmp_path):
+    stack = SpectraStack(np.array([curve(i) for i in range(3)]), AXIS, name="scan")
+    for suffix in (".h5", ".npz"):
+        path = tmp_path / f"run{suffix}"
+        save_stack(stack, path)
+        if suffix == ".h5":  # a file written by another program: no per-curve names
+            with h5py.File(path, "a") as h5:
+                names = []
+                h5.visit(names.append)
+                for name in [n for n in names if n.endswith("sources")]:
+                    del h5[name]
+        else:
+            arrays = dict(np.load(path))
+            del arrays["names"]
+            np.savez(path, **arrays)
+        assert load_stack(path).sources == [f"run{suffix}[{i}]" for i in range(3)]
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -1332,3 +1370,46 @@ def test_a_header_stating_only_the_photon_energy_gives_the_wavelength(tmp_path):
         text = (folder / f"f_{i}.xy").read_text().replace(" keV", "").replace(" KeV", "")
         (folder / f"f_{i}.xy").write_text(text.replace("42753 eV", "42753"))
     assert load_stack(folder).wavelength is None
+
+
+# --- the predictions CSV ---------------------------------------------------------------------------
+def test_predictions_csv_column_names_never_repeat():
+    from napari_xrdphase.io.predictions_csv import predictions_header
+
+    fixed = ["dataset", "index", "source"]
+    assert predictions_header("pressure", ["a", "b"]) == [
+        *fixed, "pressure", "label", "skipped", "p_a", "p_b"
+    ]  # fmt: skip
+    assert predictions_header("index", ["a", "b"])[3] == "index_variable"
+    assert predictions_header("Label", ["a", "b"])[3] == "Label_variable"
+    assert predictions_header("p_a", ["a", "b"])[3] == "p_a_variable"
+    assert predictions_header("", ["a", "b"])[3] == "variable"
+    # classes that differ only in case (a classifier file from elsewhere): p_Fe, p_fe_2
+    assert predictions_header("T", ["Fe", "fe", "skipped"])[6:] == ["p_Fe", "p_fe_2", "p_skipped"]
+    for variable in ("index", "source", "skipped", "p_fe_2", "dataset"):
+        header = predictions_header(variable, ["Fe", "fe"])
+        assert len({h.casefold() for h in header}) == len(header)
+
+
+def test_predictions_csv_of_an_index_series_keeps_every_column(tmp_path):
+    import csv
+
+    from napari_xrdphase.io import write_predictions_csv
+
+    folder = write_folder(tmp_path / "run", n=3)
+    stack = load_stack(folder)
+    assert stack.variable_name == "index"
+    path = write_predictions_csv(
+        tmp_path / "pred.csv",
+        [(stack, ["a", "a", "b"], np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]))],
+        ["a", "b"],
+    )
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == [
+        "dataset", "index", "source", "index_variable", "label", "skipped", "p_a", "p_b"
+    ]  # fmt: skip
+    assert [(r["index"], r["source"], r["index_variable"]) for r in rows] == [
+        ("0", "scan_0.xy", "0"), ("1", "scan_1.xy", "1"), ("2", "scan_2.xy", "2")
+    ]  # fmt: skip
+    assert rows[2]["label"] == "b" and rows[2]["p_b"] == "0.700000" and rows[2]["skipped"] == ""

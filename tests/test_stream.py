@@ -127,13 +127,15 @@ def test_streamed_csv_is_the_classify_command_format(lazy_series, tmp_path):
     with open(streamed, newline="") as got, open(reference, newline="") as want:
         rows, expected = list(csv.reader(got)), list(csv.reader(want))
     assert rows[0] == expected[0] == [
-        "dataset", "index", "pressure", "label", "p_before", "p_during", "p_after"
+        "dataset", "index", "source", "pressure", "label", "skipped",
+        "p_before", "p_during", "p_after",
     ]  # fmt: skip
     assert len(rows) == len(expected) == 341
+    assert rows[1][2] == stack.sources[0] and rows[-1][2] == second.sources[-1]
     for got, want in zip(rows[1:], expected[1:], strict=True):
-        assert got[:4] == want[:4]
+        assert got[:6] == want[:6]
         np.testing.assert_allclose(
-            [float(v) for v in got[4:]], [float(v) for v in want[4:]], atol=2e-6
+            [float(v) for v in got[6:]], [float(v) for v in want[6:]], atol=2e-6
         )
 
 

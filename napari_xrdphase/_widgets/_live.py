@@ -61,7 +61,7 @@ class LiveMode:
             )
         stack = self.session.compute_stack(layer)
         path = Path(path).expanduser()
-        self.series = LiveSeries(stack, folder=path if path.is_dir() else None)
+        self.series = LiveSeries(stack)
         self.watcher = watcher_for(path, stack, poll_s)
         self.layer_name = layer.name
         self._timer = QTimer()
@@ -79,9 +79,9 @@ class LiveMode:
         """Look for new curves once; append and classify them; return how many arrived."""
         if self.watcher is None:
             return 0
-        arrivals = self.watcher.poll()
+        arrivals = self.watcher.poll()  # skipped files are warned about (notifications)
         update = self.series.add(arrivals) if arrivals else None
-        if update is None:
+        if update is None or not len(update.rows):
             return 0
         try:
             layer = self.session.series_layer(self.layer_name)
@@ -92,7 +92,7 @@ class LiveMode:
         return len(update.rows)
 
     def _show_grown(self, layer: Any, first_new: int) -> None:
-        from ..boundaries import find_boundaries
+        from ..live import classify_series
         from ..stream import iter_probabilities
 
         session, grown = self.session, self.series.stack
@@ -104,12 +104,12 @@ class LiveMode:
         start = min(first_new, old_proba.shape[0])
         fresh = np.concatenate([p for _, p in iter_probabilities(classifier, grown, start)])
         proba = np.concatenate([np.asarray(old_proba)[:start], fresh])
-        labels = classifier.phase_labels(grown, proba, session.labels.get(grown.name))
+        # curves whose variable metadata.csv does not give are left out of the phase order
+        labels, found = classify_series(
+            classifier, grown, proba, self.series.missing, session.labels.get(grown.name)
+        )
         predictions = dict(session.predictions)
         predictions[grown.name] = (labels, proba)
         boundaries = dict(session.boundaries)
-        boundaries[grown.name] = find_boundaries(
-            grown.variable, labels, proba, classifier.classes,
-            phase_order=classifier.phase_order, unit=grown.variable_unit,
-        )  # fmt: skip
+        boundaries[grown.name] = found
         session.apply_classification(ClassificationResult(classifier, predictions, boundaries))

@@ -351,6 +351,9 @@ def _stack_from_hdf5(
         elif not numeric and sources is None:
             sources = _strings(variable_dataset)
 
+    if sources is None:  # the file and the frame: "run.nxs[12]", as Dioptas' sources name them
+        sources = [f"{path.name}[{i}]" for i in range(n_curves)]
+
     keep_open = False
     if lazy:
         intensities: Any = signal

@@ -70,12 +70,16 @@ class _CsvColumn:
     has_digits: bool  # some cell holds a digit: the column was probably meant to be numeric
 
 
-def _read_csv_table(csv_path: Path) -> _CsvTable:
-    """Read a CSV as spreadsheets and other programs write it; see docs/formats.md."""
-    try:
-        data = csv_path.read_bytes()
-    except OSError as exc:
-        raise ReaderError(f"{csv_path}: cannot read the file ({exc.strerror or exc})") from exc
+def _read_csv_table(csv_path: Path, data: bytes | None = None) -> _CsvTable:
+    """Read a CSV as spreadsheets and other programs write it; see docs/formats.md.
+
+    ``data`` is the file's content when the caller has read it already.
+    """
+    if data is None:
+        try:
+            data = csv_path.read_bytes()
+        except OSError as exc:
+            raise ReaderError(f"{csv_path}: cannot read the file ({exc.strerror or exc})") from exc
     text, encoding = decode_text(data)
     lines = text.splitlines()
     skipped, delimiter = 0, None
@@ -100,7 +104,10 @@ def _read_csv_table(csv_path: Path) -> _CsvTable:
             raise ReaderError(
                 f"{csv_path} line {number}: {len(row)} cells, but the header has {len(header)}"
             )
-        rows.append((number, [cell.strip() for cell in row]))
+        cells = [cell.strip() for cell in row]
+        if cells == header:  # a writer that rewrote the file without truncating it, or appended
+            raise ReaderError(f"{csv_path} line {number}: repeats the header line")
+        rows.append((number, cells))
     return _CsvTable(csv_path, header, rows, delimiter, encoding)
 
 
@@ -276,12 +283,15 @@ def _parse_column(table: _CsvTable, col: int, ordered: list[tuple[int, list[str]
     return _CsvColumn(values if numeric else None, unit or "", problem, has_digits)
 
 
-def _read_metadata_csv(
-    csv_path: Path, file_names: list[str], variable: str | None
-) -> tuple[np.ndarray | None, str, str, dict[str, Any]]:
-    """Return (variable values, name, unit, entries for stack.metadata) from a folder's metadata.csv."""
-    table = _read_csv_table(csv_path)
-    header = table.header
+def _match_file_rows(
+    table: _CsvTable, file_names: list[str], *, partial: bool = False
+) -> tuple[int, dict[str, tuple[int, list[str]]]]:
+    """The file-name column and the row naming each curve file; a ReaderError for anything wrong.
+
+    ``partial`` (live mode, a folder still filling up) lets rows name files that are not there
+    yet and files go unlisted; every other check is batch mode's.
+    """
+    csv_path, header = table.path, table.header
     candidates = _file_column_candidates(header)
     if not candidates:
         raise ReaderError(
@@ -289,14 +299,21 @@ def _read_metadata_csv(
             f"files (columns: {', '.join(header)})"
         )
     attempts = [(col, *_match_file_column(table, col, file_names)) for col in candidates]
-    # the first column that names every curve file and nothing else, else the first that names
-    # no unknown file, else the most likely one (for its error message)
-    file_col, by_file, unknown, error = min(
-        attempts,
-        key=lambda a: (bool(a[2]) or a[3] is not None, len(a[1]) < len(file_names)),
-    )
+    if partial:  # the column that names the most curve files without an error
+        file_col, by_file, unknown, error = min(
+            attempts, key=lambda a: (a[3] is not None, -len(a[1]))
+        )
+    else:
+        # the first column that names every curve file and nothing else, else the first that
+        # names no unknown file, else the most likely one (for its error message)
+        file_col, by_file, unknown, error = min(
+            attempts,
+            key=lambda a: (bool(a[2]) or a[3] is not None, len(a[1]) < len(file_names)),
+        )
     if error is not None:
         raise error
+    if partial:
+        return file_col, by_file
     which = "" if _name_key(header[file_col]) == "file" else f" (column {header[file_col]!r})"
     if unknown:
         raise ReaderError(
@@ -309,6 +326,50 @@ def _read_metadata_csv(
             f"{csv_path}: does not list these curve files{which}: {', '.join(missing[:20])}"
             f"{' ...' if len(missing) > 20 else ''}"
         )
+    return file_col, by_file
+
+
+def _named_column(
+    table: _CsvTable, data_columns: list[int], parsed: Mapping[int, _CsvColumn], variable: str
+) -> int:
+    """The column ``variable=`` names (with or without its unit); a ReaderError unless numeric."""
+    csv_path, header = table.path, table.header
+    numeric = [c for c in data_columns if parsed[c].values is not None]
+    matches = [c for c in data_columns if variable in (header[c], _split_name_unit(header[c])[0])]
+    if not matches:
+        raise ReaderError(
+            f"{csv_path}: no column {variable!r} (numeric columns: "
+            f"{', '.join(header[c] for c in numeric) or 'none'}); or pass {_INDEX_HINT}"
+        )
+    chosen = matches[0]
+    if chosen not in numeric:
+        line, why = parsed[chosen].problem or (0, "it is empty")
+        raise ReaderError(
+            f"{csv_path}: column {header[chosen]!r} is not numeric"
+            + (f" (line {line}: {why})" if line else f" ({why})")
+            + f"; pass another column, or {_INDEX_HINT}"
+        )
+    return chosen
+
+
+def _finite_value(
+    table: _CsvTable, column: int, number: int, cells: list[str], value: float | None
+) -> float:
+    if value is None or not math.isfinite(value):
+        raise ReaderError(
+            f"{table.path} line {number}: no finite value of {table.header[column]!r} "
+            f"(got {cells[column]!r}); correct it, or pass {_INDEX_HINT}"
+        )
+    return value
+
+
+def _read_metadata_csv(
+    csv_path: Path, file_names: list[str], variable: str | None
+) -> tuple[np.ndarray | None, str, str, dict[str, Any]]:
+    """Return (variable values, name, unit, entries for stack.metadata) from a folder's metadata.csv."""
+    table = _read_csv_table(csv_path)
+    header = table.header
+    file_col, by_file = _match_file_rows(table, file_names)
     ordered = [by_file[n] for n in file_names]
 
     data_columns = [c for c in range(len(header)) if c != file_col]
@@ -319,39 +380,19 @@ def _read_metadata_csv(
         else [cells[c] for _, cells in ordered]
         for c in data_columns
     }
-    numeric = [c for c in data_columns if parsed[c].values is not None]
 
     if variable == INDEX_VARIABLE:
         chosen = None
     elif variable is None:
         chosen = _default_variable_column(csv_path, header, data_columns, parsed)
     else:
-        matches = [
-            c for c in data_columns if variable in (header[c], _split_name_unit(header[c])[0])
-        ]
-        if not matches:
-            raise ReaderError(
-                f"{csv_path}: no column {variable!r} (numeric columns: "
-                f"{', '.join(header[c] for c in numeric) or 'none'}); or pass {_INDEX_HINT}"
-            )
-        chosen = matches[0]
-        if chosen not in numeric:
-            line, why = parsed[chosen].problem or (0, "it is empty")
-            raise ReaderError(
-                f"{csv_path}: column {header[chosen]!r} is not numeric"
-                + (f" (line {line}: {why})" if line else f" ({why})")
-                + f"; pass another column, or {_INDEX_HINT}"
-            )
+        chosen = _named_column(table, data_columns, parsed, variable)
     if chosen is None:
         return None, INDEX_VARIABLE, "", _csv_metadata(columns, parsed, header, table)
-    values = []
-    for (number, cells), value in zip(ordered, parsed[chosen].values or [], strict=True):
-        if value is None or not math.isfinite(value):
-            raise ReaderError(
-                f"{csv_path} line {number}: no finite value of {header[chosen]!r} "
-                f"(got {cells[chosen]!r}); correct it, or pass {_INDEX_HINT}"
-            )
-        values.append(value)
+    values = [
+        _finite_value(table, chosen, number, cells, value)
+        for (number, cells), value in zip(ordered, parsed[chosen].values or [], strict=True)
+    ]
     name, unit = _split_name_unit(header[chosen])
     return (
         np.asarray(values, dtype=np.float64),
@@ -359,6 +400,29 @@ def _read_metadata_csv(
         unit or parsed[chosen].unit,
         _csv_metadata(columns, parsed, header, table),
     )
+
+
+def _read_metadata_csv_partial(
+    csv_path: Path, file_names: list[str], variable: str, data: bytes | None = None
+) -> dict[str, float]:
+    """The value of ``variable`` for each curve file a growing folder's metadata.csv lists so far.
+
+    Live mode's reading of the file: every check of batch mode (``_read_metadata_csv``), with a
+    ReaderError naming the line, except that rows may name curve files that have not arrived yet
+    and curve files may not be listed yet (they are left out of the result). Every cell of the
+    column is checked, also in rows of files still to come, so that a repeated header line or
+    text in the column is an error at once. ``data`` is the file's content, when read already.
+    """
+    table = _read_csv_table(csv_path, data)
+    file_col, by_file = _match_file_rows(table, file_names, partial=True)
+    data_columns = [c for c in range(len(table.header)) if c != file_col]
+    parsed = {c: _parse_column(table, c, table.rows) for c in data_columns}
+    chosen = _named_column(table, data_columns, parsed, variable)
+    by_line = dict(zip((n for n, _ in table.rows), parsed[chosen].values or [], strict=True))
+    return {
+        name: _finite_value(table, chosen, number, cells, by_line[number])
+        for name, (number, cells) in by_file.items()
+    }
 
 
 def _default_variable_column(
@@ -410,32 +474,3 @@ def _csv_metadata(
     if not table.encoding.startswith("utf-8"):
         entries["metadata_csv_encoding"] = table.encoding
     return entries
-
-
-def _metadata_csv_value(csv_path: Path, file_name: str, variable_name: str) -> float | None:
-    """The value of ``variable_name`` for one curve file in a metadata.csv, or None.
-
-    For live folders, whose metadata.csv may list files that are not there yet and may be
-    rewritten while it is read: every problem gives None (the caller falls back).
-    """
-    try:
-        table = _read_csv_table(csv_path)
-    except ReaderError:
-        return None
-    columns = [
-        c for c, h in enumerate(table.header) if variable_name in (h, _split_name_unit(h)[0])
-    ]
-    by_name, by_stem = {file_name: file_name}, {Path(file_name).stem: [file_name]}
-    for file_col in _file_column_candidates(table.header):
-        rows = [
-            (number, cells)
-            for number, cells in table.rows
-            if _curves_named_by(cells[file_col], by_name, by_stem) == [file_name]
-        ]
-        data_columns = [c for c in columns if c != file_col]
-        if len(rows) == 1 and data_columns:
-            column = _parse_column(table, data_columns[0], table.rows)
-            row = table.rows.index(rows[0])
-            value = column.values[row] if column.values is not None else None
-            return value if value is not None and math.isfinite(value) else None
-    return None

@@ -159,7 +159,10 @@ def _read_npz(path: Path, variable: str | None) -> SpectraStack:
                 f"{path}: 'wavelength' is not a number ({arrays['wavelength'].dtype}); store Å"
             )
         wavelength = float(arrays["wavelength"].ravel()[0])
-    sources = [_attr_text(s) or "" for s in arrays["names"].ravel()] if "names" in arrays else None
+    if "names" in arrays:
+        sources = [_attr_text(s) or "" for s in arrays["names"].ravel()]
+    else:  # the file and the row: "run.npz[12]"
+        sources = [f"{path.name}[{i}]" for i in range(n_curves)]
     try:
         return SpectraStack(
             intensities=intensity,

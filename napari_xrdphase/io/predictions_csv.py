@@ -1,8 +1,21 @@
-"""The predictions CSV (``dataset,index,<variable>,label,p_<class>...``) writer."""
+"""The predictions CSV written by ``xrdphase classify``, ``xrdphase watch`` and the napari export.
+
+Columns, in order (docs/formats.md, "Predictions CSV")::
+
+    dataset, index, source, <variable>, label, skipped, p_<class>...
+
+``index`` is the curve's 0-based position in its series, ``source`` the file (and frame) it
+came from, ``<variable>`` the external variable (empty when missing), ``label`` the predicted
+phase, ``skipped`` why a curve could not be read (live mode; then label and probabilities are
+empty), and one probability column per class. Column names never repeat, compared without
+case: a variable named like another column gets ``_variable`` appended (``index`` →
+``index_variable``), and a class column that would repeat an earlier one gets ``_2``, ``_3``...
+"""
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -10,9 +23,57 @@ from pathlib import Path
 import numpy as np
 
 from .._files import atomic_write
-from ..stack import (
-    SpectraStack,
-)
+from ..stack import SpectraStack
+
+# the columns before the variable, and those between it and the probabilities
+LEADING_COLUMNS = ("dataset", "index", "source")
+LABEL_COLUMN = "label"
+SKIPPED_COLUMN = "skipped"
+VARIABLE_SUFFIX = "_variable"
+MIXED_VARIABLES = "variable"  # the variable column of series whose variables differ
+
+
+def predictions_header(variable_name: str, classes: Sequence[str]) -> list[str]:
+    """Return the predictions CSV header for a variable and classes, every name unique (without case)."""
+    fixed = [*LEADING_COLUMNS, LABEL_COLUMN, SKIPPED_COLUMN]
+    taken = {c.casefold() for c in fixed}
+    probability_columns = []
+    for name in classes:
+        column, repeat = f"p_{name}", 1
+        while column.casefold() in taken:
+            repeat += 1
+            column = f"p_{name}_{repeat}"
+        taken.add(column.casefold())
+        probability_columns.append(column)
+    variable = str(variable_name).strip() or MIXED_VARIABLES
+    while variable.casefold() in taken:
+        variable += VARIABLE_SUFFIX
+    return [*LEADING_COLUMNS, variable, LABEL_COLUMN, SKIPPED_COLUMN, *probability_columns]
+
+
+def variable_column_name(stacks: Iterable[SpectraStack]) -> str:
+    """The variable the column is named after: the series' common one, else ``variable``."""
+    names = {stack.variable_name for stack in stacks}
+    return names.pop() if len(names) == 1 else MIXED_VARIABLES
+
+
+def prediction_row(
+    dataset: str,
+    index: int,
+    source: str,
+    value: float | None,
+    label: str,
+    probabilities: Sequence[float] | np.ndarray | None,
+    n_classes: int,
+    skipped: str = "",
+) -> list[str]:
+    """One CSV row: the variable with 6 significant digits (empty when missing), probabilities with 6 decimals."""
+    missing = value is None or not math.isfinite(value)
+    cells = [str(dataset), str(int(index)), str(source), "" if missing else f"{value:.6g}"]
+    cells += [str(label), " ".join(str(skipped).split())]
+    if probabilities is None:
+        return cells + [""] * n_classes
+    return cells + [f"{p:.6f}" for p in probabilities]
 
 
 def write_predictions_csv(
@@ -20,15 +81,14 @@ def write_predictions_csv(
     results: Iterable[tuple[SpectraStack, Sequence[str], np.ndarray]],
     classes: Sequence[str],
 ) -> Path:
-    """Write per-curve predictions as CSV ``dataset,index,<variable>,label,p_<class>...``; return the path.
+    """Write per-curve predictions as the predictions CSV (see the module docstring); return the path.
 
-    ``results`` holds ``(stack, predicted labels, probabilities)`` per series. The external
-    variable column is named after the series' variable (``variable`` when they differ).
+    ``results`` holds ``(stack, predicted labels, probabilities)`` per series; row ``i`` of a
+    series gets ``index`` i and ``source`` ``stack.sources[i]``. The external variable column is
+    named after the series' variable (``variable`` when they differ).
     """
     results = list(results)
-    names = {stack.variable_name for stack, _, _ in results}
-    variable_column = names.pop() if len(names) == 1 else "variable"
-    header = ["dataset", "index", variable_column, "label", *(f"p_{c}" for c in classes)]
+    header = predictions_header(variable_column_name(s for s, _, _ in results), classes)
 
     def write(temporary: Path) -> None:
         with open(temporary, "w", newline="", encoding="utf-8") as fh:
@@ -38,8 +98,10 @@ def write_predictions_csv(
                 proba = np.asarray(proba)
                 for i in range(stack.n_curves):
                     writer.writerow(
-                        [stack.name, i, f"{stack.variable[i]:.6g}", predicted[i]]
-                        + [f"{p:.6f}" for p in proba[i]]
-                    )
+                        prediction_row(
+                            stack.name, i, stack.sources[i], float(stack.variable[i]),
+                            str(predicted[i]), proba[i], len(classes),
+                        )
+                    )  # fmt: skip
 
     return atomic_write(Path(path).expanduser(), write)

@@ -174,11 +174,13 @@ def _read_text_folder(folder: Path, variable: str | None) -> SpectraStack:
         raise ReaderError(f"{folder}: {exc}") from exc
 
 
-def _read_text_curve(path: Path) -> _TextCurve:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReaderError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+def _read_text_curve(path: Path, data: bytes | None = None) -> _TextCurve:
+    """Read one curve file; ``data`` is its content when the caller has read it already."""
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ReaderError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
     # a byte-order mark is dropped (else a headerless file loses its first point to the
     # header); a header in Windows-1252 or Latin-1 (``µm``, ``°``) is read as such
     lines = decode_text(data)[0].splitlines()
