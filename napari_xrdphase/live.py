@@ -52,7 +52,6 @@ __all__ = [
     "NewRows",
     "PredictionsCsvAppender",
     "SkippedCurve",
-    "classify_series",
     "watcher_for",
 ]
 
@@ -541,57 +540,6 @@ def _boundary_key(boundaries: Sequence[Any]) -> list[tuple]:
     return [(b.from_label, b.to_label, b.index_before, b.index_after) for b in boundaries]
 
 
-def classify_series(
-    classifier: Any,
-    stack: SpectraStack,
-    probabilities: np.ndarray,
-    missing: np.ndarray | None = None,
-    labels: Mapping[int, str] | None = None,
-) -> tuple[np.ndarray, list]:
-    """Return the phase of every curve and the boundaries, as ``xrdphase classify`` finds them.
-
-    ``missing`` marks curves whose external variable is unknown (NaN in live mode): they get
-    their most probable class and are left out of the phase order and the boundaries, whose
-    ``index_before``/``index_after`` stay rows of ``stack``. ``labels`` ({row: class}) are
-    the labelled curves, kept as labelled.
-    """
-    from .boundaries import find_boundaries, phase_labels
-
-    proba = np.asarray(probabilities)
-    known = (
-        np.ones(stack.n_curves, dtype=bool) if missing is None else ~np.asarray(missing, dtype=bool)
-    )
-    options = {"phase_order": classifier.phase_order, "unit": stack.variable_unit}
-    if known.all():
-        predicted = classifier.phase_labels(stack, proba, labels)
-        return predicted, find_boundaries(
-            stack.variable, predicted, proba, classifier.classes, **options
-        )
-    rows = np.flatnonzero(known)
-    names = np.asarray([str(c) for c in classifier.classes])
-    predicted = names[proba.argmax(axis=1)]
-    if rows.size < 2:
-        return predicted, []
-    position = {int(r): k for k, r in enumerate(rows)}
-    pinned = {position[r]: str(v) for r, v in (labels or {}).items() if r in position}
-    predicted[rows] = phase_labels(
-        stack.variable[rows], proba[rows], names, classifier.phase_order, pinned
-    )
-    found = find_boundaries(stack.variable[rows], predicted[rows], proba[rows], names, **options)
-    return predicted, [_on_rows(b, rows) for b in found]
-
-
-def _on_rows(boundary: Any, rows: np.ndarray) -> Any:
-    """A boundary found among ``rows`` of a series, with its row numbers those of the series."""
-    row = boundary.row
-    if math.isfinite(row):
-        row = float(np.interp(row, np.arange(rows.size), rows))
-    return dataclasses.replace(
-        boundary, index_before=int(rows[boundary.index_before]),
-        index_after=int(rows[boundary.index_after]), row=row,
-    )  # fmt: skip
-
-
 @dataclass
 class LiveSeries:
     """A series that grows as curves arrive, every new curve classified with a fixed classifier.
@@ -632,9 +580,12 @@ class LiveSeries:
         return self._labels
 
     def _classify(self) -> None:
-        self._labels, self.boundaries = classify_series(
-            self.classifier, self.stack, self.probabilities, self.missing, self.labels_given
+        from .results import classify_series
+
+        result = classify_series(
+            self.classifier, self.stack, self.probabilities, self.labels_given, self.missing
         )
+        self._labels, self.boundaries = result.labels, result.boundaries
 
     def add(self, arrivals: Sequence[CurveFile | NewRows | SkippedCurve]) -> LiveUpdate | None:
         """Append curve files or HDF5 rows, classify them, and return what changed (None for nothing)."""

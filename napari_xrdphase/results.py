@@ -6,6 +6,8 @@ so that they always tell the same story. Only numpy: no torch, Qt or napari.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,23 +39,52 @@ def classify_series(
     stack: Any,
     probabilities: np.ndarray,
     labels: Mapping[int, str] | None = None,
+    missing: np.ndarray | None = None,
 ) -> SeriesResult:
     """Return the labels and boundaries of ``stack`` from its class ``probabilities``.
 
     The labels keep ``classifier.phase_order`` unless this series' labelled curves (``labels``,
     {row: class}) contradict it or its variable is constant; the boundaries are then found
-    without the order too, so that they are changes of the very labels returned.
+    without the order too, so that they are changes of the very labels returned. ``missing``
+    marks curves whose external variable is unknown (live mode): they get their most probable
+    class and are left out of the phase order and the boundaries, whose ``index_before`` /
+    ``index_after`` stay rows of ``stack``.
     """
-    predicted, note = ordered_phase_labels(
-        stack.variable, probabilities, classifier.classes, classifier.phase_order,
-        None if labels is None else dict(labels), variable_name=stack.variable_name,
+    proba = np.asarray(probabilities)
+    names = np.asarray([str(c) for c in classifier.classes])
+    predicted = names[proba.argmax(axis=1)] if proba.shape[0] else np.array([], dtype=str)
+    known = np.ones(proba.shape[0], dtype=bool)
+    if missing is not None:
+        known = ~np.asarray(missing, dtype=bool)
+    rows = np.flatnonzero(known)
+    if rows.size < 2:
+        return SeriesResult(stack.name, predicted, proba, [], "")
+    position = {int(r): k for k, r in enumerate(rows)}
+    pinned = {position[int(r)]: str(c) for r, c in (labels or {}).items() if int(r) in position}
+    variable = np.asarray(stack.variable, dtype=np.float64)[rows]
+    ordered, note = ordered_phase_labels(
+        variable, proba[rows], names, classifier.phase_order, pinned,
+        variable_name=stack.variable_name,
     )  # fmt: skip
-    order = classifier.phase_order if not note else None
+    predicted[rows] = ordered
     found = find_boundaries(
-        stack.variable, predicted, probabilities, classifier.classes,
-        phase_order=order, unit=stack.variable_unit,
+        variable, ordered, proba[rows], names,
+        phase_order=None if note else classifier.phase_order, unit=stack.variable_unit,
     )  # fmt: skip
-    return SeriesResult(stack.name, predicted, np.asarray(probabilities), found, note)
+    if rows.size < proba.shape[0]:
+        found = [_on_rows(boundary, rows) for boundary in found]
+    return SeriesResult(stack.name, predicted, proba, found, note)
+
+
+def _on_rows(boundary: Boundary, rows: np.ndarray) -> Boundary:
+    """A boundary found among ``rows`` of a series, with its row numbers those of the series."""
+    row = boundary.row
+    if math.isfinite(row):
+        row = float(np.interp(row, np.arange(rows.size), rows))
+    return dataclasses.replace(
+        boundary, index_before=int(rows[boundary.index_before]),
+        index_after=int(rows[boundary.index_after]), row=row,
+    )  # fmt: skip
 
 
 def describe_series(

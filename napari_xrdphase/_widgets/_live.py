@@ -92,7 +92,7 @@ class LiveMode:
         return len(update.rows)
 
     def _show_grown(self, layer: Any, first_new: int) -> None:
-        from ..live import classify_series
+        from ..results import classify_series
         from ..stream import iter_probabilities
 
         session, grown = self.session, self.series.stack
@@ -105,9 +105,10 @@ class LiveMode:
         fresh = np.concatenate([p for _, p in iter_probabilities(classifier, grown, start)])
         proba = np.concatenate([np.asarray(old_proba)[:start], fresh])
         # curves whose variable metadata.csv does not give are left out of the phase order
-        labels, found = classify_series(
-            classifier, grown, proba, self.series.missing, session.labels.get(grown.name)
+        result = classify_series(
+            classifier, grown, proba, session.labels.get(grown.name), self.series.missing
         )
+        labels, found = result.labels, result.boundaries
         predictions = dict(session.predictions)
         predictions[grown.name] = (labels, proba)
         boundaries = dict(session.boundaries)
