@@ -219,3 +219,63 @@ def test_files_without_a_check_load_without_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", PretrainingWarning)
         assert Encoder.load(path).training_check is None
+
+
+# --- end to end: structureless curves ------------------------------------------------------------
+@pytest.fixture
+def noise_file(tmp_path):
+    from napari_xrdphase.io import save_stack
+    from napari_xrdphase.stack import SpectraStack
+
+    rng = np.random.default_rng(0)
+    n = 24
+    noise = SpectraStack(
+        rng.standard_normal((n, 400)),  # no peaks, no background: nothing to learn
+        np.linspace(5.0, 25.0, 400),
+        variable=np.linspace(0.0, 30.0, n),
+        variable_name="pressure",
+        variable_unit="GPa",
+        name="noise",
+    )
+    return save_stack(noise, tmp_path / "noise.npz")
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_pretraining_on_noise_warns_on_the_command_line_in_the_file_and_on_loading(
+    noise_file, tmp_path, capsys
+):
+    from safetensors import safe_open
+
+    from napari_xrdphase.cli import main
+    from napari_xrdphase.encoder import METADATA_KEY, Encoder
+
+    model = tmp_path / "noise.safetensors"
+    argv = ["pretrain", str(noise_file), "--out", str(model), "--epochs", "3", "--batch-size", "8",
+            "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "training check: did not learn" in err
+    assert "xrdphase: warning: The pretraining learned nothing" in err
+    assert "xrdphase: warning: Only 24 curves" in err
+
+    with safe_open(str(model), framework="pt") as handle:
+        stored = json.loads(handle.metadata()[METADATA_KEY])["training_check"]
+    assert stored["learned"] is False
+    assert [f["kind"] for f in stored["findings"]] == ["chance_losses", "few_curves"]
+    assert stored["chance_losses"]["inter"] == pytest.approx(math.log(2))
+    assert stored["embedding"]["n_curves"] == 24
+
+    with pytest.warns(PretrainingWarning, match="learned nothing") as caught:
+        loaded = Encoder.load(model)
+    assert len(caught) == 1 and "Only 24 curves" not in str(caught[0].message)
+    assert loaded.training_check.kinds == ("chance_losses", "few_curves")
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "dataset,index,label\n" + "".join(f"noise,{i},before\n" for i in range(4))
+        + "".join(f"noise,{i},after\n" for i in range(20, 24))
+    )  # fmt: skip
+    argv = ["classify", str(noise_file), "--labels", str(labels), "--out",
+            str(tmp_path / "pred.csv"), "--model", str(model)]  # fmt: skip
+    assert main(argv) == 0
+    assert capsys.readouterr().err.count("learned nothing") == 1  # loading warns once
