@@ -62,7 +62,7 @@ EMBEDDING_SAMPLE = 512
 # largest magnitude (float32 resolves ~1e-7; an untrained encoder's outputs vary by ~2e-4 of
 # their size and still classify, once standardised).
 VARYING_RELATIVE_STD = 1e-6
-# Below this effective rank the embeddings vary along about one direction. Healthy encoders gave
+# Below this effective rank the embeddings vary along about one direction. Trained encoders gave
 # 2.6–9 on one 50-curve series and 36 on the nine paper-suite series (the built-in encoder).
 MIN_EFFECTIVE_RANK = 1.5
 
