@@ -216,6 +216,17 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     )
     path = encoder.save(out)
     print(f"wrote {path}", file=sys.stderr)
+    report_training_check(encoder)
+
+
+def report_training_check(encoder: Any) -> None:
+    """Print the end-of-training check to stderr: its summary, then one warning per finding."""
+    check = encoder.training_check
+    if check is None:
+        return
+    print(f"training check: {check.summary()}", file=sys.stderr)
+    for message in check.messages:
+        _print_err(f"warning: {message}")
 
 
 def _unique_names(stacks) -> None:

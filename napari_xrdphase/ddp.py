@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run multi-process pretraining; every rank prints the SHA-256 of its final weights."""
     import torch.distributed as dist
 
-    from .cli import CommandError, _load_all, _output_path, progress_printer
+    from .cli import CommandError, _load_all, _output_path, progress_printer, report_training_check
     from .encoder import _weights_digest
 
     args = build_parser().parse_args(argv)
@@ -214,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rank == 0:
             path = encoder.save(out)
             print(f"wrote {path}", file=sys.stderr)
+            report_training_check(encoder)
         dist.barrier()
     except (CommandError, ValueError, OSError) as exc:
         print(f"error (rank {rank}): {exc}", file=sys.stderr)

@@ -22,6 +22,7 @@ from ._files import atomic_write_bytes
 from .models import ConvSC, count_parameters
 from .preprocess import iter_prepared_chunks, prepare_curves, stack_axis_in, window_coverage
 from .stack import SpectraStack
+from .training_check import PretrainingWarning, TrainingCheck
 
 __all__ = [
     "ARCHITECTURE",
@@ -314,6 +315,13 @@ class Encoder:
         except RuntimeError as exc:
             raise ModelError(f"{path}: the weights do not fit a ConvSC encoder: {exc}") from None
         encoder = cls(model, config)
+        check = encoder.training_check
+        if check is not None and not check.learned:
+            warnings.warn(
+                f"{path}: " + " ".join(f.message for f in check.problems),
+                PretrainingWarning,
+                stacklevel=2,
+            )
         return encoder.to(device)
 
     @staticmethod
@@ -387,6 +395,15 @@ class Encoder:
     def input_length(self) -> int:
         """Number of points every curve is resampled to."""
         return int(self.config["input_length"])
+
+    @property
+    def training_check(self) -> TrainingCheck | None:
+        """The end-of-training check of a pretrained encoder (``training_check.TrainingCheck``).
+
+        None for encoders without one: the built-in and random ones, and files written before
+        the check existed.
+        """
+        return TrainingCheck.from_dict(self.config.get("training_check"))
 
     @property
     def feature_dim(self) -> int:

@@ -661,7 +661,47 @@ def _encoder_of(run: _Run) -> Encoder:
         },
         "version": __version__,
     }
+    check = _check_run(run, config)
+    if check is not None:
+        config["training_check"] = check.to_dict()
     return Encoder(backbone, config)
+
+
+def _check_run(run: _Run, config: dict[str, Any]) -> Any:
+    """Return the end-of-training check (``training_check.check_training``) of ``run``.
+
+    The trained backbone embeds up to ``EMBEDDING_SAMPLE`` of the prepared training curves,
+    evenly spaced. None when no step was taken; a failure of the check itself is a warning,
+    never the loss of the trained encoder.
+    """
+    import warnings
+
+    import torch
+
+    from .training_check import EMBEDDING_SAMPLE, check_training
+
+    if not run.step:
+        return None
+    try:
+        index = np.unique(np.linspace(0, run.n_curves - 1, EMBEDDING_SAMPLE).round().astype(int))
+        index = torch.from_numpy(index).to(run.curves.device)
+        backbone = run.model.backbone
+        was_training = backbone.training
+        backbone.eval()
+        try:
+            with torch.no_grad():
+                embeddings = torch.cat(
+                    [
+                        backbone(run.curves[index[i : i + 256]]).float().cpu()
+                        for i in range(0, len(index), 256)
+                    ]
+                ).numpy()
+        finally:
+            backbone.train(was_training)
+        return check_training(config, embeddings)
+    except Exception as exc:  # the check must not cost the user the trained encoder
+        warnings.warn(f"the end-of-training check failed: {exc}", RuntimeWarning, stacklevel=2)
+        return None
 
 
 def _augmentations_json(names: Sequence[Any]) -> list[Any]:

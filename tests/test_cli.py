@@ -174,6 +174,8 @@ def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "pretraining specrr on 96 curves from 3 series" in result.stderr
     assert "epoch 1/1" in result.stderr and model.is_file()
+    assert "training check: did not learn" in result.stderr
+    assert "xrdphase: warning: Only 96 curves" in result.stderr
 
     rows_labelled = [(d, i, str(truth[d][i])) for d in ("fe_a", "feo") for i in range(0, 32, 3)]
     labels = write_labels(tmp_path / "labels.csv", rows_labelled)
@@ -182,6 +184,9 @@ def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
         "classify", *paths, "--labels", str(labels), "--out", str(out), "--model", str(model)
     )
     assert result.returncode == 0, result.stderr
+    # one epoch of 3 steps cannot leave chance: loading the model says so, once
+    assert result.stderr.count("warning: ") == 1, result.stderr
+    assert f"{model}: The pretraining learned nothing" in result.stderr
     with open(out, newline="") as handle:
         pred = list(csv.DictReader(handle))
     assert list(pred[0]) == [

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -65,7 +66,11 @@ def test_torchrun_two_processes_train_identical_weights_and_rank0_saves_the_enco
     digests = dict(re.findall(r"\[rank (\d)/2\] weights sha256 ([0-9a-f]{64})", log))
     assert set(digests) == {"0", "1"}, log
     assert digests["0"] == digests["1"]
-    encoder = Encoder.load(out)
+    assert log.count("training check: ") == 1, log  # rank 0 reports the end-of-training check
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # two steps: the check says it learned nothing
+        encoder = Encoder.load(out)
+    assert encoder.training_check.embedding["n_curves"] == 32
     training = encoder.config["training"]
     assert training["world_size"] == 2
     assert training["curves_per_process_per_epoch"] == 16

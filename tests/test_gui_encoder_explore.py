@@ -44,7 +44,7 @@ def tiny_settings(dock, method="specmoco", epochs=2, batch_size=10):
 
 
 def test_pretraining_in_a_worker_reports_progress_and_keeps_the_gui_responsive(
-    viewer_with_series, qtbot
+    viewer_with_series, qtbot, notifications
 ):
     from qtpy.QtCore import QTimer
 
@@ -75,6 +75,13 @@ def test_pretraining_in_a_worker_reports_progress_and_keeps_the_gui_responsive(
     assert not training["stopped_early"]
     assert dock.pretrain_button.enabled and not dock.cancel_button.enabled
     assert dock.source_label.value == session.encoder_source
+    # the end-of-training check: in the dock's text, as a notification and in the session
+    check = session.training_check
+    assert check == session.encoder.training_check
+    assert "few_curves" in check.kinds
+    assert "\ncheck: " in dock.loss_label.value
+    assert "warning: Only 40 curves" in dock.loss_label.value
+    assert sum("Only 40 curves" in m for m in notifications) == 1
 
 
 def test_cancel_stops_within_one_step_and_keeps_the_last_encoder(viewer_with_series, qtbot):
@@ -134,6 +141,21 @@ def test_saved_encoder_loads_back(viewer_with_series, tmp_path):
     assert dock.load_encoder(written)
     assert session.encoder_source == str(written)
     assert session.encoder.input_length == 256
+
+
+def test_loading_a_model_that_did_not_learn_warns_once(viewer_with_series, tmp_path, notifications):
+    from napari_xrdphase.encoder import Encoder
+    from napari_xrdphase.training_check import Finding, TrainingCheck
+
+    dock = EncoderDock(viewer_with_series)
+    session = get_session(viewer_with_series)
+    encoder = Encoder.random(3, input_length=256)
+    finding = Finding("chance_losses", "The pretraining learned nothing: test.")
+    encoder.config["training_check"] = TrainingCheck(findings=(finding,)).to_dict()
+    written = encoder.save(tmp_path / "chance.safetensors")
+    assert dock.load_encoder(written)
+    assert sum("learned nothing" in m for m in notifications) == 1
+    assert session.training_check.kinds == ("chance_losses",)
 
 
 def test_pretraining_without_series_is_refused_with_a_notification(

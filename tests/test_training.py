@@ -125,9 +125,16 @@ def test_progress_reports_every_step_in_order_and_config_records_the_run(tmp_pat
     assert config["version"]
     assert encoder.embed(pressure_series(4)).shape == (4, 128)
     from napari_xrdphase.encoder import Encoder
+    from napari_xrdphase.training_check import PretrainingWarning
 
-    loaded = Encoder.load(encoder.save(tmp_path / "pretrained.safetensors"))
+    with pytest.warns(PretrainingWarning, match="learned nothing"):  # 6 steps: still at chance
+        loaded = Encoder.load(encoder.save(tmp_path / "pretrained.safetensors"))
     assert loaded.config["training"] == json.loads(json.dumps(training))
+    # the end-of-training check embedded every training curve and travels with the file
+    check = loaded.training_check
+    assert check == encoder.training_check and check.embedding["n_curves"] == 17
+    assert check.steps == 2 * steps_per_epoch and "few_curves" in check.kinds
+    assert set(check.chance_losses) == {"inter", "intra", "external", "moco"}
 
 
 def test_infinite_c_trains_moco_alone_and_is_stored_as_json():
@@ -153,6 +160,7 @@ def test_stop_before_the_first_step_returns_the_untrained_encoder():
     encoder = tiny_run(should_stop=lambda: True)
     assert encoder.config["training"]["steps_completed"] == 0
     assert encoder.config["training"]["stopped_early"] is True
+    assert encoder.training_check is None  # nothing trained, nothing to check
 
 
 def test_same_seed_gives_identical_weights_and_another_seed_different_ones():

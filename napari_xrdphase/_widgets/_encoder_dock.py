@@ -49,6 +49,12 @@ def _notify_info(message: str) -> None:
     show_info(message)
 
 
+def _notify_warning(message: str) -> None:
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
+
+
 def pretraining_steps(
     session: Any, settings: dict[str, Any], stop: threading.Event
 ) -> Generator[dict[str, Any], None, Encoder]:
@@ -65,7 +71,7 @@ def pretraining_steps(
     def train() -> None:
         try:
             outcome["encoder"] = session.pretrain(
-                **settings, progress=updates.put, should_stop=stop.is_set
+                **settings, progress=updates.put, should_stop=stop.is_set, notify=False
             )
         except BaseException as exc:  # handed to the generator, raised in the worker
             outcome["error"] = exc
@@ -333,6 +339,7 @@ class EncoderDock(Container):
             self.loss_label.value = "done" + (
                 f": {describe_step(self._last_update)}" if self._last_update else ""
             )
+            self._report_check(encoder)
             return
         method = training.get("method", self.method.value)
         if not training.get("steps_completed"):
@@ -348,6 +355,17 @@ class EncoderDock(Container):
         where = f"epoch {epoch}, step {update.get('step', '?')}/{update.get('total_steps', '?')}"
         self._session.set_encoder(encoder, f"pretrained {method} (cancelled at epoch {epoch})")
         self.loss_label.value = f"cancelled at {where}; the encoder of that step is used"
+        self._report_check(encoder)
+
+    def _report_check(self, encoder: Encoder) -> None:
+        """Add the end-of-training check to the info text; a warning notification if it found something."""
+        check = encoder.training_check
+        if check is None:
+            return
+        self.loss_label.value += f"\ncheck: {check.summary()}"
+        if check.findings:
+            self.loss_label.value += "\nwarning: " + "\nwarning: ".join(check.messages)
+            _notify_warning(check.warning())
 
     def _on_error(self, exc: BaseException) -> None:
         self.loss_label.value = "failed"

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ..boundaries import Boundary
     from ..classify import Classifier
     from ..encoder import Encoder
+    from ..training_check import TrainingCheck
 
 DEFAULT_CLASSES = ("before", "during", "after")
 # bright colours that stand out on the inferno colormap (black → purple → orange → yellow)
@@ -398,10 +399,26 @@ class XRDSession:
         self._emit("encoder_changed")
 
     def load_encoder(self, path: str | Path) -> Encoder:
-        """Use the encoder stored in ``path`` (a napari-xrdphase .safetensors file); return it."""
-        from ..encoder import Encoder
+        """Use the encoder stored in ``path`` (a napari-xrdphase .safetensors file); return it.
 
-        encoder = Encoder.load(path)
+        A file whose end-of-training check says the encoder did not learn is used all the
+        same, with a warning notification saying so.
+        """
+        import warnings
+
+        from ..encoder import Encoder
+        from ..training_check import PretrainingWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PretrainingWarning)
+            encoder = Encoder.load(path)
+        for warning in caught:
+            if issubclass(warning.category, PretrainingWarning):
+                _notify_warning(str(warning.message))
+            else:  # anything else goes on as it came
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
         self.set_encoder(encoder, str(path))
         return encoder
 
@@ -422,8 +439,14 @@ class XRDSession:
         device: str = "auto",
         progress: Callable[[dict], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        notify: bool = True,
     ) -> Encoder:
-        """Pretrain an encoder without labels on every loaded series, use it and return it."""
+        """Pretrain an encoder without labels on every loaded series, use it and return it.
+
+        The encoder's end-of-training check (``training_check``) is shown as a warning
+        notification when it found something, unless ``notify`` is False (the Encoder dock
+        shows it itself).
+        """
         from ..training import pretrain
 
         stacks = self.stacks
@@ -436,7 +459,19 @@ class XRDSession:
         stopped = encoder.config.get("training", {}).get("stopped_early")
         source = f"pretrained ({method}, {epochs} epochs{', stopped early' if stopped else ''})"
         self.set_encoder(encoder, source)
+        check = encoder.training_check
+        if notify and check is not None and check.findings:
+            _notify_warning(check.warning())
         return encoder
+
+    @property
+    def training_check(self) -> TrainingCheck | None:
+        """The end-of-training check of the encoder in use (None: built-in, or none recorded).
+
+        ``training_check.ok`` is True when nothing was found; ``messages`` says what was and
+        what to do instead (``training_check.TrainingCheck``).
+        """
+        return getattr(self.encoder, "training_check", None)
 
     # --- labels ---------------------------------------------------------------------------------
     @property
