@@ -5,6 +5,7 @@ import types
 
 import numpy as np
 import pytest
+from _answers import Answers
 
 from napari_xrdphase._widgets._classify_dock import ClassifyDock
 from napari_xrdphase._widgets._data_dock import DataDock
@@ -102,10 +103,11 @@ def test_number_keys_choose_the_class_and_clicks_label_rows(viewer, series, qtbo
     assert len(session.labels["Fe36"]) == 2
 
 
-def test_labels_dock_edits_classes_and_files(viewer, series, tmp_path, errors, monkeypatch):
+def test_labels_dock_edits_classes_and_files(viewer, series, tmp_path, errors):
     session = get_session(viewer)
     session.add_stack(series.stack)
-    dock = LabelsDock(viewer)
+    answers = Answers(False)  # the user says no when asked
+    dock = LabelsDock(viewer, confirm=answers)
     dock.class_name.value = "mixed"
     dock.add_class()
     assert session.classes[-1] == "mixed" and session.current_class == "mixed"
@@ -118,10 +120,9 @@ def test_labels_dock_edits_classes_and_files(viewer, series, tmp_path, errors, m
     dock.export_labels(tmp_path / "labels.csv")
     assert read_labels_csv(tmp_path / "labels.csv") == {"Fe36": {4: "coexisting"}}
     session.label(6, "before")  # not exported: clearing asks first
-    asked = []
-    monkeypatch.setattr(dock, "confirm", lambda message: asked.append(message) or False)
     dock.clear_labels()
-    assert asked and session.labels["Fe36"] == {4: "coexisting", 6: "before"}
+    assert answers.questions == ["Remove the labels of Fe36 (2 curves, not exported)?"]
+    assert session.labels["Fe36"] == {4: "coexisting", 6: "before"}
     dock.import_labels(tmp_path / "missing.csv")
     assert "no such labels file" in errors[-1]
 

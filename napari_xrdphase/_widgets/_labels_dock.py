@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton
 
-from ._plot import report_errors
+from ._plot import Confirm, ask_yes_no, report_errors
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -22,12 +22,17 @@ HELP = (
 
 
 class LabelsDock(Container):
-    """Label curves of the current series with a few classes."""
+    """Label curves of the current series with a few classes.
 
-    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+    ``confirm(message) -> bool`` answers the dock's yes/no questions (replace labels that were
+    not exported); by default a dialog asks the user.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, confirm: Confirm | None = None) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
         self.session = get_session(viewer)
+        self._confirm = confirm
         self._updating = False
         self._bound_layers: set[int] = set()
 
@@ -171,11 +176,10 @@ class LabelsDock(Container):
 
     # --- files ----------------------------------------------------------------------------------
     def confirm(self, message: str) -> bool:
-        """Ask the user before unsaved labels are replaced."""
-        from qtpy.QtWidgets import QMessageBox
-
-        answer = QMessageBox.question(self.native, "Labels not exported", message)
-        return answer == QMessageBox.StandardButton.Yes
+        """Ask the user (before labels not exported are replaced); True for yes."""
+        if self._confirm is not None:
+            return bool(self._confirm(message))
+        return ask_yes_no(self.native, "Labels not exported", message)
 
     def clear_labels(self) -> None:
         """Remove the labels of the current series (asks first when they were not exported)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 # what a user can cause: bad files, wrong rows, one class only... shown, never raised
 USER_ERRORS = (ValueError, OSError, KeyError)
 
+# a yes/no question to the user: the docks take one (tests answer it), else they ask with a dialog
+Confirm = Callable[[str], bool]
+
 
 @contextlib.contextmanager
 def report_errors(action: str) -> Iterator[None]:
@@ -25,6 +28,14 @@ def report_errors(action: str) -> Iterator[None]:
         yield
     except USER_ERRORS as exc:
         show_error(f"{action}: {exc}")
+
+
+def ask_yes_no(parent: Any, title: str, message: str) -> bool:
+    """Ask ``message`` in a modal Yes/No dialog; True for Yes."""
+    from qtpy.QtWidgets import QMessageBox
+
+    answer = QMessageBox.question(parent, title, message)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class ThemedPlot:
