@@ -192,3 +192,35 @@ def test_load_takes_the_acquisition_index_when_asked(make_napari_viewer, tmp_pat
     stack = session.shown_stack(layer)
     assert stack.variable_name == "index"
     np.testing.assert_array_equal(stack.variable, np.arange(4))
+
+
+def test_exports_never_write_into_a_series_folder_or_over_the_model_in_use(
+    make_napari_viewer, tmp_path
+):
+    from napari_xrdphase._files import OutputError
+    from napari_xrdphase.encoder import builtin_encoder_path
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    axis = np.linspace(5.0, 25.0, 50)
+    for i in range(3):
+        np.savetxt(folder / f"f_{i}.xy", np.column_stack([axis, 10 + i + np.sin(axis)]))
+    (folder / "metadata.csv").write_text("file,pressure_GPa\nf_0.xy,1\nf_1.xy,2\nf_2.xy,3\n")
+    session = get_session(make_napari_viewer())
+    session.load(folder)
+    session.label(1, "before")
+    files = {path: path.read_bytes() for path in folder.iterdir()}
+    for target, why in [
+        (folder, "one of this command's input files"),
+        (folder / "metadata.csv", "would become part of the input series"),
+        (folder / "f_1.xy", "would become part of the input series"),
+        (folder / "f_9.xy", "would become part of the input series"),  # a new curve file
+        (builtin_encoder_path(), "one of this command's input files"),
+    ]:
+        with pytest.raises(OutputError, match=why):
+            session.export_labels(target, overwrite=True)
+    with pytest.raises(OutputError, match="input files"):
+        session.save_encoder(builtin_encoder_path(), overwrite=True)
+    assert {path: path.read_bytes() for path in folder.iterdir()} == files
+    assert session.export_labels(folder / "labels.csv") == folder / "labels.csv"  # not a curve
+    assert read_labels_csv(folder / "labels.csv") == {"run": {1: "before"}}

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import Signal, SignalGroup
 
-from .._layer_data import METADATA_KEY, stack_to_layer_data
+from .._files import check_output_path
+from .._layer_data import LIVE_PATH_KEY, METADATA_KEY, SOURCE_PATH_KEY, stack_to_layer_data
 from ..defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
@@ -143,6 +144,8 @@ class XRDSession:
         self._labels: dict[str, dict[int, str]] = {}
         self.labels_backup: dict[str, dict[int, str]] | None = None
         self.labels_saved = True  # False after a change that was not exported
+        self.labels_files: list[Path] = []  # labels files imported: inputs, never written over
+        self._encoder_file: Path | None = None
         self.classifier: Classifier | None = None
         self.predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.boundaries: dict[str, list[Boundary]] = {}
@@ -273,13 +276,22 @@ class XRDSession:
         """
         from ..io import load_stack
 
-        return self.add_stack(load_stack(path, variable=variable), display=display)
+        return self.add_stack(load_stack(path, variable=variable), display=display, source=path)
 
     def add_stack(
-        self, stack: SpectraStack, display: str = "sqrt", ground_truth: Sequence[str] | None = None
+        self,
+        stack: SpectraStack,
+        display: str = "sqrt",
+        ground_truth: Sequence[str] | None = None,
+        source: str | Path | None = None,
     ):
-        """Add ``stack`` as a series layer (with optional ground-truth labels); return the layer."""
-        extra = {}
+        """Add ``stack`` as a series layer (with optional ground-truth labels); return the layer.
+
+        ``source``: the file or folder it was read from, which exports never write over.
+        """
+        extra: dict[str, Any] = {}
+        if source is not None:
+            extra[SOURCE_PATH_KEY] = str(Path(source).expanduser().absolute())
         if ground_truth is not None:
             truth = [str(v) for v in ground_truth]
             if len(truth) != stack.n_curves:
@@ -391,7 +403,20 @@ class XRDSession:
     def use_builtin(self) -> None:
         """Use the encoder shipped with the package."""
         self._encoder, self.encoder_source = self._builtin_encoder()
+        self._encoder_file = None
         self._emit("encoder_changed")
+
+    def save_encoder(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the encoder in use to ``path`` (one .safetensors file); return the path.
+
+        An existing file is kept unless ``overwrite``; an input of the session never is written
+        over (``check_output``).
+        """
+        path = Path(path).expanduser()
+        if not path.suffix:
+            path = path.with_suffix(".safetensors")
+        out = self.check_output(path, overwrite=overwrite)
+        return self.encoder.save(out)
 
     def load_encoder(self, path: str | Path) -> Encoder:
         """Use the encoder stored in ``path`` (a napari-xrdphase .safetensors file); return it."""
@@ -399,6 +424,7 @@ class XRDSession:
 
         encoder = Encoder.load(path)
         self.set_encoder(encoder, str(path))
+        self._encoder_file = Path(path).expanduser().absolute()
         return encoder
 
     def set_encoder(self, encoder: Encoder, source: str) -> None:
@@ -406,6 +432,7 @@ class XRDSession:
         if not callable(getattr(encoder, "embed", None)):
             raise TypeError(f"an encoder needs an embed method, got {type(encoder).__name__}")
         self._encoder, self.encoder_source = encoder, str(source)
+        self._encoder_file = None
         self._emit("encoder_changed")
 
     def pretrain(
@@ -581,6 +608,7 @@ class XRDSession:
         from ..io import read_labels_csv
 
         imported = read_labels_csv(path)
+        source = Path(path).expanduser().absolute()
         for layer in self.series_layers:
             stack = self.compute_stack(layer)
             if stack.name in imported:
@@ -594,17 +622,23 @@ class XRDSession:
                 return self.labels
         self.labels_backup = self.labels if n_old else self.labels_backup
         self._labels = {name: dict(rows) for name, rows in imported.items()}
+        if source not in self.labels_files:
+            self.labels_files.append(source)
         for rows in imported.values():
             for cls in rows.values():
                 self._add_class(cls)
         self._labels_changed(None, saved=True)
         return self.labels
 
-    def export_labels(self, path: str | Path) -> Path:
-        """Write all labels as a ``dataset,index,label`` CSV; return the path."""
+    def export_labels(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write all labels as a ``dataset,index,label`` CSV; return the path.
+
+        An existing file is kept unless ``overwrite``; an input of the session (a labels file
+        imported, a series' source) never is written over (``check_output``).
+        """
         from ..io import write_labels_csv
 
-        out = write_labels_csv(path, self.labels)
+        out = write_labels_csv(self.check_output(path, overwrite=overwrite), self.labels)
         self.labels_saved = True
         return out
 
@@ -936,15 +970,53 @@ class XRDSession:
         return "\n".join(lines)
 
     # --- exports --------------------------------------------------------------------------------
-    def _require_classified(self) -> None:
+    def input_paths(self) -> list[Path]:
+        """The files and folders this session reads, which its exports never write over.
+
+        The source file or folder of every open series (and the one live mode watches), the
+        labels files imported, the encoder file in use and the built-in encoder file.
+        """
+        from ..encoder import builtin_encoder_path
+
+        paths: list[Path] = []
+        for layer in self.series_layers:
+            meta = _series_meta(layer)
+            for key in (SOURCE_PATH_KEY, LIVE_PATH_KEY):
+                if meta.get(key):
+                    paths.append(Path(meta[key]))
+        paths.extend(self.labels_files)
+        if self._encoder_file is not None:
+            paths.append(self._encoder_file)
+        paths.append(builtin_encoder_path())
+        return list(dict.fromkeys(paths))
+
+    def check_output(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Return ``path`` when an export may write it, else raise ``OutputError`` (a ValueError).
+
+        Refused: any of ``input_paths()`` (or a curve file inside an input folder), a folder,
+        and an existing file unless ``overwrite``.
+        """
+        return check_output_path(
+            path,
+            inputs=self.input_paths(),
+            overwrite=overwrite,
+            overwrite_hint="pass overwrite=True to replace it",
+        )
+
+    def require_classified(self) -> None:
+        """Raise ``StackError`` when there is no classification to export yet."""
         if self.classifier is None:
             raise StackError("nothing to export yet: classify first")
 
-    def export_predictions(self, path: str | Path) -> Path:
-        """Write per-curve predictions (the CSV of ``xrdphase classify --out``); return the path."""
+    def export_predictions(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write per-curve predictions (the CSV of ``xrdphase classify --out``); return the path.
+
+        An existing file is kept unless ``overwrite``; inputs never are (``check_output``).
+        """
         from ..io import write_predictions_csv
 
-        self._require_classified()
+        self.require_classified()
+        path = self.check_output(path, overwrite=overwrite)
         results = []
         for layer in self.series_layers:
             stack = self.compute_stack(layer)
@@ -953,22 +1025,29 @@ class XRDSession:
                 results.append((stack, predicted, proba))
         return write_predictions_csv(path, results, self.classifier.classes)
 
-    def export_boundaries(self, path: str | Path) -> Path:
-        """Write the boundaries as CSV (``dataset,unit`` + ``boundaries.BOUNDARY_COLUMNS``); return the path."""
+    def export_boundaries(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the boundaries as CSV (``dataset,unit`` + ``boundaries.BOUNDARY_COLUMNS``); return the path.
+
+        An existing file is kept unless ``overwrite``; inputs never are (``check_output``).
+        """
         import csv
 
+        from .._files import atomic_write
         from ..boundaries import BOUNDARY_COLUMNS, boundaries_table
 
-        self._require_classified()
-        path = Path(path).expanduser()
+        self.require_classified()
+        path = self.check_output(path, overwrite=overwrite)
         columns = ["dataset", *BOUNDARY_COLUMNS, "unit"]
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            for name, found in self.boundaries.items():
-                for boundary, row in zip(found, boundaries_table(found), strict=True):
-                    writer.writerow({"dataset": name, **row, "unit": boundary.unit})
-        return path
+
+        def write(temporary: Path) -> None:
+            with open(temporary, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns)
+                writer.writeheader()
+                for name, found in self.boundaries.items():
+                    for boundary, row in zip(found, boundaries_table(found), strict=True):
+                        writer.writerow({"dataset": name, **row, "unit": boundary.unit})
+
+        return atomic_write(path, write)
 
 
 def _notify_warning(message: str) -> None:
