@@ -36,7 +36,7 @@ from ..defaults import (
     PROBE_STRAIN,
     PROBE_WHITENING_STRAIN,
 )
-from ..stack import SpectraStack, StackError
+from ..stack import AXIS_LABELS, SpectraStack, StackError
 
 if TYPE_CHECKING:
     import napari
@@ -61,12 +61,19 @@ CLASS_COLORS = (
 BOUNDARY_COLOR = "#00ffff"
 STRIP_FRACTION = 0.04  # width of the phase / confidence strips, as a fraction of the image width
 GAP_FRACTION = 0.01
-ROLE_LABELS, ROLE_PHASE, ROLE_CONFIDENCE, ROLE_BOUNDARIES = (
+ROLE_LABELS, ROLE_PHASE, ROLE_CONFIDENCE, ROLE_BOUNDARIES, ROLE_LEGEND, ROLE_TITLES = (
     "labels",
     "phase",
     "confidence",
     "boundaries",
+    "legend",
+    "strip titles",
 )
+LEGEND_TEXT_COLOR = "#000000"  # class names on the phase strip: black reads on every class colour
+HEADER_TEXT_COLOR = "#a0a0a0"  # strip titles above the image: grey reads on dark and light canvas
+LEGEND_FONT_SIZE = 10
+# how the status bar spells the axis units
+_UNIT_TEXT = {"A": "Å", "1/A": "1/Å", "nm": "nm", "1/nm": "1/nm", "deg": "deg", "rad": "rad"}
 
 
 class SessionEvents(SignalGroup):
@@ -153,6 +160,8 @@ class XRDSession:
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         viewer.layers.selection.events.active.connect(self._on_active_changed)
+        for layer in self.series_layers:  # opened before the session (e.g. by the reader)
+            _install_status(layer, self)
 
     def __repr__(self) -> str:
         names = [layer.name for layer in self.series_layers]
@@ -181,6 +190,7 @@ class XRDSession:
             return
         if layer is not None and getattr(event, "type", "") == "inserted":
             self._current_name = layer.name
+            _install_status(layer, self)
         self._emit("series_changed")
 
     def _on_active_changed(self, event: Any = None) -> None:
@@ -943,6 +953,59 @@ class XRDSession:
             metadata=meta(ROLE_BOUNDARIES),
         )  # fmt: skip
         shapes.editable = False
+        self._show_legend(layer, codes, classes, (x1 + gap, x1 + 2 * gap + strip, strip))
+
+    def _show_legend(
+        self, layer: Any, codes: np.ndarray, classes: list[str], strips: tuple[float, float, float]
+    ) -> None:
+        """Name the phases on the phase strip and title both strips (Points layers of texts).
+
+        Each predicted class is written once along the phase strip, in black (which reads on
+        every class colour), at the middle of its longest run of curves; ``phase`` and
+        ``confidence`` stand above the strips, ending at their top. ``strips``: the x of the
+        phase strip's left edge, of the confidence strip's left edge, and the strips' width.
+        """
+        phase_x, confidence_x, width = strips
+        names, coords = [], []
+        for k, cls in enumerate(classes):
+            run = _longest_run(codes == k + 1)
+            if run is not None:
+                names.append(cls)
+                middle = (run[0] + run[1] - 1) / 2
+                coords.append([self._row_to_world(layer, middle), phase_x + 0.5 * width])
+        height = float(layer.scale[0]) * layer.data.shape[0]
+        top = self._row_to_world(layer, -0.5) - 0.012 * height
+        # text turned a quarter clockwise (reading downwards); a title's anchor is its lower end,
+        # the text running up from it and right of it (about 0.4 strip wide at the fitted zoom)
+        titles = [[top, phase_x + 0.3 * width], [top, confidence_x + 0.3 * width]]
+        self._text_layer(layer, ROLE_LEGEND, coords, names, LEGEND_TEXT_COLOR, "center")
+        self._text_layer(
+            layer, ROLE_TITLES, titles, ["phase", "confidence"], HEADER_TEXT_COLOR, "upper_right"
+        )
+
+    def _text_layer(
+        self, layer: Any, role: str, coords: list, texts: list[str], color: str, anchor: str
+    ) -> None:
+        """(Re)draw a Points layer of texts only (no markers) beside a series."""
+        old = self._role_layer(layer, role)
+        if old is not None:
+            self.viewer.layers.remove(old)  # like the boundaries: rebuilt, never refilled
+        name = self.compute_stack(layer).name
+        points = self.viewer.add_points(
+            np.array(coords, dtype=float).reshape(-1, 2),
+            name=f"{layer.name} {role}",
+            features={"text": texts},
+            size=0.0,
+            face_color="transparent",
+            border_color="transparent",
+            border_width=0,
+            text={
+                "string": "{text}", "color": color, "size": LEGEND_FONT_SIZE, "rotation": 90,
+                "anchor": anchor,
+            },
+            metadata={METADATA_KEY: {"role": role, "series": name}},
+        )  # fmt: skip
+        points.editable = False
 
     @staticmethod
     def boundary_row(boundary: Boundary) -> float:
@@ -968,6 +1031,56 @@ class XRDSession:
             for b in found:
                 lines.append(f"  {b}  (curves {b.index_before}–{b.index_after})")
         return "\n".join(lines)
+
+    # --- status bar ---------------------------------------------------------------------------
+    def describe_position(
+        self, layer: Any, position: Any, world: bool = True, value: str = ""
+    ) -> str | None:
+        """Return the status-bar text of a point of a series layer (None when off its rows).
+
+        ``curve 17 · pressure 12.3 GPa · 2θ 12.345 deg: <value> · labelled before · predicted
+        before (p 0.97)``: the row, its external variable, the x position on the axis as shown
+        (only over the image), napari's ``value`` of the pixel, the curve's label and its
+        predicted class with its probability.
+        """
+        described = self._describe(layer, position, world)
+        if described is None:
+            return None
+        where, notes = described
+        return " · ".join([f"{where}: {value}" if value else where, *notes])
+
+    def _describe(self, layer: Any, position: Any, world: bool) -> tuple[str, list[str]] | None:
+        if not _has_stack(layer):
+            return None
+        coords = np.asarray(position, dtype=float)
+        if world:
+            coords = np.asarray(layer.world_to_data(coords), dtype=float)
+        if coords.size < 2 or not np.all(np.isfinite(coords[-2:])):
+            return None
+        row, col = (round(float(v)) for v in coords[-2:])
+        shown = self.shown_stack(layer)
+        if not 0 <= row < shown.n_curves:
+            return None
+        where = [f"curve {row}"]
+        if shown.variable_name != "index":
+            unit = f" {shown.variable_unit}" if shown.variable_unit else ""
+            where.append(f"{shown.variable_name} {float(shown.variable[row]):.4g}{unit}")
+        if 0 <= col < shown.n_points:
+            axis = shown.axis
+            step = abs(float(axis[min(col + 1, axis.size - 1)] - axis[max(col - 1, 0)])) / 2
+            decimals = int(np.clip(np.ceil(-np.log10(step)) + 1, 0, 6)) if step > 0 else 4
+            unit = _UNIT_TEXT.get(shown.axis_unit, shown.axis_unit)
+            where.append(f"{AXIS_LABELS[shown.axis_kind]} {float(axis[col]):.{decimals}f} {unit}")
+        notes = []
+        name = self.compute_stack(layer).name
+        label = self._labels.get(name, {}).get(row)
+        if label is not None:
+            notes.append(f"labelled {label}")
+        if name in self.predictions:
+            predicted, proba = self.predictions[name]
+            if row < len(predicted):
+                notes.append(f"predicted {predicted[row]} (p {float(np.max(proba[row])):.2f})")
+        return " · ".join(where), notes
 
     # --- exports --------------------------------------------------------------------------------
     def input_paths(self) -> list[Path]:
@@ -1048,6 +1161,50 @@ class XRDSession:
                         writer.writerow({"dataset": name, **row, "unit": boundary.unit})
 
         return atomic_write(path, write)
+
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
+    """Return ``(start, stop)`` of the longest run of True in ``mask`` (the first such), or None."""
+    padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    if edges.size == 0:
+        return None
+    starts, stops = edges[::2], edges[1::2]
+    k = int(np.argmax(stops - starts))
+    return int(starts[k]), int(stops[k])
+
+
+def _install_status(layer: Any, session: XRDSession) -> None:
+    """Make the status bar describe the curve under the cursor when ``layer`` (a series) is active.
+
+    napari 0.9 builds the status text in a thread from the active layer's ``get_status``; the
+    series layer's own method is wrapped so that its coordinates read as
+    ``XRDSession.describe_position`` says (``curve 17 · pressure 12.3 GPa · 2θ 12.345 deg:
+    <value> · predicted during (p 0.93)``) instead of world coordinates.
+    """
+    if not _has_stack(layer) or getattr(layer, "_xrdphase_status", False):
+        return
+    plain = layer.get_status
+    session_ref = weakref.ref(session)
+
+    def get_status(position: Any = None, **kwargs: Any) -> dict[str, str]:
+        status = plain(position, **kwargs)
+        owner = session_ref()
+        if position is None or owner is None:
+            return status
+        try:
+            described = owner._describe(layer, position, kwargs.get("world", False))
+        except Exception:  # a status text must never break napari's status thread
+            return status
+        if described is not None:
+            where, notes = described
+            value = status.get("value", "")
+            status["coords"] = where  # napari's multi-layer status adds " » layer: value"
+            status["coordinates"] = " · ".join([f"{where}: {value}" if value else where, *notes])
+        return status
+
+    layer.get_status = get_status
+    layer._xrdphase_status = True
 
 
 def _notify_warning(message: str) -> None:
