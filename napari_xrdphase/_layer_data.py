@@ -9,6 +9,9 @@ import numpy as np
 from .stack import SpectraStack
 
 METADATA_KEY = "xrdphase"
+# in the layer metadata: the file or folder the series was read from, the one live mode watches
+SOURCE_PATH_KEY = "source_path"
+LIVE_PATH_KEY = "live_path"
 DISPLAY_MODES = ("sqrt", "log", "linear")
 DIFFRACTION_COLORMAP = "inferno"
 ROW_ASPECT = 0.66

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from ._layer_data import stack_to_layer_data
+from ._layer_data import SOURCE_PATH_KEY, stack_to_layer_data
 from .io import can_read, load_stack
 
 
@@ -21,4 +22,9 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list] | None:
 def read_series(path: str | list[str]) -> list[tuple]:
     """Return one Image layer-data tuple per series in ``path`` (a path or a list of paths)."""
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
-    return [stack_to_layer_data(load_stack(p)) for p in paths]
+    return [
+        stack_to_layer_data(
+            load_stack(p), extra={SOURCE_PATH_KEY: str(Path(p).expanduser().absolute())}
+        )
+        for p in paths
+    ]

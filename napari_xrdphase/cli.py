@@ -405,6 +405,7 @@ def _demo_screenshot(viewer, session, args: argparse.Namespace) -> None:
     _settle(QApplication)
     _close_notifications(viewer)
     viewer.reset_view()
+    _show_status_of_a_curve(viewer, session.current_layer)
     _settle(QApplication)
     out = Path(args.screenshot).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -412,6 +413,14 @@ def _demo_screenshot(viewer, session, args: argparse.Namespace) -> None:
     if not out.is_file() or out.stat().st_size == 0:
         raise CommandError(f"the screenshot {out} was not written")
     print(f"wrote {out}", file=sys.stderr)
+
+
+def _show_status_of_a_curve(viewer, layer) -> None:
+    # the status bar as with the cursor on the middle curve, a third across the image
+    rows, cols = layer.data.shape[-2:]
+    viewer.mouse_over_canvas = True
+    viewer.cursor.position = tuple(layer.data_to_world((rows // 2, cols // 3)))
+    viewer.update_status_from_cursor()
 
 
 def _settle(application, rounds: int = 10) -> None:

@@ -1,17 +1,21 @@
 """The Data, Labels and Classify docks driven in a real napari viewer (run under Xvfb)."""
 
 import csv
+import hashlib
 import types
 
 import numpy as np
 import pytest
+from _answers import Answers
 
+from napari_xrdphase._files import OutputError
 from napari_xrdphase._widgets._classify_dock import ClassifyDock
 from napari_xrdphase._widgets._data_dock import DataDock
+from napari_xrdphase._widgets._encoder_dock import EncoderDock
 from napari_xrdphase._widgets._labels_dock import LabelsDock
 from napari_xrdphase._widgets._session import get_session
 from napari_xrdphase.encoder import Encoder
-from napari_xrdphase.io import read_labels_csv, save_stack
+from napari_xrdphase.io import read_labels_csv, save_stack, write_labels_csv
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -29,6 +33,20 @@ def errors(monkeypatch):
     shown = []
     monkeypatch.setattr(notifications, "show_error", shown.append)
     return shown
+
+
+@pytest.fixture
+def infos(monkeypatch):
+    """Messages of the info notifications the docks show."""
+    from napari.utils import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_info", shown.append)
+    return shown
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def click(dock, layer, row, x, modifiers=()):
@@ -102,10 +120,11 @@ def test_number_keys_choose_the_class_and_clicks_label_rows(viewer, series, qtbo
     assert len(session.labels["Fe36"]) == 2
 
 
-def test_labels_dock_edits_classes_and_files(viewer, series, tmp_path, errors, monkeypatch):
+def test_labels_dock_edits_classes_and_files(viewer, series, tmp_path, errors):
     session = get_session(viewer)
     session.add_stack(series.stack)
-    dock = LabelsDock(viewer)
+    answers = Answers(False)  # the user says no when asked
+    dock = LabelsDock(viewer, confirm=answers)
     dock.class_name.value = "mixed"
     dock.add_class()
     assert session.classes[-1] == "mixed" and session.current_class == "mixed"
@@ -118,10 +137,9 @@ def test_labels_dock_edits_classes_and_files(viewer, series, tmp_path, errors, m
     dock.export_labels(tmp_path / "labels.csv")
     assert read_labels_csv(tmp_path / "labels.csv") == {"Fe36": {4: "coexisting"}}
     session.label(6, "before")  # not exported: clearing asks first
-    asked = []
-    monkeypatch.setattr(dock, "confirm", lambda message: asked.append(message) or False)
     dock.clear_labels()
-    assert asked and session.labels["Fe36"] == {4: "coexisting", 6: "before"}
+    assert answers.questions == ["Remove the labels of Fe36 (2 curves, not exported)?"]
+    assert session.labels["Fe36"] == {4: "coexisting", 6: "before"}
     dock.import_labels(tmp_path / "missing.csv")
     assert "no such labels file" in errors[-1]
 
@@ -196,3 +214,78 @@ def test_data_dock_wavelength_lets_a_series_without_one_join_the_q_grid(viewer, 
     Encoder.builtin().embed(source)  # now on the built-in encoder's q grid
     dock.axis.value = "q"
     assert session.shown_stack(layer).axis_kind == "q" and not errors
+
+
+def test_exports_never_write_over_an_input_of_the_session(viewer, series, tmp_path, errors, infos):
+    session = get_session(viewer)
+    data = save_stack(series.stack, tmp_path / "Fe36.npz", format="npz")
+    truth = tmp_path / "truth.csv"
+    write_labels_csv(truth, {"Fe36": {r: series.labels[r] for r in (1, 6, 10, 13, 16, 20, 28, 34)}})
+    model = Encoder.random(1).save(tmp_path / "model.safetensors")
+    answers = Answers(True, True, True, True)  # would say yes: must not even be asked
+    labels_dock = LabelsDock(viewer, confirm=answers)
+    classify_dock = ClassifyDock(viewer, confirm=answers)
+    encoder_dock = EncoderDock(viewer, confirm=answers)
+    DataDock(viewer).open_path(data)
+    labels_dock.import_labels(truth)
+    assert encoder_dock.load_encoder(model)
+    classify_dock.classify()
+    assert not errors and "Fe36 phase" in [layer.name for layer in viewer.layers]
+    inputs = [data, truth, model]
+    before = [digest(path) for path in inputs]
+    exports = [
+        labels_dock.export_labels,
+        classify_dock.export_predictions,
+        classify_dock.export_boundaries,
+        encoder_dock.save_encoder,
+    ]
+    for path in inputs:
+        for export in exports:
+            shown = len(errors)
+            assert export(path) is None
+            assert len(errors) == shown + 1  # one notification, naming the file
+            assert f"{path} is one of this command's input files" in errors[-1]
+    assert answers.questions == [] and not infos
+    assert [digest(path) for path in inputs] == before
+    for path in inputs:  # the console API refuses them too, even when told to overwrite
+        with pytest.raises(OutputError, match="input files"):
+            session.export_predictions(path, overwrite=True)
+    assert [digest(path) for path in inputs] == before
+    # anything else is written, and asked about when it exists
+    out = tmp_path / "pred.csv"
+    assert classify_dock.export_predictions(out) == out and answers.questions == []
+    assert infos == [f"wrote {out}"]
+    assert classify_dock.export_predictions(out) == out  # answered yes
+    assert answers.questions == [f"{out} exists. Replace it?"]
+
+
+def test_an_existing_export_is_kept_unless_replacing_it_is_confirmed(
+    viewer, series, tmp_path, errors, infos
+):
+    session = get_session(viewer)
+    session.add_stack(series.stack)
+    session.label([2, 30], "before")
+    answers = Answers(False, True)
+    dock = LabelsDock(viewer, confirm=answers)
+    out = tmp_path / "labels.csv"
+    out.write_text("dataset,index,label\nother,1,precious\n")
+    kept = digest(out)
+    assert dock.export_labels(out) is None  # the user says no
+    assert answers.questions == [f"{out} exists. Replace it?"]
+    assert digest(out) == kept and not errors and infos == [f"kept {out}: nothing written"]
+    assert not session.labels_saved
+    with pytest.raises(OutputError, match=r"exists and is kept; pass overwrite=True"):
+        session.export_labels(out)
+    assert digest(out) == kept
+    assert dock.export_labels(out) == out  # the user says yes
+    assert len(answers.questions) == 2 and infos[-1] == f"wrote {out}"
+    assert read_labels_csv(out) == {"Fe36": {2: "before", 30: "before"}}
+    assert session.labels_saved
+    session.label(5, "after")
+    assert session.export_labels(out, overwrite=True) == out  # the console API, when told to
+    assert read_labels_csv(out)["Fe36"] == {2: "before", 5: "after", 30: "before"}
+    encoder_out = tmp_path / "encoder.safetensors"
+    encoder_out.write_bytes(b"not mine to lose")
+    encoder_dock = EncoderDock(viewer, confirm=Answers(False))
+    assert encoder_dock.save_encoder(encoder_out) is None
+    assert encoder_out.read_bytes() == b"not mine to lose" and not errors

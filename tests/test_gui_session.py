@@ -195,3 +195,120 @@ def test_load_takes_the_acquisition_index_when_asked(make_napari_viewer, tmp_pat
     stack = session.shown_stack(layer)
     assert stack.variable_name == "index"
     np.testing.assert_array_equal(stack.variable, np.arange(4))
+
+
+def test_exports_never_write_into_a_series_folder_or_over_the_model_in_use(
+    make_napari_viewer, tmp_path
+):
+    from napari_xrdphase._files import OutputError
+    from napari_xrdphase.encoder import builtin_encoder_path
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    axis = np.linspace(5.0, 25.0, 50)
+    for i in range(3):
+        np.savetxt(folder / f"f_{i}.xy", np.column_stack([axis, 10 + i + np.sin(axis)]))
+    (folder / "metadata.csv").write_text("file,pressure_GPa\nf_0.xy,1\nf_1.xy,2\nf_2.xy,3\n")
+    session = get_session(make_napari_viewer())
+    session.load(folder)
+    session.label(1, "before")
+    files = {path: path.read_bytes() for path in folder.iterdir()}
+    for target, why in [
+        (folder, "one of this command's input files"),
+        (folder / "metadata.csv", "would become part of the input series"),
+        (folder / "f_1.xy", "would become part of the input series"),
+        (folder / "f_9.xy", "would become part of the input series"),  # a new curve file
+        (builtin_encoder_path(), "one of this command's input files"),
+    ]:
+        with pytest.raises(OutputError, match=why):
+            session.export_labels(target, overwrite=True)
+    with pytest.raises(OutputError, match="input files"):
+        session.save_encoder(builtin_encoder_path(), overwrite=True)
+    assert {path: path.read_bytes() for path in folder.iterdir()} == files
+    assert session.export_labels(folder / "labels.csv") == folder / "labels.csv"  # not a curve
+    assert read_labels_csv(folder / "labels.csv") == {"run": {1: "before"}}
+
+
+def status_at(session, row, col):
+    """The status napari shows with the cursor on (row, col) of the current series."""
+    viewer, layer = session.viewer, session.current_layer
+    viewer.layers.selection.active = layer
+    viewer.mouse_over_canvas = True
+    viewer.cursor.position = tuple(layer.data_to_world((row, col)))
+    viewer.update_status_from_cursor()  # what napari's status thread computes on a mouse move
+    return viewer.status
+
+
+def test_status_bar_names_the_curve_its_pressure_and_the_axis_position(session, series):
+    stack = series.stack
+    status = status_at(session, 17, 400)
+    assert status["layer_base"] == "Fe36" and status["value"]  # napari's pixel value
+    # 2θ to a tenth of the 0.025° step
+    assert status["coordinates"] == (
+        f"curve 17 · pressure {stack.variable[17]:.4g} GPa · 2θ {stack.axis[400]:.3f} deg: "
+        f"{status['value']}"
+    )
+    assert status["coords"] == status["coordinates"].split(":")[0]
+    session.label(17, "during")
+    assert status_at(session, 17, 400)["coordinates"].endswith(" · labelled during")
+    session.set_axis("q")
+    q = session.shown_stack(session.current_layer).axis[400]
+    assert f" · q {q:.4f} 1/Å: " in status_at(session, 17, 400)["coordinates"]  # step ~0.005
+    session.set_axis("d")
+    d = session.shown_stack(session.current_layer).axis[400]
+    assert f" · d {d:.4f} Å: " in status_at(session, 17, 400)["coordinates"]
+    session.set_axis("2theta")
+    session.apply_ground_truth(TRUTH_ROWS)
+    session.classify()
+    predicted, proba = session.predictions["Fe36"]
+    status = status_at(session, 30, 400)["coordinates"]
+    assert status.endswith(f" · predicted {predicted[30]} (p {proba[30].max():.2f})")
+    # over the phase strip (right of the image): the curve and its phase, no axis position
+    beside = status_at(session, 29, 880)["coordinates"]
+    assert beside == (
+        f"curve 29 · pressure {stack.variable[29]:.4g} GPa · predicted {predicted[29]} "
+        f"(p {proba[29].max():.2f})"
+    )
+    assert "2θ" not in beside
+    assert "curve" not in str(status_at(session, 40, 400))  # below the last curve: napari's own
+
+
+def test_phase_names_stand_on_the_phase_strip_and_titles_above_the_strips(session):
+    session.apply_ground_truth(TRUTH_ROWS)
+    session.classify(ordered=False)
+    layer, viewer = session.current_layer, session.viewer
+    phase = viewer.layers["Fe36 phase"]
+    legend = viewer.layers["Fe36 legend"]
+    predicted, _ = session.predictions["Fe36"]
+    assert sorted(legend.features["text"]) == sorted(set(predicted))  # each phase once
+    assert legend.text.visible and legend.text.rotation == 90
+    strip_left = phase.translate[1] - 0.5 * phase.scale[1]
+    strip_right = strip_left + phase.scale[1]
+    for (y, x), name in zip(legend.data, legend.features["text"], strict=True):
+        row = round(float(phase.world_to_data((y, x))[0]))
+        assert predicted[row] == name  # on a curve of that phase
+        assert strip_left < x < strip_right
+    titles = viewer.layers["Fe36 strip titles"]
+    assert titles.features["text"].tolist() == ["phase", "confidence"]
+    image_top = layer.translate[0] - 0.5 * layer.scale[0]
+    assert all(y < image_top for y in titles.data[:, 0])
+    confidence = viewer.layers["Fe36 confidence"]
+    assert strip_left < titles.data[0, 1] < strip_right
+    assert confidence.translate[1] - 0.5 * confidence.scale[1] < titles.data[1, 1]
+    n_layers = len(viewer.layers)
+    session.classify()  # again: replaced, not piled up
+    assert len(viewer.layers) == n_layers
+    assert viewer.layers["Fe36 legend"].features["text"].tolist() == ["before", "during", "after"]
+
+
+def test_a_series_opened_before_any_dock_gets_the_status_text_too(
+    make_napari_viewer, series, tmp_path
+):
+    from napari_xrdphase.io import save_stack
+
+    path = save_stack(series.stack, tmp_path / "Fe36.npz", format="npz")
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-xrdphase")  # the reader, before any session exists
+    session = get_session(viewer)
+    assert status_at(session, 3, 10)["coordinates"].startswith("curve 3 · pressure ")
+    assert session.input_paths()[0] == path  # and its file is an input of the session

@@ -584,6 +584,10 @@ def test_napari_live_mode_grows_the_layer_and_its_phase_strip(
     assert live.poll_once() == 0  # first sight of the new files
     assert live.poll_once() == 80
     live.stop_live()
+    # the watched folder stays an input of the grown series: no export lands in it
+    assert folder in session.input_paths()
+    with pytest.raises(ValueError, match="would become part of the input series"):
+        session.export_predictions(folder / "f_9999.xy")
     assert layer.data.shape == (120, N_POINTS)
     assert session.compute_stack(layer).n_curves == 120
     predicted, proba = session.predictions["live"]

@@ -112,3 +112,18 @@ def test_sample_data_opens_with_ground_truth(make_napari_viewer, key):
         assert pressures[0] > pressures[-1]
     else:
         assert pressures[0] < pressures[-1]
+
+
+def test_writer_never_writes_over_the_file_a_series_came_from(make_napari_viewer, tmp_path):
+    import hashlib
+
+    stack = SpectraStack(np.random.default_rng(1).random((3, 32)) + 1, np.linspace(5, 25, 32))
+    source = save_stack(stack, tmp_path / "run.nxs", format="nexus")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(source), plugin="napari-xrdphase")
+    with pytest.raises(PermissionError, match=r"run\.nxs is one of .* input files"):
+        layer.save(str(source), plugin="napari-xrdphase")
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
+    layer.save(str(tmp_path / "copy.nxs"), plugin="napari-xrdphase")  # elsewhere: written
+    assert (tmp_path / "copy.nxs").is_file()

@@ -367,8 +367,10 @@ def test_cli_pretrain_writes_and_resumes_a_checkpoint(tmp_path):
             str(checkpoint)]  # fmt: skip
     assert main(argv) == 0
     assert checkpoint.is_file()
+    assert main(argv) == 2  # the model it wrote is kept
+    argv.append("--overwrite")
     assert main(argv) == 0  # resumes after the last epoch: nothing left to train
-    assert main([*argv[:-6], "--method", "specselftime", *argv[-4:]]) != 0  # other settings
+    assert main([*argv[:-7], "--method", "specselftime", *argv[-5:]]) != 0  # other settings
 
 
 def test_batch_norm_statistics_are_recomputed_on_the_clean_training_curves():

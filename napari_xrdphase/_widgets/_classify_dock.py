@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, Container, Label, PushButton, SpinBox, TextEdit
 
-from ._plot import USER_ERRORS, report_errors
+from ._plot import USER_ERRORS, Confirm, ask_save_path, ask_yes_no, export_file, report_errors
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -15,13 +15,18 @@ if TYPE_CHECKING:
 
 
 class ClassifyDock(Container):
-    """Classify every curve from the labelled ones and locate the phase boundaries."""
+    """Classify every curve from the labelled ones and locate the phase boundaries.
 
-    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+    ``confirm(message) -> bool`` answers whether an existing file may be replaced by an export;
+    by default a dialog asks the user.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, confirm: Confirm | None = None) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
         self.session = get_session(viewer)
         self.worker = None
+        self._confirm = confirm
 
         self.encoder_info = Label(label="encoder", value="")
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
@@ -106,26 +111,31 @@ class ClassifyDock(Container):
         worker.start()
         return worker
 
-    def export_predictions(self, path: str | Path) -> None:
-        """Write per-curve predictions (as ``xrdphase classify --out``)."""
-        self._export("predictions", path)
+    def confirm(self, message: str) -> bool:
+        """Ask the user (before an existing file is replaced); True for yes."""
+        if self._confirm is not None:
+            return bool(self._confirm(message))
+        return ask_yes_no(self.native, "Classify", message)
 
-    def export_boundaries(self, path: str | Path) -> None:
-        """Write the boundaries of every series as CSV."""
-        self._export("boundaries", path)
+    def export_predictions(self, path: str | Path) -> Path | None:
+        """Write per-curve predictions (as ``xrdphase classify --out``); return the file or None."""
+        return self._export("predictions", path)
 
-    def _export(self, what: str, path: str | Path) -> None:
-        from napari.utils.notifications import show_info
+    def export_boundaries(self, path: str | Path) -> Path | None:
+        """Write the boundaries of every series as CSV; return the file or None."""
+        return self._export("boundaries", path)
 
-        with report_errors(f"Export {what}"):
-            writer = getattr(self.session, f"export_{what}")
-            show_info(f"wrote {writer(path)}")
+    def _export(self, what: str, path: str | Path) -> Path | None:
+        # an existing file only when confirmed; an input of the session never
+        writer = getattr(self.session, f"export_{what}")
+
+        def check(out: str | Path, overwrite: bool) -> Path:
+            self.session.require_classified()  # before asking whether to replace a file
+            return self.session.check_output(out, overwrite=overwrite)
+
+        return export_file(f"Export {what}", path, writer, check, self.confirm)
 
     def _ask_export(self, what: str) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getSaveFileName(
-            self.native, f"Export {what}", f"{what}.csv", "CSV (*.csv)"
-        )
+        path = ask_save_path(self.native, f"Export {what}", f"{what}.csv", "CSV (*.csv)")
         if path:
             self._export(what, path)

@@ -25,6 +25,7 @@ from ..defaults import (
     DEFAULT_MOCO_WEIGHT,
     METHOD_NAMES,
 )
+from ._plot import Confirm, ask_save_path, ask_yes_no, export_file
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -41,12 +42,6 @@ def _notify_error(message: str) -> None:
     from napari.utils.notifications import show_error
 
     show_error(message)
-
-
-def _notify_info(message: str) -> None:
-    from napari.utils.notifications import show_info
-
-    show_info(message)
 
 
 def _notify_warning(message: str) -> None:
@@ -102,12 +97,17 @@ def describe_step(update: dict[str, Any]) -> str:
 
 
 class EncoderDock(Container):
-    """Choose, pretrain and save the encoder the other docks use."""
+    """Choose, pretrain and save the encoder the other docks use.
 
-    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+    ``confirm(message) -> bool`` answers whether Save may replace an existing file; by default
+    a dialog asks the user.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, confirm: Confirm | None = None) -> None:
         super().__init__(labels=True)
         self._viewer = viewer
         self._session = get_session(viewer)
+        self._confirm = confirm
         self._training = _TrainingState()
         self._progress_bar = None
         self._last_update: dict[str, Any] | None = None
@@ -191,20 +191,25 @@ class EncoderDock(Container):
             return False
         return True
 
-    def save_encoder(self, path: str | Path) -> Path | None:
-        """Write the current encoder to ``path`` (one safetensors file); return the path."""
-        from ..encoder import ModelError
+    def confirm(self, message: str) -> bool:
+        """Ask the user (before an existing file is replaced); True for yes."""
+        if self._confirm is not None:
+            return bool(self._confirm(message))
+        return ask_yes_no(self.native, "Encoder", message)
 
-        path = Path(path)
+    def save_encoder(self, path: str | Path) -> Path | None:
+        """Write the current encoder to ``path`` (one safetensors file); return it (None if not).
+
+        An existing file is replaced only when ``confirm`` says yes; an input (the model file in
+        use, a series' source, a labels file) never is.
+        """
+        path = Path(path).expanduser()
         if not path.suffix:
             path = path.with_suffix(".safetensors")
-        try:
-            written = self._session.encoder.save(path)
-        except (ModelError, OSError) as exc:
-            _notify_error(f"could not save the encoder: {exc}")
-            return None
-        _notify_info(f"encoder saved to {written}")
-        return written
+        return export_file(
+            "Save encoder", path, self._session.save_encoder, self._session.check_output,
+            self.confirm,
+        )  # fmt: skip
 
     def _choose_file_to_load(self) -> None:
         from qtpy.QtWidgets import QFileDialog
@@ -214,9 +219,7 @@ class EncoderDock(Container):
             self.load_encoder(path)
 
     def _choose_file_to_save(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getSaveFileName(
+        path = ask_save_path(
             self.native, "Save the encoder", "encoder.safetensors", MODEL_FILE_FILTER
         )
         if path:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton
 
-from ._plot import report_errors
+from ._plot import Confirm, ask_save_path, ask_yes_no, export_file, report_errors
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -22,12 +22,17 @@ HELP = (
 
 
 class LabelsDock(Container):
-    """Label curves of the current series with a few classes."""
+    """Label curves of the current series with a few classes.
 
-    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+    ``confirm(message) -> bool`` answers the dock's yes/no questions (replace labels that were
+    not exported, replace an existing file); by default a dialog asks the user.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, confirm: Confirm | None = None) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
         self.session = get_session(viewer)
+        self._confirm = confirm
         self._updating = False
         self._bound_layers: set[int] = set()
 
@@ -171,11 +176,10 @@ class LabelsDock(Container):
 
     # --- files ----------------------------------------------------------------------------------
     def confirm(self, message: str) -> bool:
-        """Ask the user before unsaved labels are replaced."""
-        from qtpy.QtWidgets import QMessageBox
-
-        answer = QMessageBox.question(self.native, "Labels not exported", message)
-        return answer == QMessageBox.StandardButton.Yes
+        """Ask the user (before labels not exported or a file are replaced); True for yes."""
+        if self._confirm is not None:
+            return bool(self._confirm(message))
+        return ask_yes_no(self.native, "Labels", message)
 
     def clear_labels(self) -> None:
         """Remove the labels of the current series (asks first when they were not exported)."""
@@ -188,13 +192,16 @@ class LabelsDock(Container):
             self.session.import_labels(path, confirm=self.confirm)
             self._bind_keys()
 
-    def export_labels(self, path: str | Path) -> None:
-        """Write the labels as a ``dataset,index,label`` CSV file."""
-        from napari.utils.notifications import show_info
+    def export_labels(self, path: str | Path) -> Path | None:
+        """Write the labels as a ``dataset,index,label`` CSV file; return it (None if not written).
 
-        with report_errors(f"Export {Path(path).name}"):
-            written = self.session.export_labels(path)
-            show_info(f"wrote {written}")
+        An existing file is replaced only when ``confirm`` says yes; an input (a series' source,
+        an imported labels file, the model file) never is.
+        """
+        return export_file(
+            f"Export {Path(path).name}", path, self.session.export_labels,
+            self.session.check_output, self.confirm,
+        )  # fmt: skip
 
     def _ask_import(self) -> None:
         from qtpy.QtWidgets import QFileDialog
@@ -206,11 +213,7 @@ class LabelsDock(Container):
             self.import_labels(path)
 
     def _ask_export(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getSaveFileName(
-            self.native, "Export labels", "labels.csv", "Labels (*.csv)"
-        )
+        path = ask_save_path(self.native, "Export labels", "labels.csv", "Labels (*.csv)")
         if path:
             self.export_labels(path)
 

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._layer_data import LIVE_PATH_KEY
 from ..stack import StackError
-from ._session import ClassificationResult, XRDSession, get_session
+from ._session import ClassificationResult, XRDSession, _series_meta, get_session
 
 if TYPE_CHECKING:
     import napari
@@ -64,6 +65,8 @@ class LiveMode:
         self.series = LiveSeries(stack)
         self.watcher = watcher_for(path, stack, poll_s)
         self.layer_name = layer.name
+        # what arrives there is an input: exports must never write over it
+        _series_meta(layer)[LIVE_PATH_KEY] = str(path.absolute())
         self._timer = QTimer()
         self._timer.setInterval(max(1, int(poll_s * 1000)))
         self._timer.timeout.connect(self.poll_once)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
 # what a user can cause: bad files, wrong rows, one class only... shown, never raised
 USER_ERRORS = (ValueError, OSError, KeyError)
 
+# a yes/no question to the user: the docks take one (tests answer it), else they ask with a dialog
+Confirm = Callable[[str], bool]
+
 
 @contextlib.contextmanager
 def report_errors(action: str) -> Iterator[None]:
@@ -25,6 +29,56 @@ def report_errors(action: str) -> Iterator[None]:
         yield
     except USER_ERRORS as exc:
         show_error(f"{action}: {exc}")
+
+
+def ask_yes_no(parent: Any, title: str, message: str) -> bool:
+    """Ask ``message`` in a modal Yes/No dialog; True for Yes."""
+    from qtpy.QtWidgets import QMessageBox
+
+    answer = QMessageBox.question(parent, title, message)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_save_path(parent: Any, caption: str, default_name: str, file_filter: str) -> str:
+    """Return the path chosen in a Save dialog ("" when cancelled).
+
+    The dialog does not ask about an existing file itself: the dock's export does, after
+    refusing the files it must never replace (see ``export_file``).
+    """
+    from qtpy.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getSaveFileName(
+        parent, caption, default_name, file_filter,
+        options=QFileDialog.Option.DontConfirmOverwrite,
+    )  # fmt: skip
+    return path
+
+
+def export_file(
+    action: str,
+    path: str | Path,
+    write: Callable[..., Any],
+    check: Callable[..., Path],
+    confirm: Confirm,
+) -> Path | None:
+    """Write ``path`` with ``write(path, overwrite=...)`` for a dock; return what was written.
+
+    ``check(path, overwrite=True)`` refuses what is never replaced (an input of the session, a
+    folder); an existing file is replaced only when ``confirm`` says yes. A refusal or a
+    failure is one error notification naming the file; a declined replacement writes nothing.
+    """
+    from napari.utils.notifications import show_info
+
+    with report_errors(action):
+        out = check(path, overwrite=True)
+        overwrite = out.exists()
+        if overwrite and not confirm(f"{out} exists. Replace it?"):
+            show_info(f"kept {out}: nothing written")
+            return None
+        written = write(out, overwrite=overwrite)
+        show_info(f"wrote {written}")
+        return Path(written)
+    return None
 
 
 class ThemedPlot:

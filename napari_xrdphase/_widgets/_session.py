@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import Signal, SignalGroup
 
-from .._layer_data import METADATA_KEY, stack_to_layer_data
+from .._files import check_output_path
+from .._layer_data import LIVE_PATH_KEY, METADATA_KEY, SOURCE_PATH_KEY, stack_to_layer_data
 from ..defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
@@ -36,7 +37,7 @@ from ..defaults import (
     PROBE_WHITENING_STRAIN,
 )
 from ..results import describe_series
-from ..stack import SpectraStack, StackError
+from ..stack import AXIS_LABELS, SpectraStack, StackError
 
 if TYPE_CHECKING:
     import napari
@@ -62,12 +63,19 @@ CLASS_COLORS = (
 BOUNDARY_COLOR = "#00ffff"
 STRIP_FRACTION = 0.04  # width of the phase / confidence strips, as a fraction of the image width
 GAP_FRACTION = 0.01
-ROLE_LABELS, ROLE_PHASE, ROLE_CONFIDENCE, ROLE_BOUNDARIES = (
+ROLE_LABELS, ROLE_PHASE, ROLE_CONFIDENCE, ROLE_BOUNDARIES, ROLE_LEGEND, ROLE_TITLES = (
     "labels",
     "phase",
     "confidence",
     "boundaries",
+    "legend",
+    "strip titles",
 )
+LEGEND_TEXT_COLOR = "#000000"  # class names on the phase strip: black reads on every class colour
+HEADER_TEXT_COLOR = "#a0a0a0"  # strip titles above the image: grey reads on dark and light canvas
+LEGEND_FONT_SIZE = 10
+# how the status bar spells the axis units
+_UNIT_TEXT = {"A": "Å", "1/A": "1/Å", "nm": "nm", "1/nm": "1/nm", "deg": "deg", "rad": "rad"}
 
 
 class SessionEvents(SignalGroup):
@@ -147,6 +155,8 @@ class XRDSession:
         self._labels: dict[str, dict[int, str]] = {}
         self.labels_backup: dict[str, dict[int, str]] | None = None
         self.labels_saved = True  # False after a change that was not exported
+        self.labels_files: list[Path] = []  # labels files imported: inputs, never written over
+        self._encoder_file: Path | None = None
         self.classifier: Classifier | None = None
         self.predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.boundaries: dict[str, list[Boundary]] = {}
@@ -155,6 +165,8 @@ class XRDSession:
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         viewer.layers.selection.events.active.connect(self._on_active_changed)
+        for layer in self.series_layers:  # opened before the session (e.g. by the reader)
+            _install_status(layer, self)
 
     def __repr__(self) -> str:
         names = [layer.name for layer in self.series_layers]
@@ -183,6 +195,7 @@ class XRDSession:
             return
         if layer is not None and getattr(event, "type", "") == "inserted":
             self._current_name = layer.name
+            _install_status(layer, self)
         self._emit("series_changed")
 
     def _on_active_changed(self, event: Any = None) -> None:
@@ -278,13 +291,22 @@ class XRDSession:
         """
         from ..io import load_stack
 
-        return self.add_stack(load_stack(path, variable=variable), display=display)
+        return self.add_stack(load_stack(path, variable=variable), display=display, source=path)
 
     def add_stack(
-        self, stack: SpectraStack, display: str = "sqrt", ground_truth: Sequence[str] | None = None
+        self,
+        stack: SpectraStack,
+        display: str = "sqrt",
+        ground_truth: Sequence[str] | None = None,
+        source: str | Path | None = None,
     ):
-        """Add ``stack`` as a series layer (with optional ground-truth labels); return the layer."""
-        extra = {}
+        """Add ``stack`` as a series layer (with optional ground-truth labels); return the layer.
+
+        ``source``: the file or folder it was read from, which exports never write over.
+        """
+        extra: dict[str, Any] = {}
+        if source is not None:
+            extra[SOURCE_PATH_KEY] = str(Path(source).expanduser().absolute())
         if ground_truth is not None:
             truth = [str(v) for v in ground_truth]
             if len(truth) != stack.n_curves:
@@ -396,7 +418,20 @@ class XRDSession:
     def use_builtin(self) -> None:
         """Use the encoder shipped with the package."""
         self._encoder, self.encoder_source = self._builtin_encoder()
+        self._encoder_file = None
         self._emit("encoder_changed")
+
+    def save_encoder(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the encoder in use to ``path`` (one .safetensors file); return the path.
+
+        An existing file is kept unless ``overwrite``; an input of the session never is written
+        over (``check_output``).
+        """
+        path = Path(path).expanduser()
+        if not path.suffix:
+            path = path.with_suffix(".safetensors")
+        out = self.check_output(path, overwrite=overwrite)
+        return self.encoder.save(out)
 
     def load_encoder(self, path: str | Path) -> Encoder:
         """Use the encoder stored in ``path`` (a napari-xrdphase .safetensors file); return it.
@@ -420,6 +455,7 @@ class XRDSession:
                     warning.message, warning.category, warning.filename, warning.lineno
                 )
         self.set_encoder(encoder, str(path))
+        self._encoder_file = Path(path).expanduser().absolute()
         return encoder
 
     def set_encoder(self, encoder: Encoder, source: str) -> None:
@@ -427,6 +463,7 @@ class XRDSession:
         if not callable(getattr(encoder, "embed", None)):
             raise TypeError(f"an encoder needs an embed method, got {type(encoder).__name__}")
         self._encoder, self.encoder_source = encoder, str(source)
+        self._encoder_file = None
         self._emit("encoder_changed")
 
     def pretrain(
@@ -620,6 +657,7 @@ class XRDSession:
         from ..io import read_labels_csv
 
         imported = read_labels_csv(path)
+        source = Path(path).expanduser().absolute()
         for layer in self.series_layers:
             stack = self.compute_stack(layer)
             if stack.name in imported:
@@ -633,17 +671,23 @@ class XRDSession:
                 return self.labels
         self.labels_backup = self.labels if n_old else self.labels_backup
         self._labels = {name: dict(rows) for name, rows in imported.items()}
+        if source not in self.labels_files:
+            self.labels_files.append(source)
         for rows in imported.values():
             for cls in rows.values():
                 self._add_class(cls)
         self._labels_changed(None, saved=True)
         return self.labels
 
-    def export_labels(self, path: str | Path) -> Path:
-        """Write all labels as a ``dataset,index,label`` CSV; return the path."""
+    def export_labels(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write all labels as a ``dataset,index,label`` CSV; return the path.
+
+        An existing file is kept unless ``overwrite``; an input of the session (a labels file
+        imported, a series' source) never is written over (``check_output``).
+        """
         from ..io import write_labels_csv
 
-        out = write_labels_csv(path, self.labels)
+        out = write_labels_csv(self.check_output(path, overwrite=overwrite), self.labels)
         self.labels_saved = True
         return out
 
@@ -948,6 +992,59 @@ class XRDSession:
             metadata=meta(ROLE_BOUNDARIES),
         )  # fmt: skip
         shapes.editable = False
+        self._show_legend(layer, codes, classes, (x1 + gap, x1 + 2 * gap + strip, strip))
+
+    def _show_legend(
+        self, layer: Any, codes: np.ndarray, classes: list[str], strips: tuple[float, float, float]
+    ) -> None:
+        """Name the phases on the phase strip and title both strips (Points layers of texts).
+
+        Each predicted class is written once along the phase strip, in black (which reads on
+        every class colour), at the middle of its longest run of curves; ``phase`` and
+        ``confidence`` stand above the strips, ending at their top. ``strips``: the x of the
+        phase strip's left edge, of the confidence strip's left edge, and the strips' width.
+        """
+        phase_x, confidence_x, width = strips
+        names, coords = [], []
+        for k, cls in enumerate(classes):
+            run = _longest_run(codes == k + 1)
+            if run is not None:
+                names.append(cls)
+                middle = (run[0] + run[1] - 1) / 2
+                coords.append([self._row_to_world(layer, middle), phase_x + 0.5 * width])
+        height = float(layer.scale[0]) * layer.data.shape[0]
+        top = self._row_to_world(layer, -0.5) - 0.012 * height
+        # text turned a quarter clockwise (reading downwards); a title's anchor is its lower end,
+        # the text running up from it and right of it (about 0.4 strip wide at the fitted zoom)
+        titles = [[top, phase_x + 0.3 * width], [top, confidence_x + 0.3 * width]]
+        self._text_layer(layer, ROLE_LEGEND, coords, names, LEGEND_TEXT_COLOR, "center")
+        self._text_layer(
+            layer, ROLE_TITLES, titles, ["phase", "confidence"], HEADER_TEXT_COLOR, "upper_right"
+        )
+
+    def _text_layer(
+        self, layer: Any, role: str, coords: list, texts: list[str], color: str, anchor: str
+    ) -> None:
+        """(Re)draw a Points layer of texts only (no markers) beside a series."""
+        old = self._role_layer(layer, role)
+        if old is not None:
+            self.viewer.layers.remove(old)  # like the boundaries: rebuilt, never refilled
+        name = self.compute_stack(layer).name
+        points = self.viewer.add_points(
+            np.array(coords, dtype=float).reshape(-1, 2),
+            name=f"{layer.name} {role}",
+            features={"text": texts},
+            size=0.0,
+            face_color="transparent",
+            border_color="transparent",
+            border_width=0,
+            text={
+                "string": "{text}", "color": color, "size": LEGEND_FONT_SIZE, "rotation": 90,
+                "anchor": anchor,
+            },
+            metadata={METADATA_KEY: {"role": role, "series": name}},
+        )  # fmt: skip
+        points.editable = False
 
     @staticmethod
     def boundary_row(boundary: Boundary) -> float:
@@ -970,16 +1067,104 @@ class XRDSession:
             lines += describe_series(name, predicted, found, self.series_notes.get(name, ""))
         return "\n".join(lines)
 
+    # --- status bar ---------------------------------------------------------------------------
+    def describe_position(
+        self, layer: Any, position: Any, world: bool = True, value: str = ""
+    ) -> str | None:
+        """Return the status-bar text of a point of a series layer (None when off its rows).
+
+        ``curve 17 · pressure 12.3 GPa · 2θ 12.345 deg: <value> · labelled before · predicted
+        before (p 0.97)``: the row, its external variable, the x position on the axis as shown
+        (only over the image), napari's ``value`` of the pixel, the curve's label and its
+        predicted class with its probability.
+        """
+        described = self._describe(layer, position, world)
+        if described is None:
+            return None
+        where, notes = described
+        return " · ".join([f"{where}: {value}" if value else where, *notes])
+
+    def _describe(self, layer: Any, position: Any, world: bool) -> tuple[str, list[str]] | None:
+        if not _has_stack(layer):
+            return None
+        coords = np.asarray(position, dtype=float)
+        if world:
+            coords = np.asarray(layer.world_to_data(coords), dtype=float)
+        if coords.size < 2 or not np.all(np.isfinite(coords[-2:])):
+            return None
+        row, col = (round(float(v)) for v in coords[-2:])
+        shown = self.shown_stack(layer)
+        if not 0 <= row < shown.n_curves:
+            return None
+        where = [f"curve {row}"]
+        if shown.variable_name != "index":
+            unit = f" {shown.variable_unit}" if shown.variable_unit else ""
+            where.append(f"{shown.variable_name} {float(shown.variable[row]):.4g}{unit}")
+        if 0 <= col < shown.n_points:
+            axis = shown.axis
+            step = abs(float(axis[min(col + 1, axis.size - 1)] - axis[max(col - 1, 0)])) / 2
+            decimals = int(np.clip(np.ceil(-np.log10(step)) + 1, 0, 6)) if step > 0 else 4
+            unit = _UNIT_TEXT.get(shown.axis_unit, shown.axis_unit)
+            where.append(f"{AXIS_LABELS[shown.axis_kind]} {float(axis[col]):.{decimals}f} {unit}")
+        notes = []
+        name = self.compute_stack(layer).name
+        label = self._labels.get(name, {}).get(row)
+        if label is not None:
+            notes.append(f"labelled {label}")
+        if name in self.predictions:
+            predicted, proba = self.predictions[name]
+            if row < len(predicted):
+                notes.append(f"predicted {predicted[row]} (p {float(np.max(proba[row])):.2f})")
+        return " · ".join(where), notes
+
     # --- exports --------------------------------------------------------------------------------
-    def _require_classified(self) -> None:
+    def input_paths(self) -> list[Path]:
+        """The files and folders this session reads, which its exports never write over.
+
+        The source file or folder of every open series (and the one live mode watches), the
+        labels files imported, the encoder file in use and the built-in encoder file.
+        """
+        from ..encoder import builtin_encoder_path
+
+        paths: list[Path] = []
+        for layer in self.series_layers:
+            meta = _series_meta(layer)
+            for key in (SOURCE_PATH_KEY, LIVE_PATH_KEY):
+                if meta.get(key):
+                    paths.append(Path(meta[key]))
+        paths.extend(self.labels_files)
+        if self._encoder_file is not None:
+            paths.append(self._encoder_file)
+        paths.append(builtin_encoder_path())
+        return list(dict.fromkeys(paths))
+
+    def check_output(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Return ``path`` when an export may write it, else raise ``OutputError`` (a ValueError).
+
+        Refused: any of ``input_paths()`` (or a curve file inside an input folder), a folder,
+        and an existing file unless ``overwrite``.
+        """
+        return check_output_path(
+            path,
+            inputs=self.input_paths(),
+            overwrite=overwrite,
+            overwrite_hint="pass overwrite=True to replace it",
+        )
+
+    def require_classified(self) -> None:
+        """Raise ``StackError`` when there is no classification to export yet."""
         if self.classifier is None:
             raise StackError("nothing to export yet: classify first")
 
-    def export_predictions(self, path: str | Path) -> Path:
-        """Write per-curve predictions (the CSV of ``xrdphase classify --out``); return the path."""
+    def export_predictions(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write per-curve predictions (the CSV of ``xrdphase classify --out``); return the path.
+
+        An existing file is kept unless ``overwrite``; inputs never are (``check_output``).
+        """
         from ..io import write_predictions_csv
 
-        self._require_classified()
+        self.require_classified()
+        path = self.check_output(path, overwrite=overwrite)
         results = []
         for layer in self.series_layers:
             stack = self.compute_stack(layer)
@@ -988,22 +1173,73 @@ class XRDSession:
                 results.append((stack, predicted, proba))
         return write_predictions_csv(path, results, self.classifier.classes)
 
-    def export_boundaries(self, path: str | Path) -> Path:
-        """Write the boundaries as CSV (``dataset,unit`` + ``boundaries.BOUNDARY_COLUMNS``); return the path."""
+    def export_boundaries(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the boundaries as CSV (``dataset,unit`` + ``boundaries.BOUNDARY_COLUMNS``); return the path.
+
+        An existing file is kept unless ``overwrite``; inputs never are (``check_output``).
+        """
         import csv
 
+        from .._files import atomic_write
         from ..boundaries import BOUNDARY_COLUMNS, boundaries_table
 
-        self._require_classified()
-        path = Path(path).expanduser()
+        self.require_classified()
+        path = self.check_output(path, overwrite=overwrite)
         columns = ["dataset", *BOUNDARY_COLUMNS, "unit"]
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            for name, found in self.boundaries.items():
-                for boundary, row in zip(found, boundaries_table(found), strict=True):
-                    writer.writerow({"dataset": name, **row, "unit": boundary.unit})
-        return path
+
+        def write(temporary: Path) -> None:
+            with open(temporary, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns)
+                writer.writeheader()
+                for name, found in self.boundaries.items():
+                    for boundary, row in zip(found, boundaries_table(found), strict=True):
+                        writer.writerow({"dataset": name, **row, "unit": boundary.unit})
+
+        return atomic_write(path, write)
+
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int] | None:
+    """Return ``(start, stop)`` of the longest run of True in ``mask`` (the first such), or None."""
+    padded = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    if edges.size == 0:
+        return None
+    starts, stops = edges[::2], edges[1::2]
+    k = int(np.argmax(stops - starts))
+    return int(starts[k]), int(stops[k])
+
+
+def _install_status(layer: Any, session: XRDSession) -> None:
+    """Make the status bar describe the curve under the cursor when ``layer`` (a series) is active.
+
+    napari 0.9 builds the status text in a thread from the active layer's ``get_status``; the
+    series layer's own method is wrapped so that its coordinates read as
+    ``XRDSession.describe_position`` says (``curve 17 · pressure 12.3 GPa · 2θ 12.345 deg:
+    <value> · predicted during (p 0.93)``) instead of world coordinates.
+    """
+    if not _has_stack(layer) or getattr(layer, "_xrdphase_status", False):
+        return
+    plain = layer.get_status
+    session_ref = weakref.ref(session)
+
+    def get_status(position: Any = None, **kwargs: Any) -> dict[str, str]:
+        status = plain(position, **kwargs)
+        owner = session_ref()
+        if position is None or owner is None:
+            return status
+        try:
+            described = owner._describe(layer, position, kwargs.get("world", False))
+        except Exception:  # a status text must never break napari's status thread
+            return status
+        if described is not None:
+            where, notes = described
+            value = status.get("value", "")
+            status["coords"] = where  # napari's multi-layer status adds " » layer: value"
+            status["coordinates"] = " · ".join([f"{where}: {value}" if value else where, *notes])
+        return status
+
+    layer.get_status = get_status
+    layer._xrdphase_status = True
 
 
 def _notify_warning(message: str) -> None:
