@@ -104,7 +104,9 @@ def check_output_path(
             continue
         source = Path(given).expanduser()
         if _same_file(out, source) or resolved == source.resolve():
-            raise OutputError(f"{out} is one of this command's input files; write to another file")
+            raise OutputError(
+                f"{out} is one of the inputs (a series, the labels or the model); write to another file"
+            )
         part_of_series = out.suffix.lower() in TEXT_SUFFIXES or out.name.lower() == METADATA_CSV
         if source.is_dir() and resolved.parent == source.resolve() and part_of_series:
             raise OutputError(

@@ -52,7 +52,7 @@ def test_classify_refuses_to_write_over_any_of_its_inputs(run, target, capsys):
     assert main([*classify_argv(*run, victim), "--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        f"xrdphase: error: {victim} is one of this command's input files; write to another file"
+        f"xrdphase: error: {victim} is one of the inputs (a series, the labels or the model); write to another file"
     ]
     assert checksum(victim) == before
 
@@ -88,7 +88,7 @@ def test_pretrain_refuses_an_existing_model_before_training(run, tmp_path, capsy
     assert "exists and is kept; give --overwrite" in capsys.readouterr().err
     assert checksum(model) == before
     assert main(["pretrain", str(data), "--out", str(data), "--overwrite"]) == 2
-    assert "is one of this command's input files" in capsys.readouterr().err
+    assert "is one of the inputs (a series, the labels or the model)" in capsys.readouterr().err
 
 
 def test_simulate_keeps_existing_files_unless_asked(tmp_path, capsys):

@@ -244,7 +244,7 @@ def test_exports_never_write_over_an_input_of_the_session(viewer, series, tmp_pa
             shown = len(errors)
             assert export(path) is None
             assert len(errors) == shown + 1  # one notification, naming the file
-            assert f"{path} is one of this command's input files" in errors[-1]
+            assert f"{path} is one of the inputs (a series, the labels or the model)" in errors[-1]
     assert answers.questions == [] and not infos
     assert [digest(path) for path in inputs] == before
     for path in inputs:  # the console API refuses them too, even when told to overwrite
