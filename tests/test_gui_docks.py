@@ -248,7 +248,7 @@ def test_exports_never_write_over_an_input_of_the_session(viewer, series, tmp_pa
     assert answers.questions == [] and not infos
     assert [digest(path) for path in inputs] == before
     for path in inputs:  # the console API refuses them too, even when told to overwrite
-        with pytest.raises(OutputError, match="input files"):
+        with pytest.raises(OutputError, match="is one of the inputs"):
             session.export_predictions(path, overwrite=True)
     assert [digest(path) for path in inputs] == before
     # anything else is written, and asked about when it exists

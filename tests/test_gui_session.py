@@ -214,15 +214,15 @@ def test_exports_never_write_into_a_series_folder_or_over_the_model_in_use(
     session.label(1, "before")
     files = {path: path.read_bytes() for path in folder.iterdir()}
     for target, why in [
-        (folder, "one of this command's input files"),
+        (folder, "one of the inputs"),
         (folder / "metadata.csv", "would become part of the input series"),
         (folder / "f_1.xy", "would become part of the input series"),
         (folder / "f_9.xy", "would become part of the input series"),  # a new curve file
-        (builtin_encoder_path(), "one of this command's input files"),
+        (builtin_encoder_path(), "one of the inputs"),
     ]:
         with pytest.raises(OutputError, match=why):
             session.export_labels(target, overwrite=True)
-    with pytest.raises(OutputError, match="input files"):
+    with pytest.raises(OutputError, match="is one of the inputs"):
         session.save_encoder(builtin_encoder_path(), overwrite=True)
     assert {path: path.read_bytes() for path in folder.iterdir()} == files
     assert session.export_labels(folder / "labels.csv") == folder / "labels.csv"  # not a curve
