@@ -253,20 +253,25 @@ def cmd_classify(args: argparse.Namespace) -> None:
     out = _output_path(args, inputs=[*args.paths, args.labels, args.model])
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
     classifier = _fit_classifier(encoder, stacks, labels, args)
-    results = []
+    results, novelty = [], {}
     for stack in stacks:
         if stack.is_lazy:  # on disk: stream it in chunks, keep only the probabilities
             from .stream import predict_proba_chunked
 
             proba = predict_proba_chunked(classifier, stack)
+            novelty[stack.name] = classifier.novelty(stack)
         else:
-            proba = classifier.predict_proba(stack)
+            embeddings = classifier.embed(stack)
+            proba = classifier.predict_proba(embeddings)
+            novelty[stack.name] = classifier.novelty(embeddings)
         _warn_constant_variable(stack)
         _warn_repeated_curves(stack)
-        result = classify_series(classifier, stack, proba, labels.get(stack.name))
+        result = classify_series(
+            classifier, stack, proba, labels.get(stack.name), novelty=novelty[stack.name]
+        )
         results.append((stack, result.labels, result.probabilities))
         print("\n".join(result.describe()))
-    path = write_predictions_csv(out, results, classifier.classes)
+    path = write_predictions_csv(out, results, classifier.classes, novelty=novelty)
     print(f"wrote {path}", file=sys.stderr)
 
 
