@@ -253,20 +253,67 @@ def cmd_classify(args: argparse.Namespace) -> None:
     out = _output_path(args, inputs=[*args.paths, args.labels, args.model])
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
     classifier = _fit_classifier(encoder, stacks, labels, args)
-    results = []
+    results, novelty = [], {}
     for stack in stacks:
         if stack.is_lazy:  # on disk: stream it in chunks, keep only the probabilities
             from .stream import predict_proba_chunked
 
             proba = predict_proba_chunked(classifier, stack)
+            novelty[stack.name] = classifier.novelty(stack)
         else:
-            proba = classifier.predict_proba(stack)
+            embeddings = classifier.embed(stack)
+            proba = classifier.predict_proba(embeddings)
+            novelty[stack.name] = classifier.novelty(embeddings)
         _warn_constant_variable(stack)
         _warn_repeated_curves(stack)
-        result = classify_series(classifier, stack, proba, labels.get(stack.name))
+        result = classify_series(
+            classifier, stack, proba, labels.get(stack.name), novelty=novelty[stack.name]
+        )
         results.append((stack, result.labels, result.probabilities))
         print("\n".join(result.describe()))
-    path = write_predictions_csv(out, results, classifier.classes)
+    path = write_predictions_csv(out, results, classifier.classes, novelty=novelty)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def cmd_suggest(args: argparse.Namespace) -> None:
+    """Write the curves whose labels would help most (best first) and print them."""
+    from .encoder import Encoder
+    from .io import read_labels_csv
+    from .io.proposals_csv import write_suggestions_csv
+    from .suggest import suggest_curves
+
+    if args.n < 1:
+        raise CommandError(f"-n must be a whole number ≥ 1, got {args.n}")
+    stacks = _load_all(args.paths, args.wavelength, args.variable)
+    _unique_names(stacks)
+    labels = read_labels_csv(args.labels) if args.labels else {}
+    inputs = [*args.paths, args.labels, args.model]
+    out = _output_path(args, inputs=[p for p in inputs if p])
+    encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
+    if not any(labels.values()):
+        print("no labels yet: proposing curves spread over each series", file=sys.stderr)
+    suggestions = suggest_curves(encoder, stacks, labels, args.n, seed=args.seed)
+    for s in suggestions:
+        known = f"  predicted {s.predicted} (p {s.confidence:.2f}), novelty {s.novelty:.2f}"
+        print(f"{s.dataset} curve {s.index} ({s.variable:.4g}){known if s.predicted else ''}")
+    path = write_suggestions_csv(out, suggestions, stacks)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def cmd_segment(args: argparse.Namespace) -> None:
+    """Propose phases without labels: change points per series, matched across series."""
+    from .encoder import Encoder
+    from .io.proposals_csv import write_segments_csv
+    from .segment import propose_phases
+
+    stacks = _load_all(args.paths, args.wavelength, args.variable)
+    _unique_names(stacks)
+    out = _output_path(args, inputs=[p for p in [*args.paths, args.model] if p])
+    encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
+    segments = propose_phases(encoder, stacks)
+    for series, stack in zip(segments, stacks, strict=True):
+        print("\n".join(series.describe(stack)))
+    path = write_segments_csv(out, segments, stacks)
     print(f"wrote {path}", file=sys.stderr)
 
 
@@ -638,6 +685,40 @@ def build_parser() -> argparse.ArgumentParser:
     add_variable_argument(watch)
     add_overwrite_argument(watch)
     watch.set_defaults(func=cmd_watch)
+
+    sug = sub.add_parser(
+        "suggest", help="propose the curves to label next (works with no labels too)"
+    )
+    add_paths_argument(sug)
+    sug.add_argument(
+        "--labels", metavar="LABELS.csv",
+        help=LABELS_HELP + " (default: none yet; curves spread over each series are proposed)",
+    )  # fmt: skip
+    sug.add_argument(
+        "--out", required=True, metavar="SUGGEST.csv",
+        help="CSV to write: dataset,index,<variable>,predicted,confidence,novelty, best first",
+    )  # fmt: skip
+    sug.add_argument("-n", type=int, default=5, help="how many curves to propose (default 5)")
+    sug.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
+    add_seed_argument(sug, "the classifier's folds and the clustering without labels")
+    add_wavelength_argument(sug)
+    add_variable_argument(sug)
+    add_overwrite_argument(sug)
+    sug.set_defaults(func=cmd_suggest)
+
+    segm = sub.add_parser(
+        "segment", help="propose phases without labels: change points along each series"
+    )
+    add_paths_argument(segm)
+    segm.add_argument(
+        "--out", required=True, metavar="SEGMENTS.csv",
+        help="CSV to write, one row per curve: dataset,index,<variable>,segment (S1, S2, ...)",
+    )  # fmt: skip
+    segm.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
+    add_wavelength_argument(segm)
+    add_variable_argument(segm)
+    add_overwrite_argument(segm)
+    segm.set_defaults(func=cmd_segment)
 
     demo = sub.add_parser(
         "demo", help="open napari with the sample series (or PATHs) and the docks"

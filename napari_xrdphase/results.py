@@ -28,10 +28,37 @@ class SeriesResult:
     boundaries: list[Boundary] = field(default_factory=list)
     # why this series' curves were labelled each on its own although the classifier has an order
     note: str = ""
+    # how unlike every labelled curve each curve is (classify/novelty.py); None: not known
+    novelty: np.ndarray | None = None
+
+    def novelty_warning(self) -> str:
+        """Return the warning when many curves are unlike any labelled curve, else ""."""
+        return novelty_warning(self.name, self.novelty)
 
     def describe(self) -> list[str]:
         """Return the summary lines of this series (a name line, then indented lines)."""
-        return describe_series(self.name, self.labels, self.boundaries, self.note)
+        return describe_series(
+            self.name, self.labels, self.boundaries, self.note, novelty=self.novelty
+        )
+
+
+def novelty_warning(name: str, novelty: np.ndarray | None) -> str:
+    """Return "<name>: 41 % of curves are unlike any labelled curve; ..." or "" (few or unknown).
+
+    A curve is novel above ``NOVELTY_THRESHOLD``; the warning comes when at least
+    ``NOVEL_SHARE_WARNING`` of the series' curves are.
+    """
+    from .classify.novelty import NOVEL_SHARE_WARNING, NOVELTY_THRESHOLD, novel_share
+
+    if novelty is None or np.asarray(novelty).size == 0:
+        return ""
+    share = novel_share(novelty, NOVELTY_THRESHOLD)
+    if share < NOVEL_SHARE_WARNING:
+        return ""
+    return (
+        f"{name}: {100 * share:.0f} % of curves are unlike any labelled curve (novelty > "
+        f"{NOVELTY_THRESHOLD:g}); label one or two of them (xrdphase suggest proposes which)"
+    )
 
 
 def classify_series(
@@ -40,6 +67,7 @@ def classify_series(
     probabilities: np.ndarray,
     labels: Mapping[int, str] | None = None,
     missing: np.ndarray | None = None,
+    novelty: np.ndarray | None = None,
 ) -> SeriesResult:
     """Return the labels and boundaries of ``stack`` from its class ``probabilities``.
 
@@ -48,7 +76,8 @@ def classify_series(
     without the order too, so that they are changes of the very labels returned. ``missing``
     marks curves whose external variable is unknown (live mode): they get their most probable
     class and are left out of the phase order and the boundaries, whose ``index_before`` /
-    ``index_after`` stay rows of ``stack``.
+    ``index_after`` stay rows of ``stack``. ``novelty`` (``Classifier.novelty``) is kept with
+    the result and adds a warning line when many curves are novel.
     """
     proba = np.asarray(probabilities)
     names = np.asarray([str(c) for c in classifier.classes])
@@ -58,7 +87,7 @@ def classify_series(
         known = ~np.asarray(missing, dtype=bool)
     rows = np.flatnonzero(known)
     if rows.size < 2:
-        return SeriesResult(stack.name, predicted, proba, [], "")
+        return SeriesResult(stack.name, predicted, proba, [], "", novelty)
     position = {int(r): k for k, r in enumerate(rows)}
     pinned = {position[int(r)]: str(c) for r, c in (labels or {}).items() if int(r) in position}
     variable = np.asarray(stack.variable, dtype=np.float64)[rows]
@@ -73,7 +102,7 @@ def classify_series(
     )  # fmt: skip
     if rows.size < proba.shape[0]:
         found = [_on_rows(boundary, rows) for boundary in found]
-    return SeriesResult(stack.name, predicted, proba, found, note)
+    return SeriesResult(stack.name, predicted, proba, found, note, novelty)
 
 
 def _on_rows(boundary: Boundary, rows: np.ndarray) -> Boundary:
@@ -93,11 +122,13 @@ def describe_series(
     boundaries: Sequence[Boundary],
     note: str = "",
     indices: Sequence[int] | np.ndarray | None = None,
+    novelty: np.ndarray | None = None,
 ) -> list[str]:
     """Return summary lines that agree with ``labels`` (the predictions CSV's label column).
 
     ``indices``: each row's curve number where rows and curves differ (live mode, where a
-    skipped curve keeps its number but has no row).
+    skipped curve keeps its number but has no row); ``novelty``: each curve's novelty, which
+    adds a ``warning:`` line when many curves are unlike any labelled one.
     """
     number = (lambda row: row) if indices is None else (lambda row: int(indices[row]))
     counts = Counter(str(label) for label in np.asarray(labels).tolist())
@@ -117,4 +148,7 @@ def describe_series(
         )
     else:
         lines.append(f"  curves per phase: {per_class}")
+    warning = novelty_warning(name, novelty)
+    if warning:
+        lines.append(f"  warning: {warning}")
     return lines

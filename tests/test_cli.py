@@ -199,8 +199,10 @@ def test_pretrain_then_classify_end_to_end(small_suite, tmp_path):
         "p_before",
         "p_during",
         "p_after",
+        "novelty",
     ]
     assert len(pred) == 96
+    assert all(float(r["novelty"]) >= 0 for r in pred)
     assert pred[0]["source"] == "fe_a[0]"  # the names the simulated .npz records
     assert not any(r["skipped"] for r in pred)
     assert {r["dataset"] for r in pred} == {"fe_a", "fe_b", "feo"}

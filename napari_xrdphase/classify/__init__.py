@@ -5,17 +5,21 @@
 - ``classifier``: the trained ``Classifier`` (probabilities, phase labels);
 - ``classifier_file``: its file format;
 - ``whitening``: strain whitening of the features;
-- ``labels``: label checks and class order.
+- ``labels``: label checks and class order;
+- ``novelty``: how unlike every labelled curve a curve is.
 """
 
 from ..defaults import PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
 from .classifier import Classifier, ClassifierError, Embedder, FitSummary, LabelError
 from .fitting import DEFAULT_SOLVER, LBFGS_C_GRID, SOLVERS, fit_classifier, probe_strains
 from .labels import STANDARD_CLASS_ORDER, check_labels, labelled_phase_order, order_classes
+from .novelty import NOVEL_SHARE_WARNING, NOVELTY_THRESHOLD, novel_share
 
 __all__ = [
     "DEFAULT_SOLVER",
     "LBFGS_C_GRID",
+    "NOVELTY_THRESHOLD",
+    "NOVEL_SHARE_WARNING",
     "PROBE_STRAIN",
     "PROBE_STRAIN_STEPS",
     "PROBE_WHITENING_STRAIN",
@@ -29,6 +33,7 @@ __all__ = [
     "check_labels",
     "fit_classifier",
     "labelled_phase_order",
+    "novel_share",
     "order_classes",
     "probe_strains",
 ]

@@ -105,6 +105,8 @@ class Classifier:
         scale: np.ndarray,
         summary: FitSummary,
         phase_order: Sequence[str] | None = None,
+        reference: np.ndarray | None = None,
+        novelty_scale: float | None = None,
     ) -> None:
         self.encoder = encoder
         self.classes: tuple[str, ...] = tuple(str(c) for c in classes)
@@ -131,6 +133,23 @@ class Classifier:
             raise ClassifierError(
                 f"inconsistent classifier: weight {self.weight.shape}, bias {self.bias.shape}, "
                 f"mean {self.mean.shape}, scale {self.scale.shape}, {len(self.classes)} classes"
+            )
+        # the labelled curves' raw embeddings, for novelty (None: a file from before novelty)
+        self.reference: np.ndarray | None = None
+        self.novelty_scale: float | None = None
+        if reference is not None:
+            from .novelty import novelty_scale as calibrated_scale
+
+            self.reference = np.asarray(reference, dtype=np.float32)
+            if self.reference.ndim != 2 or self.reference.shape[1] != n_features:
+                raise ClassifierError(
+                    f"inconsistent classifier: reference curves {self.reference.shape}, "
+                    f"{n_features} features"
+                )
+            self.novelty_scale = (
+                calibrated_scale(self.features(self.reference))
+                if novelty_scale is None
+                else float(novelty_scale)
             )
 
     @property
@@ -171,6 +190,46 @@ class Classifier:
         probabilities = np.exp(logits)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         return probabilities
+
+    def embed(
+        self, stack: SpectraStack, *, chunk_size: int = 4096, device: Any = None
+    ) -> np.ndarray:
+        """Return the embeddings of ``stack``'s curves through the stored encoder (chunked)."""
+        return self._embed_stack(stack, chunk_size, device)
+
+    def features(self, embeddings: np.ndarray) -> np.ndarray:
+        """Return the standardised features ``(embeddings - mean) / scale`` the classifier reads."""
+        return (np.asarray(embeddings, dtype=np.float64) - self.mean) / self.scale
+
+    @property
+    def has_novelty(self) -> bool:
+        """Whether the classifier knows its labelled curves (files from before novelty do not)."""
+        return self.reference is not None and self.novelty_scale is not None
+
+    def novelty(
+        self,
+        stack_or_embeddings: SpectraStack | np.ndarray,
+        *,
+        chunk_size: int = 4096,
+        device: Any = None,
+    ) -> np.ndarray | None:
+        """Return how unlike every labelled curve each curve is (``classify.novelty``), or None.
+
+        0 on a labelled curve, about 1 as far as labelled curves are from each other, above
+        ``NOVELTY_THRESHOLD`` (1) for a curve unlike every labelled one; None for a classifier
+        loaded from a file written before novelty existed.
+        """
+        from .novelty import novelty_scores
+
+        if not self.has_novelty:
+            return None
+        if isinstance(stack_or_embeddings, SpectraStack):
+            embeddings = self._embed_stack(stack_or_embeddings, chunk_size, device)
+        else:
+            embeddings = np.asarray(stack_or_embeddings)
+        return novelty_scores(
+            self.features(embeddings), self.features(self.reference), self.novelty_scale
+        )
 
     def predict(
         self,

@@ -65,6 +65,8 @@ def save_classifier(classifier: Classifier, path: str | os.PathLike) -> Path:
         "mean": np.ascontiguousarray(classifier.mean),
         "scale": np.ascontiguousarray(classifier.scale),
     }
+    if classifier.has_novelty:  # the labelled curves' embeddings (files before novelty: none)
+        tensors["reference"] = np.ascontiguousarray(classifier.reference)
     metadata = {
         "format": FILE_FORMAT,
         "version": str(FILE_VERSION),
@@ -76,6 +78,8 @@ def save_classifier(classifier: Classifier, path: str | os.PathLike) -> Path:
         "encoder_config": _config_json(classifier.encoder),
         "sha256": _tensor_checksum(tensors),
     }
+    if classifier.has_novelty:
+        metadata["novelty_scale"] = repr(float(classifier.novelty_scale))
     data = safetensors_bytes(tensors, metadata=metadata)
     atomic_write_bytes(path, data)
     return path
@@ -122,6 +126,13 @@ def load_classifier(path: str | os.PathLike, encoder: Embedder) -> Classifier:
         summary_fields["notes"] = tuple(summary_fields["notes"])
         summary = FitSummary(**summary_fields)
         arrays = [tensors[name] for name in ("weight", "bias", "mean", "scale")]
+        reference = tensors.get("reference")  # older files: no novelty
+        scale_text = metadata.get("novelty_scale")
+        novelty_scale = None if scale_text is None else float(scale_text)
+        if reference is not None and not (
+            novelty_scale is not None and np.isfinite(novelty_scale) and novelty_scale > 0
+        ):
+            raise ValueError(f"novelty_scale is {scale_text!r}")
     except (KeyError, TypeError, ValueError) as exc:
         raise ClassifierError(f"{path}: classifier file is incomplete ({exc})") from exc
     if not all(np.all(np.isfinite(a)) for a in arrays) or not np.all(arrays[3] > 0):
@@ -135,6 +146,9 @@ def load_classifier(path: str | os.PathLike, encoder: Embedder) -> Classifier:
             stacklevel=2,
         )
     try:
-        return Classifier(encoder, classes, *arrays, summary=summary, phase_order=phase_order)
+        return Classifier(
+            encoder, classes, *arrays, summary=summary, phase_order=phase_order,
+            reference=reference, novelty_scale=novelty_scale,
+        )  # fmt: skip
     except ClassifierError as exc:
         raise ClassifierError(f"{path}: {exc}") from exc

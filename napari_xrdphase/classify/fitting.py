@@ -199,6 +199,7 @@ def fit_classifier(
     code_of = {name: k for k, name in enumerate(classes)}
     codes = np.array([code_of[name] for _, _, names in labelled for name in names], dtype=np.int64)
     embeddings, curve_of_row = _labelled_embeddings(encoder, labelled, strains)
+    reference = embeddings[: codes.size].copy()  # the labelled curves themselves, for novelty
     whitening, whitening_note = _strain_whitening(encoder, stacks, whitening_strain)
     if whitening is not None:
         embeddings = whitening.apply(embeddings)
@@ -268,8 +269,9 @@ def fit_classifier(
     if whitening is not None:
         weight, bias, mean, scale = whitening.fold(weight, bias, mean, scale)
     return Classifier(
-        encoder, classes, weight, bias, mean, scale, summary=summary, phase_order=phase_order
-    )
+        encoder, classes, weight, bias, mean, scale, summary=summary, phase_order=phase_order,
+        reference=reference,
+    )  # fmt: skip
 
 
 def probe_strains(strain: float, n_strained: int) -> np.ndarray:

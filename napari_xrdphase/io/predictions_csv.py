@@ -2,12 +2,15 @@
 
 Columns, in order (docs/formats.md, "Predictions CSV")::
 
-    dataset, index, source, <variable>, label, skipped, p_<class>...
+    dataset, index, source, <variable>, label, skipped, p_<class>..., novelty
 
 ``index`` is the curve's 0-based position in its series, ``source`` the file (and frame) it
 came from, ``<variable>`` the external variable (empty when missing), ``label`` the predicted
 phase, ``skipped`` why a curve could not be read (live mode; then label and probabilities are
-empty), and one probability column per class. Column names never repeat, compared without
+empty), one probability column per class, and ``novelty`` — how unlike every labelled curve
+the curve is (``classify/novelty.py``; last, so that readers of the probability columns are
+undisturbed; written by ``classify`` and the napari export, empty for a classifier file from
+before novelty, absent from live-mode files). Column names never repeat, compared without
 case: a variable named like another column gets ``_variable`` appended (``index`` →
 ``index_variable``), and a class column that would repeat an earlier one gets ``_2``, ``_3``...
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +32,19 @@ from ..stack import SpectraStack
 LEADING_COLUMNS = ("dataset", "index", "source")
 LABEL_COLUMN = "label"
 SKIPPED_COLUMN = "skipped"
+NOVELTY_COLUMN = "novelty"
 VARIABLE_SUFFIX = "_variable"
 MIXED_VARIABLES = "variable"  # the variable column of series whose variables differ
 
 
-def predictions_header(variable_name: str, classes: Sequence[str]) -> list[str]:
-    """Return the predictions CSV header for a variable and classes, every name unique (without case)."""
-    fixed = [*LEADING_COLUMNS, LABEL_COLUMN, SKIPPED_COLUMN]
+def predictions_header(
+    variable_name: str, classes: Sequence[str], novelty: bool = False
+) -> list[str]:
+    """Return the predictions CSV header for a variable and classes, every name unique (without case).
+
+    ``novelty``: end with the ``novelty`` column.
+    """
+    fixed = [*LEADING_COLUMNS, LABEL_COLUMN, SKIPPED_COLUMN, *([NOVELTY_COLUMN] * novelty)]
     taken = {c.casefold() for c in fixed}
     probability_columns = []
     for name in classes:
@@ -48,7 +57,10 @@ def predictions_header(variable_name: str, classes: Sequence[str]) -> list[str]:
     variable = str(variable_name).strip() or MIXED_VARIABLES
     while variable.casefold() in taken:
         variable += VARIABLE_SUFFIX
-    return [*LEADING_COLUMNS, variable, LABEL_COLUMN, SKIPPED_COLUMN, *probability_columns]
+    tail = [NOVELTY_COLUMN] if novelty else []
+    return [
+        *LEADING_COLUMNS, variable, LABEL_COLUMN, SKIPPED_COLUMN, *probability_columns, *tail
+    ]  # fmt: skip
 
 
 def variable_column_name(stacks: Iterable[SpectraStack]) -> str:
@@ -80,15 +92,19 @@ def write_predictions_csv(
     path: str | os.PathLike[str],
     results: Iterable[tuple[SpectraStack, Sequence[str], np.ndarray]],
     classes: Sequence[str],
+    novelty: Mapping[str, np.ndarray | None] | None = None,
 ) -> Path:
     """Write per-curve predictions as the predictions CSV (see the module docstring); return the path.
 
     ``results`` holds ``(stack, predicted labels, probabilities)`` per series; row ``i`` of a
     series gets ``index`` i and ``source`` ``stack.sources[i]``. The external variable column is
-    named after the series' variable (``variable`` when they differ).
+    named after the series' variable (``variable`` when they differ). ``novelty`` {series:
+    novelty per curve, or None when unknown} adds the ``novelty`` column.
     """
     results = list(results)
-    header = predictions_header(variable_column_name(s for s, _, _ in results), classes)
+    header = predictions_header(
+        variable_column_name(s for s, _, _ in results), classes, novelty=novelty is not None
+    )
 
     def write(temporary: Path) -> None:
         with open(temporary, "w", newline="", encoding="utf-8") as fh:
@@ -96,12 +112,14 @@ def write_predictions_csv(
             writer.writerow(header)
             for stack, predicted, proba in results:
                 proba = np.asarray(proba)
+                scores = None if novelty is None else novelty.get(stack.name)
                 for i in range(stack.n_curves):
-                    writer.writerow(
-                        prediction_row(
-                            stack.name, i, stack.sources[i], float(stack.variable[i]),
-                            str(predicted[i]), proba[i], len(classes),
-                        )
+                    row = prediction_row(
+                        stack.name, i, stack.sources[i], float(stack.variable[i]),
+                        str(predicted[i]), proba[i], len(classes),
                     )  # fmt: skip
+                    if novelty is not None:
+                        row.append("" if scores is None else f"{float(scores[i]):.4f}")
+                    writer.writerow(row)
 
     return atomic_write(Path(path).expanduser(), write)

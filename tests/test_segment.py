@@ -1,0 +1,64 @@
+"""Phases proposed without labels: change points per series, matched across series."""
+
+import csv
+
+import numpy as np
+import pytest
+from _toy import ProjectionEncoder, phase_series
+
+from napari_xrdphase.cli import main
+from napari_xrdphase.encoder import Encoder
+from napari_xrdphase.io import save_stack
+from napari_xrdphase.segment import propose_phases
+from napari_xrdphase.synth import simulate_series
+
+
+def _true_changes(truth):
+    truth = np.asarray(truth)
+    return [int(i) for i in np.flatnonzero(truth[1:] != truth[:-1]) + 1]
+
+
+def test_three_phase_series_are_cut_at_their_changes_and_matched_across_series():
+    first, truth_a = phase_series("run1", n=60, start=0.4, end=0.6, seed=0)
+    second, truth_b = phase_series("run2", n=80, start=0.3, end=0.5, seed=1)
+    # embeddings: one mean per phase, shared by both series, plus curve-to-curve noise
+    rng = np.random.default_rng(0)
+    means = {c: rng.normal(0.0, 1.0, 16) for c in ("before", "during", "after")}
+    embeddings = {
+        name: np.array([means[c] for c in truth]) + 0.1 * rng.standard_normal((len(truth), 16))
+        for name, truth in (("run1", truth_a), ("run2", truth_b))
+    }
+    found = propose_phases(ProjectionEncoder(), [first, second], embeddings=embeddings)
+    for series, truth in zip(found, (truth_a, truth_b), strict=True):
+        changes = _true_changes(truth)
+        assert len(series.breaks) == len(changes) == 2
+        assert all(abs(b - c) <= 2 for b, c in zip(series.breaks, changes, strict=True))
+    # the same phases in both series get the same provisional names
+    assert found[0].labels[0] == found[1].labels[0] and found[0].labels[-1] == found[1].labels[-1]
+    assert len(set(found[0].labels) | set(found[1].labels)) == 3
+
+
+@pytest.mark.xfail(
+    reason="built-in encoder: its embeddings drift with pressure inside a phase and the "
+    "coexistence-to-hcp change is gradual; docs/labelling.md gives the scores",
+    strict=False,
+)
+def test_segment_finds_the_changes_of_a_simulated_fe_series_with_the_builtin_encoder():
+    fe = simulate_series("Fe", 20, 10, 30, n_points=1500, seed=0, name="Fe")
+    found = propose_phases(Encoder.builtin(), [fe.stack])[0]
+    changes = _true_changes(fe.labels)
+    assert len(found.breaks) == 2
+    assert all(abs(b - c) <= 2 for b, c in zip(found.breaks, changes, strict=True))
+
+
+def test_segment_command_writes_one_row_per_curve(tmp_path, capsys):
+    fe = simulate_series("Fe", 8, 4, 10, n_points=1500, seed=1, name="Fe").stack
+    path = save_stack(fe, tmp_path / "Fe.npz")
+    out = tmp_path / "segments.csv"
+    assert main(["segment", str(path), "--out", str(out)]) == 0
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["dataset", "index", "pressure", "segment"]
+    assert len(rows) == 22 and rows[0]["segment"] == "S1"
+    printed = capsys.readouterr().out
+    assert printed.startswith("Fe:") and "S1: curves 0–" in printed
