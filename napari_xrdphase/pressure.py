@@ -254,7 +254,9 @@ def fit_pressure(
     in_range = p_grid <= p_max
     p_grid, v_grid = p_grid[in_range], v_grid[in_range]
     s_min = float(np.cbrt(v_grid[-1] / eos.v0))
-    lines = _calibrant_lines(phase, eos, d_low * s_min * 0.999)
+    # never list only the far-out lines: where every line listed is extinct, the phases module
+    # normalises the extinct ones to 100
+    lines = _calibrant_lines(phase, eos, min(d_low * s_min * 0.999, 1.0))
     # lines that enter the curves' range somewhere between 0 and p_max
     x_lo, x_hi = x_axis[0], x_axis[-1]
     reach = _positions(np.array([lines.d0 * s_min, lines.d0]), kind, wavelength)
@@ -327,10 +329,13 @@ def fit_pressure(
     usable &= ~crowded
 
     # --- cell from the positions, zero shift for the series ------------------------------------
-    zero = 0.0
+    zero = sig_zero = 0.0
     if fit_zero_shift and kind == "2theta":
-        zero = _series_zero_shift(x0, sig_x0, usable, lines.d0, wavelength)
+        zero, sig_zero = _series_zero_shift(x0, sig_x0, usable, lines.d0, wavelength)
     scale_s, sig_s, usable = _fit_scale(x0 - zero, sig_x0, usable, lines.d0, kind, wavelength)
+    if sig_zero > 0:  # the offset's own uncertainty moves every line of a curve together
+        shifted, _, _ = _fit_scale(x0 - zero - sig_zero, sig_x0, usable, lines.d0, kind, wavelength)
+        sig_s = np.hypot(sig_s, shifted - scale_s)
     volume = eos.v0 * scale_s**3
     pressure = np.interp(volume, v_grid[::-1], p_grid[::-1], left=np.nan, right=np.nan)
     dv = 1e-4 * eos.v0
@@ -485,13 +490,13 @@ def _fit_scale(x0, sig_x0, usable, d0, kind, wavelength):
 
 
 def _series_zero_shift(x0, sig_x0, usable, d0, wavelength):
-    """Return one 2θ offset for the series from curves with at least three usable lines."""
+    """Return one 2θ offset for the series (and its σ) from curves with ≥ 3 usable lines."""
     rows = np.flatnonzero(usable.sum(1) >= 3)
     rows = (
         rows[np.linspace(0, rows.size - 1, min(rows.size, 40)).astype(int)] if rows.size else rows
     )
     if rows.size == 0:
-        return 0.0
+        return 0.0, 0.0
     estimates, weights = [], []
     for i in rows:
         u = usable[i]
@@ -513,12 +518,16 @@ def _series_zero_shift(x0, sig_x0, usable, d0, wavelength):
             estimates.append(z)
             weights.append(1.0 / max(cov[1, 1], 1e-30))
     if not estimates:
-        return 0.0
+        return 0.0, 0.0
     estimates, weights = np.array(estimates), np.array(weights)
     # a weighted median resists curves whose lines were disturbed
     order = np.argsort(estimates)
     cum = np.cumsum(weights[order])
-    return float(estimates[order][np.searchsorted(cum, cum[-1] / 2)])
+    zero = float(estimates[order][np.searchsorted(cum, cum[-1] / 2)])
+    # its uncertainty: the robust spread of the curves' estimates (not divided by √n: curves
+    # share systematic errors, e.g. the same neighbouring sample lines)
+    spread = 1.4826 * float(np.median(np.abs(estimates - zero)))
+    return zero, spread
 
 
 def with_fitted_pressure(
