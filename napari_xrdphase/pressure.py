@@ -18,7 +18,10 @@ from .stack import AXIS_UNITS, SpectraStack, convert_axis
 
 P_MAX_GPA = 150.0  # the first curve's search runs over 0 … P_MAX_GPA
 GRID_STEP_GPA = 0.1
-TRACK_WINDOW_GPA = 8.0  # each later curve is searched within ± this of its neighbour
+# tracking: the cost of a jump between neighbouring curves, per 1 % change of the calibrant's
+# d-spacings (≈ 10 GPa for Pt or Au near ambient), in units of one curve's full line evidence
+TRACK_STEP_COST = 0.3
+PEAK_PROMINENCE_NOISE = 8.0  # a peak counts for the tracking when it stands this many σ out
 MIN_SIGNAL_TO_NOISE = 5.0  # fitted height over its standard error
 WIDTH_TOLERANCE = 0.3  # a line's width may differ this much (relative) from its series median
 OVERLAP_FWHM = 3.0  # another peak within this many FWHM of a line: the line is skipped
@@ -128,32 +131,107 @@ def _positions(d: np.ndarray, kind: str, wavelength: float | None) -> np.ndarray
         return np.degrees(2 * np.arcsin(np.where(sin_t <= 1, sin_t, np.nan)))
 
 
-def _detrended(curves: np.ndarray, n_window: int) -> np.ndarray:
-    """Return curves minus a smooth lower envelope, scaled so their peaks are about 1."""
+def _detrended(curves: np.ndarray, n_window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return curves minus a smooth lower envelope (peaks about 1) and their noise σ per curve.
+
+    The noise (σ per curve, in the same scale) is that of the smoothed curve, measured on the
+    raw one: second differences of white noise have 6 σ², and the Gaussian smoothing (σ = 1
+    point) keeps a factor (2√π)^(-1/2) of σ. Measured on the smoothed curve it would be far
+    too small, and noise wiggles would count as peaks.
+    """
     from scipy.ndimage import gaussian_filter1d, minimum_filter1d, uniform_filter1d
 
     smooth = gaussian_filter1d(curves, 1.0, axis=1)
     floor = uniform_filter1d(minimum_filter1d(smooth, n_window, axis=1), n_window, axis=1)
     y = smooth - floor
-    top = np.percentile(y, 99.9, axis=1, keepdims=True)
-    return y / np.where(top > 0, top, 1.0)
+    top = np.percentile(y, 99.9, axis=1)
+    top = np.where(top > 0, top, 1.0)
+    raw_noise = np.median(np.abs(np.diff(curves, 2, axis=1)), axis=1) / 0.6745 / math.sqrt(6)
+    return y / top[:, None], raw_noise / top / math.sqrt(2 * math.sqrt(math.pi))
 
 
-def _score(y: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Mean over lines of √(detrended height) at fractional ``index`` (grid × lines)."""
-    n = y.size
+def _peak_fwhm_points(y: np.ndarray, noise: np.ndarray) -> float:
+    """Return the median FWHM (in points) of the clear peaks of a few curves."""
+    from scipy.signal import find_peaks, peak_widths
+
+    widths = []
+    for i in np.unique(np.linspace(0, y.shape[0] - 1, min(y.shape[0], 5)).astype(int)):
+        peaks, _ = find_peaks(y[i], prominence=max(PEAK_PROMINENCE_NOISE * noise[i], 0.02))
+        if peaks.size:
+            widths.append(peak_widths(y[i], peaks, rel_height=0.5)[0])
+    found = np.concatenate(widths) if widths else np.empty(0)
+    return float(np.median(found)) if found.size else 5.0
+
+
+def _peak_nearness(y: np.ndarray, noise: np.ndarray, fwhm: float) -> np.ndarray:
+    """Return per point (curves × points) 1 on a clear peak, 0.5 one FWHM away, 0 beyond.
+
+    A clear peak is a local maximum standing PEAK_PROMINENCE_NOISE noise σ (at least 2 % of the
+    tallest peak) above the lowest point within ± 3 FWHM.
+    """
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    half = max(round(fwhm / 2), 1)
+    top = maximum_filter1d(y, 2 * half + 1, axis=1)
+    floor = minimum_filter1d(y, 2 * math.ceil(3 * fwhm) + 1, axis=1)
+    threshold = np.maximum(PEAK_PROMINENCE_NOISE * noise, 0.02)[:, None]
+    peak = (y >= top) & (y - floor > threshold)
+    j = np.arange(y.shape[1], dtype=np.float64)
+    before = np.maximum.accumulate(np.where(peak, j, -np.inf), axis=1)
+    after = np.minimum.accumulate(np.where(peak, j, np.inf)[:, ::-1], axis=1)[:, ::-1]
+    dist = np.minimum(j - before, after - j)
+    tol = max(fwhm, 2.0)
+    return np.where(dist <= tol, 1.0 - 0.5 * dist / tol, 0.0)
+
+
+def _line_evidence(
+    y: np.ndarray, noise: np.ndarray, index: np.ndarray, lines: _Lines
+) -> np.ndarray:
+    """Return, per curve and grid pressure, the share of the calibrant's lines that find a peak.
+
+    Each line counts with √(relative intensity) (a weak line is often lost in the noise, so
+    missing it says little); a line within 2 FWHM of a stronger one adds nothing (both would
+    claim the same peak). ``index`` is the lines' fractional point index per grid pressure.
+    """
+    fwhm = _peak_fwhm_points(y, noise)
+    near = _peak_nearness(y, noise, fwhm).astype(np.float32)
+    weight = np.sqrt(lines.weight)
+    centre = index[index.shape[0] // 2]  # the lines keep their order and nearly their spacing
+    for k in np.argsort(-lines.weight):
+        close = np.abs(centre - centre[k]) < 2 * fwhm
+        close[k] = False
+        if weight[k] > 0:
+            weight[close & (lines.weight <= lines.weight[k])] = 0.0
+    n = y.shape[1]
     valid = np.isfinite(index) & (index >= 0) & (index <= n - 1)
-    i = np.where(valid, index, 0.0)
-    lo = np.floor(i).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    f = i - lo
-    value = (1 - f) * y[lo] + f * y[hi]
-    value = np.sqrt(np.clip(value, 0.0, 1.0)) * valid
-    w = weight * valid
-    total = w.sum(axis=1)
-    return np.where(total > 0, (value * weight).sum(axis=1) / np.maximum(total, 1e-12), 0.0) * (
-        valid.sum(axis=1) > 0
-    )
+    i = np.rint(np.where(valid, index, 0.0)).astype(np.int64)
+    w = (weight * valid).astype(np.float32)
+    return (near[:, i] * w).sum(axis=2) / max(float(weight.sum()), 1e-12)
+
+
+def _best_path(evidence: np.ndarray, coordinate: np.ndarray, cost: float) -> np.ndarray:
+    """Return the grid index per curve that maximises the summed evidence less the jump costs.
+
+    Dynamic programming (Viterbi) over the series: a jump between neighbouring curves costs
+    ``cost`` per unit of |Δ coordinate| (monotonic along the grid), so a pressure that holds
+    over several curves is followed wherever it goes, and a curve without evidence keeps its
+    neighbours' pressure. The L1 jump cost lets each step run in O(grid) with running minima.
+    """
+    n_curves = evidence.shape[0]
+    # monotonic along the grid, so |c_g − c_h| = cost·|Δ coordinate|
+    c = cost * np.abs(coordinate - coordinate[0])
+    total = np.empty_like(evidence, dtype=np.float64)
+    total[0] = -evidence[0]
+    for i in range(1, n_curves):
+        prev = total[i - 1]
+        ahead = np.minimum.accumulate(prev - c) + c  # from a grid point at or before
+        behind = np.minimum.accumulate((prev + c)[::-1])[::-1] - c  # from one at or after
+        total[i] = np.minimum(ahead, behind) - evidence[i]
+    path = np.empty(n_curves, dtype=np.int64)
+    path[-1] = int(np.argmin(total[-1]))
+    for i in range(n_curves - 2, -1, -1):
+        path[i] = int(np.argmin(total[i] + np.abs(c - c[path[i + 1]])))
+    return path
 
 
 def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
@@ -277,21 +355,14 @@ def fit_pressure(
 
     # --- tracking: where the lines are, curve by curve ------------------------------------------
     step = (x_hi - x_lo) / (n_points - 1)
-    y = _detrended(curves, max(int(0.02 * n_points), 15))
+    y, noise = _detrended(curves, max(int(0.02 * n_points), 15))
     s_grid = np.cbrt(v_grid / eos.v0)
     fine = np.arange(0.0, min(p_max, p_grid[-1]) + 1e-9, GRID_STEP_GPA)
     s_fine = np.interp(fine, p_grid, s_grid)
     pos_fine = _positions(lines.d0[None, :] * s_fine[:, None], kind, wavelength)
     index_fine = (pos_fine - x_lo) / step
-    track = np.empty(n_curves)
-    window = round(TRACK_WINDOW_GPA / GRID_STEP_GPA)
-    best = int(np.argmax(_score(y[0], index_fine, lines.weight)))
-    for i in range(n_curves):
-        lo = 0 if i == 0 else max(best - window, 0)
-        hi = fine.size if i == 0 else min(best + window + 1, fine.size)
-        sc = _score(y[i], index_fine[lo:hi], lines.weight)
-        best = lo + int(np.argmax(sc))
-        track[i] = fine[best]
+    evidence = _line_evidence(y, noise, index_fine, lines)
+    track = fine[_best_path(evidence, 100.0 * np.log(s_fine), TRACK_STEP_COST)]
 
     # --- local fits of every line of every curve ------------------------------------------------
     centre = _positions(lines.d0[None, :] * np.interp(track, p_grid, s_grid)[:, None], kind,
@@ -313,18 +384,15 @@ def fit_pressure(
     off = usable & (np.abs(x0 - centre) > 2.0 * fwhm0)
     reason[off] = "far from its predicted place"
     usable &= ~off
-    med_w = np.array(
-        [np.median(width[usable[:, k], k]) if usable[:, k].any() else np.nan
-         for k in range(n_lines)]
-    )  # fmt: skip
-    bad_w = usable & (np.abs(width / med_w[None, :] - 1.0) > WIDTH_TOLERANCE)
+    expected_w = _width_trend(width, usable, track)
+    bad_w = usable & (np.abs(width / expected_w - 1.0) > WIDTH_TOLERANCE)
     reason[bad_w] = "width off (overlap?)"
     usable &= ~bad_w
     bad_chi = usable & (reduced_chi2 > MAX_REDUCED_CHI2)
     reason[bad_chi] = "poor fit (overlap?)"
     usable &= ~bad_chi
-    crowded = usable & _overlaps(x_axis, y, x0, np.where(np.isfinite(med_w), med_w, fwhm0)[None, :]
-                                 * np.ones_like(x0), height, curves)  # fmt: skip
+    line_w = np.where(np.isfinite(expected_w), expected_w, fwhm0)
+    crowded = usable & _overlaps(x_axis, y, x0, line_w, height, curves)
     reason[crowded] = "another peak within 3 FWHM"
     usable &= ~crowded
 
@@ -363,6 +431,33 @@ def fit_pressure(
         zero_shift=float(zero),
         lattice=np.where(np.isfinite(pressure), a0 * scale_s, np.nan),
     )
+
+
+def _width_trend(width: np.ndarray, usable: np.ndarray, pressure: np.ndarray) -> np.ndarray:
+    """Return each line's expected FWHM per curve: a robust straight line of ln(width) in pressure.
+
+    Lines broaden under pressure (strain, non-hydrostatic stress), so a line's width is judged
+    against the trend of the series, not its median. Lines fitted in fewer than 3 curves, or
+    all at one pressure, get their median.
+    """
+    n_curves, n_lines = width.shape
+    out = np.full((n_curves, n_lines), np.nan)
+    for k in range(n_lines):
+        keep = usable[:, k] & (width[:, k] > 0)
+        if not keep.any():
+            continue
+        log_w = np.log(np.where(width[:, k] > 0, width[:, k], np.nan))
+        coef = np.array([0.0, float(np.median(log_w[keep]))])
+        for _ in range(3):  # least squares, then again without the lines far off the trend
+            if keep.sum() < 3 or np.ptp(pressure[keep]) <= 0:
+                break
+            coef = np.polyfit(pressure[keep], log_w[keep], 1)
+            near = np.abs(np.exp(log_w - np.polyval(coef, pressure)) - 1.0) <= WIDTH_TOLERANCE
+            if np.array_equal(near & usable[:, k], keep):
+                break
+            keep = near & usable[:, k]
+        out[:, k] = np.exp(np.polyval(coef, pressure))
+    return out
 
 
 def _windows(x_axis, curves, centre, half):
@@ -497,29 +592,29 @@ def _series_zero_shift(x0, sig_x0, usable, d0, wavelength):
     )
     if rows.size == 0:
         return 0.0, 0.0
-    estimates, weights = [], []
-    for i in rows:
-        u = usable[i]
-        w = 1.0 / np.maximum(sig_x0[i, u], 1e-12) ** 2
-        s, z = 1.0, 0.0
-        for _ in range(8):  # Gauss–Newton in (scale, offset)
-            pred = _positions(s * d0[u], "2theta", wavelength)
-            deriv = (_positions(s * (1 + 1e-7) * d0[u], "2theta", wavelength) - pred) / (1e-7 * s)
-            jac = np.stack([deriv, np.ones_like(pred)], axis=1)
-            r = x0[i, u] - pred - z
-            a = jac.T @ (jac * w[:, None])
-            try:
-                delta = np.linalg.solve(a, jac.T @ (w * r))
-            except np.linalg.LinAlgError:
-                break
-            s, z = s + delta[0], z + delta[1]
-        else:
-            cov = np.linalg.inv(a)
-            estimates.append(z)
-            weights.append(1.0 / max(cov[1, 1], 1e-30))
-    if not estimates:
+    u = usable[rows]
+    w = np.where(u, 1.0 / np.maximum(sig_x0[rows], 1e-12) ** 2, 0.0)
+    x_obs = np.where(u, x0[rows], 0.0)
+    s, z = np.ones(rows.size), np.zeros(rows.size)
+    a11 = a12 = a22 = np.zeros(rows.size)
+    for _ in range(8):  # Gauss–Newton in (scale, offset), all rows at once
+        pred = np.nan_to_num(_positions(s[:, None] * d0[None, :], "2theta", wavelength))
+        moved = _positions(s[:, None] * (1 + 1e-7) * d0[None, :], "2theta", wavelength)
+        deriv = (np.nan_to_num(moved) - pred) / (1e-7 * s[:, None])
+        r = np.where(u, x_obs - pred - z[:, None], 0.0)
+        a11, a12, a22 = (w * deriv * deriv).sum(1), (w * deriv).sum(1), w.sum(1)
+        b1, b2 = (w * deriv * r).sum(1), (w * r).sum(1)
+        det = a11 * a22 - a12 * a12
+        ok = det > 1e-12 * np.maximum(a11 * a22, 1e-300)
+        safe = np.where(ok, det, 1.0)
+        s = s + np.where(ok, (a22 * b1 - a12 * b2) / safe, 0.0)
+        z = z + np.where(ok, (a11 * b2 - a12 * b1) / safe, 0.0)
+    det = a11 * a22 - a12 * a12
+    ok = det > 1e-12 * np.maximum(a11 * a22, 1e-300)
+    if not ok.any():
         return 0.0, 0.0
-    estimates, weights = np.array(estimates), np.array(weights)
+    var_z = a11[ok] / det[ok]
+    estimates, weights = z[ok], 1.0 / np.maximum(var_z, 1e-30)
     # a weighted median resists curves whose lines were disturbed
     order = np.argsort(estimates)
     cum = np.cumsum(weights[order])

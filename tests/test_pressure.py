@@ -18,18 +18,24 @@ def series(marker, seed, n=(8, 4, 12), points=2000, **kwargs):
     return simulate_series("Fe", *n, marker=marker, n_points=points, seed=seed, **kwargs).stack
 
 
-def synthetic(pressures, marker="Pt", extra=(), drop=(), wavelength=0.4133, seed=0):
-    """Gaussian lines of ``marker`` at ``pressures`` plus ``extra`` 2θ lines, Poisson noise."""
+def synthetic(pressures, marker="Pt", extra=(), drop=(), wavelength=0.4133, seed=0, widths=None):
+    """Gaussian lines of ``marker`` at ``pressures`` plus ``extra`` 2θ lines, Poisson noise.
+
+    ``widths`` (per curve, Gaussian σ in degrees; default 0.015) broadens the marker's lines.
+    """
     axis = np.linspace(6.0, 22.0, 3200)
     rng = np.random.default_rng(seed)
     phase = get_phase(marker)
     curves = []
     for k, pressure in enumerate(pressures):
         rate = np.full(axis.shape, 200.0)
+        w = 0.015 if widths is None else widths[k]
         for line in phase.reflections(pressure, wavelength=wavelength):
             if line.hkl in drop:
                 continue
-            rate += 50 * line.intensity * np.exp(-0.5 * ((axis - line.two_theta) / 0.015) ** 2)
+            rate += (
+                50 * line.intensity * 0.015 / w * np.exp(-0.5 * ((axis - line.two_theta) / w) ** 2)
+            )
         for position, height in extra[k] if extra else ():
             rate += height * np.exp(-0.5 * ((axis - position) / 0.015) ** 2)
         curves.append(rng.poisson(rate))
@@ -48,6 +54,38 @@ def test_fitted_pressure_follows_the_simulated_truth_and_sigma_covers_it(marker,
     assert np.mean(np.abs(error) <= 2 * fit.sigma) >= 0.8
     assert fit.zero_shift == pytest.approx(stack.metadata["zero_shift_deg"], abs=0.003)
     assert all("111" in used for used in fit.lines_used)
+
+
+@pytest.mark.parametrize("marker", ["Pt", "Au"])
+def test_feo_lines_that_mimic_the_marker_at_another_pressure_do_not_capture_the_tracking(marker):
+    # FeO (200) is where Pt/Au (111) would be at ≈ 70/105 GPa: a strong single coincidence
+    stack = simulate_series("FeO", 8, 4, 12, marker=marker, n_points=2000, seed=1).stack
+    fit = fit_pressure(stack, marker)
+    assert not fit.failed.any()
+    assert np.max(np.abs(fit.pressure - stack.variable)) < 1.0
+
+
+def test_a_strong_foreign_line_on_one_predicted_place_does_not_pull_the_pressure_off():
+    pressures = np.linspace(3.0, 12.0, 6)
+    pt = get_phase("Pt")
+    # a line 20× the marker's where Pt (111) would be 60 GPa higher, moving with it
+    extra = [[(pt.reflections(p + 60.0, wavelength=0.4133)[0].two_theta, 1e5)] for p in pressures]
+    fit = fit_pressure(synthetic(pressures, extra=extra), "Pt", fit_zero_shift=False)
+    np.testing.assert_allclose(fit.pressure, pressures, atol=0.3)
+
+
+def test_the_tracking_follows_a_pressure_jump_of_tens_of_gpa():
+    pressures = np.array([5.0, 5.5, 6.0, 6.5, 35.0, 35.5, 36.0, 36.5])
+    fit = fit_pressure(synthetic(pressures), "Pt")
+    np.testing.assert_allclose(fit.pressure, pressures, atol=0.3)
+
+
+def test_lines_that_broaden_with_pressure_are_kept():
+    pressures = np.linspace(2.0, 60.0, 12)
+    widths = np.linspace(0.012, 0.036, 12)  # threefold broadening (strain) along the series
+    fit = fit_pressure(synthetic(pressures, widths=widths), "Pt")
+    assert not fit.failed.any()
+    np.testing.assert_allclose(fit.pressure, pressures, atol=0.3)
 
 
 def test_a_sample_line_on_a_marker_line_is_skipped_and_the_pressure_stays_right():
