@@ -188,3 +188,29 @@ def test_classify_with_pressure_from_gives_boundaries_in_gpa(tmp_path, capsys):
     with open(out, newline="") as fh:
         header = next(csv.reader(fh))
     assert "pressure" in header
+
+
+def test_classify_with_pressure_from_keeps_the_own_variable_as_a_column(tmp_path):
+    stack = simulate_series("Fe", 10, 0, 10, n_points=1500, marker="Pt", seed=4).stack
+    membrane = np.linspace(5.0, 60.0, 20)  # the series' own variable: membrane pressure (bar)
+    own = stack.replace(variable=membrane, variable_name="membrane", variable_unit="bar")
+    path = save_stack(own, tmp_path / "fe.h5")
+    labels = write_labels_csv(
+        tmp_path / "labels.csv", {"fe": {0: "before", 1: "before", 18: "after", 19: "after"}}
+    )
+    out = tmp_path / "pred.csv"
+    argv = ["classify", str(path), "--labels", str(labels), "--out", str(out)]
+    assert main([*argv, "--pressure-from", "Pt"]) == 0
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[3] == "pressure" and list(rows[0])[-1] == "membrane"
+    np.testing.assert_allclose([float(r["membrane"]) for r in rows], membrane, rtol=1e-5)
+    np.testing.assert_allclose([float(r["pressure"]) for r in rows], stack.variable, atol=0.3)
+
+
+def test_an_own_variable_named_like_a_column_gets_the_variable_suffix():
+    from napari_xrdphase.io.predictions_csv import predictions_header
+
+    header = predictions_header("pressure", ["before", "after"], extra=["Pressure", "label"])
+    assert header[-2:] == ["Pressure_variable", "label_variable"]
+    assert len({h.casefold() for h in header}) == len(header)
