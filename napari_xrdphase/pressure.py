@@ -332,9 +332,7 @@ def fit_pressure(
     in_range = p_grid <= p_max
     p_grid, v_grid = p_grid[in_range], v_grid[in_range]
     s_min = float(np.cbrt(v_grid[-1] / eos.v0))
-    # never list only the far-out lines: where every line listed is extinct, the phases module
-    # normalises the extinct ones to 100
-    lines = _calibrant_lines(phase, eos, min(d_low * s_min * 0.999, 1.0))
+    lines = _calibrant_lines(phase, eos, d_low * s_min * 0.999)
     # lines that enter the curves' range somewhere between 0 and p_max
     x_lo, x_hi = x_axis[0], x_axis[-1]
     reach = _positions(np.array([lines.d0 * s_min, lines.d0]), kind, wavelength)
