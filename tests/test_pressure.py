@@ -214,3 +214,17 @@ def test_an_own_variable_named_like_a_column_gets_the_variable_suffix():
     header = predictions_header("pressure", ["before", "after"], extra=["Pressure", "label"])
     assert header[-2:] == ["Pressure_variable", "label_variable"]
     assert len({h.casefold() for h in header}) == len(header)
+
+
+def test_pretrain_with_pressure_from_runs_on_the_fitted_pressure(tmp_path, capsys):
+    paths = []
+    for seed in (4, 5):
+        stack = simulate_series("Fe", 6, 2, 8, n_points=800, marker="Pt", seed=seed).stack
+        indexed = stack.replace(variable=np.arange(16.0), variable_name="index", variable_unit="")
+        paths.append(str(save_stack(indexed, tmp_path / f"fe{seed}.h5")))
+    model = tmp_path / "enc.safetensors"
+    argv = ["pretrain", *paths, "--out", str(model), "--epochs", "1", "--batch-size", "16"]
+    assert main([*argv, "--device", "cpu", "--pressure-from", "Pt"]) == 0
+    err = capsys.readouterr().err
+    assert "fe4: pressure from Pt (Fei2007)" in err and "fe5: pressure from Pt" in err
+    assert model.is_file()
