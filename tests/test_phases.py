@@ -144,6 +144,16 @@ def test_gold_fcc_lines_present_and_absent_with_multiplicities():
     assert lines[(1, 1, 1)].d == pytest.approx(4.0786 / math.sqrt(3), rel=1e-4)
 
 
+def test_only_extinct_lines_above_d_min_gives_no_line_not_extinct_ones_at_100():
+    # Pt (fcc, a = 3.92 Å): above 2.3 Å only (100) remains, and it is extinct
+    assert get_phase("Pt").reflections(0.0, d_min=2.3) == []
+    # one allowed line left: it is the strongest, at 100
+    (line,) = get_phase("Pt").reflections(0.0, d_min=2.0)
+    assert line.hkl == (1, 1, 1) and line.intensity == pytest.approx(100.0)
+    # weak but allowed lines stay (rock salt odd lines: f_Na − f_Cl)
+    assert (1, 1, 1) in [r.hkl for r in get_phase("NaCl-B1").reflections(0.0, d_min=2.5)]
+
+
 def test_tungsten_bcc_has_h_plus_k_plus_l_even_only():
     lines = _hkls("W")
     assert {(1, 1, 0), (2, 0, 0), (2, 1, 1), (2, 2, 0), (3, 1, 0)} <= set(lines)

@@ -2,7 +2,7 @@
 
 Columns, in order (docs/formats.md, "Predictions CSV")::
 
-    dataset, index, source, <variable>, label, skipped, p_<class>..., novelty
+    dataset, index, source, <variable>, label, skipped, p_<class>..., [<own variable>...], novelty
 
 ``index`` is the curve's 0-based position in its series, ``source`` the file (and frame) it
 came from, ``<variable>`` the external variable (empty when missing), ``label`` the predicted
@@ -13,6 +13,11 @@ undisturbed; written by ``classify`` and the napari export, empty for a classifi
 before novelty, absent from live-mode files). Column names never repeat, compared without
 case: a variable named like another column gets ``_variable`` appended (``index`` →
 ``index_variable``), and a class column that would repeat an earlier one gets ``_2``, ``_3``...
+
+Where a fitted pressure replaced a series' own external variable (``--pressure-from``:
+``stack.metadata["own_variable"]``), that variable follows the probabilities in a column named
+after it (with ``_variable`` appended while the name is taken); a series numbered by its index
+adds none.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 
 from .._files import atomic_write
 from ..stack import SpectraStack
+from ._common import INDEX_VARIABLE
 
 # the columns before the variable, and those between it and the probabilities
 LEADING_COLUMNS = ("dataset", "index", "source")
@@ -35,14 +41,39 @@ SKIPPED_COLUMN = "skipped"
 NOVELTY_COLUMN = "novelty"
 VARIABLE_SUFFIX = "_variable"
 MIXED_VARIABLES = "variable"  # the variable column of series whose variables differ
+OWN_VARIABLE_KEY = "own_variable"  # metadata: the variable a fitted one replaced (name, values)
+
+
+def own_variable_names(stacks: Iterable[SpectraStack]) -> list[str]:
+    """Return the names of the series' own variables that a fitted one replaced, index left out."""
+    names: list[str] = []
+    for stack in stacks:
+        own = stack.metadata.get(OWN_VARIABLE_KEY) or {}
+        name = str(own.get("name") or "").strip()
+        if name and name != INDEX_VARIABLE and name not in names:
+            names.append(name)
+    return names
+
+
+def own_variable_values(stack: SpectraStack, names: Sequence[str]) -> list[np.ndarray]:
+    """Return per name in ``names`` the series' own variable per curve (NaN where it has not that one)."""
+    own = stack.metadata.get(OWN_VARIABLE_KEY) or {}
+    values = np.asarray(own.get("values", []), dtype=np.float64)
+    nan = np.full(stack.n_curves, np.nan)
+    return [
+        values if str(own.get("name") or "").strip() == name and values.size == stack.n_curves
+        else nan
+        for name in names
+    ]  # fmt: skip
 
 
 def predictions_header(
-    variable_name: str, classes: Sequence[str], novelty: bool = False
+    variable_name: str, classes: Sequence[str], extra: Sequence[str] = (), novelty: bool = False
 ) -> list[str]:
     """Return the predictions CSV header for a variable and classes, every name unique (without case).
 
-    ``novelty``: end with the ``novelty`` column.
+    ``extra`` names the own-variable columns that follow the probabilities; ``novelty``: end
+    with the ``novelty`` column.
     """
     fixed = [*LEADING_COLUMNS, LABEL_COLUMN, SKIPPED_COLUMN, *([NOVELTY_COLUMN] * novelty)]
     taken = {c.casefold() for c in fixed}
@@ -57,9 +88,17 @@ def predictions_header(
     variable = str(variable_name).strip() or MIXED_VARIABLES
     while variable.casefold() in taken:
         variable += VARIABLE_SUFFIX
-    tail = [NOVELTY_COLUMN] if novelty else []
+    taken.add(variable.casefold())
+    extra_columns = []
+    for name in extra:
+        column = str(name).strip()
+        while column.casefold() in taken:
+            column += VARIABLE_SUFFIX
+        taken.add(column.casefold())
+        extra_columns.append(column)
     return [
-        *LEADING_COLUMNS, variable, LABEL_COLUMN, SKIPPED_COLUMN, *probability_columns, *tail
+        *LEADING_COLUMNS, variable, LABEL_COLUMN, SKIPPED_COLUMN, *probability_columns,
+        *extra_columns, *([NOVELTY_COLUMN] * novelty),
     ]  # fmt: skip
 
 
@@ -78,14 +117,24 @@ def prediction_row(
     probabilities: Sequence[float] | np.ndarray | None,
     n_classes: int,
     skipped: str = "",
+    extra: Sequence[float] = (),
 ) -> list[str]:
-    """One CSV row: the variable with 6 significant digits (empty when missing), probabilities with 6 decimals."""
-    missing = value is None or not math.isfinite(value)
-    cells = [str(dataset), str(int(index)), str(source), "" if missing else f"{value:.6g}"]
+    """One CSV row: the variable with 6 significant digits (empty when missing), probabilities with 6 decimals.
+
+    ``extra`` holds the own-variable values that follow the probabilities (6 digits, NaN empty).
+    """
+    cells = [str(dataset), str(int(index)), str(source), _number(value)]
     cells += [str(label), " ".join(str(skipped).split())]
     if probabilities is None:
-        return cells + [""] * n_classes
-    return cells + [f"{p:.6f}" for p in probabilities]
+        cells += [""] * n_classes
+    else:
+        cells += [f"{p:.6f}" for p in probabilities]
+    return cells + [_number(v) for v in extra]
+
+
+def _number(value: float | None) -> str:
+    missing = value is None or not math.isfinite(value)
+    return "" if missing else f"{value:.6g}"
 
 
 def write_predictions_csv(
@@ -98,12 +147,15 @@ def write_predictions_csv(
 
     ``results`` holds ``(stack, predicted labels, probabilities)`` per series; row ``i`` of a
     series gets ``index`` i and ``source`` ``stack.sources[i]``. The external variable column is
-    named after the series' variable (``variable`` when they differ). ``novelty`` {series:
-    novelty per curve, or None when unknown} adds the ``novelty`` column.
+    named after the series' variable (``variable`` when they differ); a series whose variable
+    replaced its own (``metadata["own_variable"]``) keeps that one in a column after the
+    probabilities. ``novelty`` {series: novelty per curve, or None when unknown} adds the
+    ``novelty`` column.
     """
     results = list(results)
+    extra = own_variable_names(s for s, _, _ in results)
     header = predictions_header(
-        variable_column_name(s for s, _, _ in results), classes, novelty=novelty is not None
+        variable_column_name(s for s, _, _ in results), classes, extra, novelty is not None
     )
 
     def write(temporary: Path) -> None:
@@ -112,11 +164,12 @@ def write_predictions_csv(
             writer.writerow(header)
             for stack, predicted, proba in results:
                 proba = np.asarray(proba)
+                own = own_variable_values(stack, extra)
                 scores = None if novelty is None else novelty.get(stack.name)
                 for i in range(stack.n_curves):
                     row = prediction_row(
                         stack.name, i, stack.sources[i], float(stack.variable[i]),
-                        str(predicted[i]), proba[i], len(classes),
+                        str(predicted[i]), proba[i], len(classes), extra=[v[i] for v in own],
                     )  # fmt: skip
                     if novelty is not None:
                         row.append("" if scores is None else f"{float(scores[i]):.4f}")

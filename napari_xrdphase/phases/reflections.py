@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# relative |F|² below this fraction of the strongest reflection counts as extinct
-EXTINCT = 1e-8
+EXTINCT = 1e-8  # relative |F|² (to its bound, all atoms in phase) below this is extinct
 
 _Z = {"Ne": 10, "Na": 11, "Mg": 12, "Cl": 17, "Ar": 18, "K": 19, "O": 8, "Cu": 29, "Mo": 42,
       "Ag": 47, "Ta": 73, "W": 74, "Re": 75, "Pt": 78, "Au": 79}  # fmt: skip
@@ -161,7 +160,14 @@ def powder_lines(
         lp = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
         intensity = intensity * lp
         two_theta = np.degrees(2 * theta)
-    allowed = f2 > EXTINCT * f2.max()
+    # extinct against the largest |F|² any reflection could have at its s (every atom in phase),
+    # not against the strongest line listed: where every listed line is extinct (fcc with only
+    # (100) above d_min), none is returned
+    factors = {el: form_factor(el, s) for el in {element for element, _ in sites}}
+    bound = sum(np.abs(factors[element]) for element, _ in sites) ** 2
+    allowed = f2 > EXTINCT * bound
+    if not allowed.any():
+        return []
     scale = 100.0 / intensity[allowed].max()
     lines = [
         Reflection(
