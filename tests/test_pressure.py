@@ -203,7 +203,7 @@ def test_classify_with_pressure_from_keeps_the_own_variable_as_a_column(tmp_path
     assert main([*argv, "--pressure-from", "Pt"]) == 0
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0])[3] == "pressure" and list(rows[0])[-1] == "membrane"
+    assert list(rows[0])[3] == "pressure" and list(rows[0])[-2:] == ["membrane", "novelty"]
     np.testing.assert_allclose([float(r["membrane"]) for r in rows], membrane, rtol=1e-5)
     np.testing.assert_allclose([float(r["pressure"]) for r in rows], stack.variable, atol=0.3)
 
