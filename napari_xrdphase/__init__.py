@@ -34,6 +34,10 @@ _LAZY = {
     "LabelError": "classify",
     "find_boundaries": "boundaries",
     "Boundary": "boundaries",
+    "fit_pressure": "pressure",
+    "with_fitted_pressure": "pressure",
+    "PressureFit": "pressure",
+    "PressureError": "pressure",
 }
 
 __all__ = ["__version__", *_LAZY]

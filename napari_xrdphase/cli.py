@@ -34,10 +34,17 @@ def _print_err(message: str) -> None:
 WAVELENGTH_RANGE = (0.05, 5.0)
 
 
-def _load_all(paths: Sequence[str], wavelength: float | None = None, variable: str | None = None):
+def _load_all(
+    paths: Sequence[str],
+    wavelength: float | None = None,
+    variable: str | None = None,
+    pressure_from: str | None = None,
+    pressure_scale: str | None = None,
+):
     """Load every path; ``wavelength`` (Å) is given to the series whose files state none.
 
-    ``variable`` names the external variable of every series (see ``load_stack``).
+    ``variable`` names the external variable of every series (see ``load_stack``);
+    ``pressure_from`` names a calibrant whose fitted pressure becomes every series' variable.
     """
     from .io import load_stack
 
@@ -58,7 +65,60 @@ def _load_all(paths: Sequence[str], wavelength: float | None = None, variable: s
     for stack in stacks:
         if stack.wavelength is None and wavelength is not None:
             stack.wavelength = float(wavelength)
+    if pressure_from is not None:
+        import numpy as np
+
+        from .pressure import with_fitted_pressure
+
+        stacks = [with_fitted_pressure(s, pressure_from, pressure_scale) for s in stacks]
+        for s in stacks:
+            sigma = np.median(s.metadata["pressure_sigma_gpa"])
+            print(
+                f"{s.name}: pressure from {s.metadata['pressure_calibrant']}: "
+                f"{s.variable.min():.2f}–{s.variable.max():.2f} GPa (median σ {sigma:.2f} GPa)",
+                file=sys.stderr,
+            )
     return stacks
+
+
+def add_pressure_from_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--pressure-from`` and ``--pressure-scale``: the fitted pressure as the variable."""
+    parser.add_argument(
+        "--pressure-from", metavar="NAME",
+        help="fit the pressure of every curve from the lines of this calibrant (Au, Pt, … or a "
+        ".jcpds file) and use it as the external variable (boundaries in GPa); a series with a "
+        "curve whose fit fails is refused (default: the series' own variable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pressure-scale", metavar="NAME",
+        help="pressure scale of the calibrant for --pressure-from (default: its default scale, "
+        "see `xrdphase phases`)",
+    )  # fmt: skip
+
+
+def cmd_pressure(args: argparse.Namespace) -> None:
+    """Fit the pressure of every curve from the calibrant's lines; write the CSV, print summaries."""
+    import csv
+
+    from ._files import atomic_write
+    from .pressure import fit_pressure, pressure_rows
+
+    stacks = _load_all(args.paths, args.wavelength, args.variable)
+    out = _output_path(args, inputs=list(args.paths))
+    rows = []
+    for stack in stacks:
+        fit = fit_pressure(stack, args.calibrant, args.scale)
+        print(fit.summary())
+        rows += pressure_rows(fit)
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(out, write)
+    print(f"wrote {out}", file=sys.stderr)
 
 
 def add_classifier_arguments(parser: argparse.ArgumentParser) -> None:
@@ -235,7 +295,13 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pretrain an encoder without labels on every curve of the given series."""
     from .training import pretrain
 
-    stacks = _load_all(args.paths, args.wavelength, args.variable)
+    stacks = _load_all(
+        args.paths,
+        args.wavelength,
+        args.variable,
+        getattr(args, "pressure_from", None),
+        getattr(args, "pressure_scale", None),
+    )
     out = _output_path(args, inputs=[*args.paths, args.checkpoint])
     n = sum(s.n_curves for s in stacks)
     print(f"pretraining {args.method} on {n} curves from {len(stacks)} series", file=sys.stderr)
@@ -288,7 +354,9 @@ def cmd_classify(args: argparse.Namespace) -> None:
     from .io import read_labels_csv, write_predictions_csv
     from .results import classify_series
 
-    stacks = _load_all(args.paths, args.wavelength, args.variable)
+    stacks = _load_all(
+        args.paths, args.wavelength, args.variable, args.pressure_from, args.pressure_scale
+    )
     _unique_names(stacks)
     labels = read_labels_csv(args.labels)
     out = _output_path(args, inputs=[*args.paths, args.labels, args.model])
@@ -651,6 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the training state here after every epoch and resume from it if it exists "
         "(default: no checkpoint)",
     )
+    add_pressure_from_argument(pre)
     add_ignore_phases_arguments(pre, model_default=False)
     pre.set_defaults(func=cmd_pretrain)
 
@@ -661,6 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ignore_phases_arguments(cls, model_default=True)
     add_wavelength_argument(cls)
     add_variable_argument(cls)
+    add_pressure_from_argument(cls)
     add_overwrite_argument(cls)
     cls.set_defaults(func=cmd_classify)
 
@@ -711,6 +781,29 @@ def build_parser() -> argparse.ArgumentParser:
         "with the default scale (default: no reflections)",
     )  # fmt: skip
     phases.set_defaults(func=cmd_phases)
+
+    pressure = sub.add_parser(
+        "pressure", help="fit the pressure of every curve from the lines of a calibrant"
+    )
+    add_paths_argument(pressure)
+    pressure.add_argument(
+        "--calibrant", required=True, metavar="NAME",
+        help="the pressure marker in the sample: a built-in phase (Au, Pt, …; see `xrdphase "
+        "phases`) or a .jcpds file",
+    )  # fmt: skip
+    pressure.add_argument(
+        "--scale", metavar="NAME",
+        help="pressure scale of the calibrant (default: its default scale)",
+    )  # fmt: skip
+    pressure.add_argument(
+        "--out", required=True, metavar="PRESSURE.csv",
+        help="CSV to write: dataset,index,pressure_gpa,pressure_sigma_gpa,lines_used (pressure "
+        "empty where the fit failed)",
+    )  # fmt: skip
+    add_wavelength_argument(pressure)
+    add_variable_argument(pressure)
+    add_overwrite_argument(pressure)
+    pressure.set_defaults(func=cmd_pressure)
     return parser
 
 

@@ -18,7 +18,16 @@ from .stack import SpectraStack, energy_kev_to_wavelength
 CLASSES = ("before", "during", "after")
 SWAPPED = {"before": "after", "after": "before"}
 MATERIALS = ("Fe", "FeO")
-MEDIA = ("Ne",)
+MEDIA = ("Ne",)  # the simulator's own medium model (historical path); any built-in phase works
+
+# pressure (GPa) above which a gas medium is solid at room temperature: its lines appear there.
+# Ne: Finger L. W. et al. (1981) Appl. Phys. Lett. 39, 892 (4.7 GPa). Ar: the 300 K point of the
+# argon melting curve, 1.2–1.35 GPa in the literature (e.g. Zha C.-S. et al. (1986)
+# J. Chem. Phys. 85, 1034); 1.3 GPa is used. Other built-in media are solids at every pressure.
+SOLID_FROM_GPA = {"Ne": 4.7, "Ar": 1.3}
+# height of the strongest marker / medium line relative to the tallest sample line (first curve)
+MARKER_HEIGHT = (0.2, 0.6)
+MEDIUM_HEIGHT = (0.05, 0.3)
 
 # Cromer–Mann coefficients, International Tables for Crystallography Vol. C, Table 6.1.1.4:
 # f0(s) = sum_i a_i exp(-b_i s²) + c, with s = sin θ / λ in 1/Å
@@ -513,6 +522,81 @@ def _component_peaks(
     return tuple(v[visible] for v in (tth, intensity, fwhm, eta, curve_index))
 
 
+def _phase_lines(
+    name: str,
+    role: str,
+    pressure: np.ndarray,
+    profile: _Profile,
+    zero_shift: float,
+    wavelength: float,
+    axis: np.ndarray,
+    peak_rate: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Return the rate (counts/s, curves × points) of a marker's or medium's lines.
+
+    Positions come from the phase's default equation of state at each curve's pressure
+    (napari_xrdphase.phases), relative intensities from its approximate structure factors; the
+    strongest line is a random share of the tallest sample line, with grain statistics.
+    """
+    from .phases import get_phase
+
+    phase = get_phase(name)
+    n_curves = pressure.size
+    solid = pressure >= SOLID_FROM_GPA.get(phase.name, -math.inf)
+    low, high = float(axis[0]), float(axis[-1])
+    d_min = wavelength / (2.0 * math.sin(math.radians(min(high + 3.0, 179.0) / 2.0)))
+    reference = float(max(pressure.max(), 0.0))
+    lines = phase.reflections(reference, wavelength=wavelength, d_min=d_min)
+    height = rng.uniform(*(MARKER_HEIGHT if role == "marker" else MEDIUM_HEIGHT))
+    grain_sigma = 0.3 if role == "marker" else 1.0
+    size_nm = 40.0 if role == "marker" else 200.0
+    if not lines or not solid.any():
+        rng.standard_normal((n_curves, max(len(lines), 1)))  # keep the stream's length fixed
+        return np.zeros((n_curves, axis.size))
+    d_ref = np.array([r.d for r in lines])
+    relative = np.array([r.intensity for r in lines]) / 100.0
+    # the cell keeps its shape: every d scales with (V/V_ref)^(1/3)
+    v_ref = float(phase.volume(reference)) if reference > 0 else phase.scale().v0
+    volume = np.array([float(phase.volume(p)) if p > 0 else phase.scale().v0 for p in pressure])
+    d = d_ref[None, :] * np.cbrt(volume / v_ref)[:, None]
+    tth = _two_theta(d, wavelength) + zero_shift
+    fwhm, eta = _widths(tth, _microstrain(pressure, profile)[:, None], size_nm, profile, wavelength)
+    ln2 = math.log(2.0)
+    peak_per_area = eta * 2.0 / (math.pi * fwhm) + (1.0 - eta) * (2.0 / fwhm) * math.sqrt(
+        ln2 / math.pi
+    )
+    step = (high - low) / (axis.size - 1)
+    strongest = np.argmax(relative)
+    grains = _smooth_ar1(rng, (n_curves, len(lines)), 0.6)
+    multiplicity = np.array([r.multiplicity or 1 for r in lines], dtype=np.float64)
+    g_sigma = grain_sigma / np.sqrt(multiplicity)
+    grain_factor = np.exp(g_sigma * grains - 0.5 * g_sigma**2)
+    areas = (
+        height
+        * peak_rate
+        * relative[None, :]
+        / (step * peak_per_area[:, strongest : strongest + 1])
+        * grain_factor
+        * solid[:, None]
+    )
+    margin = np.minimum(30.0 * fwhm, 3.0)
+    visible = (areas > 0) & (tth > low - margin) & (tth < high + margin)
+    curve_index = np.broadcast_to(np.arange(n_curves)[:, None], tth.shape)
+    return _render(axis, *(v[visible] for v in (tth, areas, fwhm, eta, curve_index)), n_curves)
+
+
+def _builtin_name(value: object, role: str) -> str:
+    """Return the built-in phase name matching ``value`` (case-insensitive) for ``role``."""
+    from .phases import builtin_phase_names
+
+    names = builtin_phase_names()
+    lookup = {n.lower(): n for n in names}
+    if not isinstance(value, str) or value.lower() not in lookup:
+        raise ValueError(f"unknown {role} {value!r}; use None or one of {', '.join(names)}")
+    return lookup[value.lower()]
+
+
 def _check_arguments(
     material: str,
     counts: tuple[int, int, int],
@@ -535,10 +619,8 @@ def _check_arguments(
         )
     if not (math.isfinite(exposure_s) and exposure_s > 0):
         raise ValueError(f"exposure_s must be a positive number of seconds, got {exposure_s!r}")
-    if medium is not None and medium not in MEDIA:
-        raise ValueError(
-            f"unknown pressure medium {medium!r}; use None or one of {', '.join(MEDIA)}"
-        )
+    if medium is not None:
+        _builtin_name(medium, "pressure medium")
     if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer) or n_points < 8:
         raise ValueError(f"n_points must be a whole number ≥ 8, got {n_points!r}")
     if not (math.isfinite(energy_kev) and energy_kev > 0):
@@ -592,10 +674,30 @@ def simulate_series(
     two_theta_range: tuple[float, float] | None = None,
     seed: int = 0,
     name: str | None = None,
+    marker: str | None = None,
+    separate_lines: bool = False,
 ) -> SimulatedSeries:
-    """Return a simulated pressure series of powder diffraction curves and its labels."""
+    """Return a simulated pressure series of powder diffraction curves and its labels.
+
+    ``marker`` (e.g. "Au") and ``medium`` (e.g. "Ar", "NaCl-B1") name built-in phases of
+    napari_xrdphase.phases whose lines are added from their equations of state; their random
+    draws and noise come from a generator of their own, so the sample curves are those of the
+    same seed without them. ``calibrant=True`` (Pt) and ``medium="Ne"`` keep the simulator's
+    historical rendering unless ``separate_lines`` is set (then they go the same way as
+    ``marker``: ``calibrant=True`` means ``marker="Pt"``).
+    """
     counts = (n_before, n_during, n_after)
     material = _check_arguments(material, counts, exposure_s, medium, n_points, energy_kev, seed)
+    if marker is not None:
+        marker = _builtin_name(marker, "marker")
+        if calibrant:
+            raise ValueError("give either calibrant=True (Pt) or marker=NAME, not both")
+    if separate_lines and calibrant:
+        calibrant, marker = False, "Pt"
+    if medium is not None:
+        medium = _builtin_name(medium, "pressure medium")
+    historical_ne = medium == "Ne" and not separate_lines
+    new_medium = medium if medium is not None and not historical_ne else None
     counts = tuple(int(n) for n in counts)
     n_points = int(n_points)
     wavelength = energy_kev_to_wavelength(energy_kev)
@@ -612,7 +714,7 @@ def simulate_series(
         w=0.0009 * rng.uniform(0.8, 1.25),
         size_nm=rng.uniform(40.0, 120.0),
         strain0=rng.uniform(2e-4, 5e-4),
-        strain_per_gpa=(3e-5 if medium else 6e-5) * rng.uniform(0.7, 1.3),
+        strain_per_gpa=(3e-5 if historical_ne else 6e-5) * rng.uniform(0.7, 1.3),
     )
     zero_shift = float(np.clip(rng.normal(0.0, 0.01), -0.03, 0.03))
     peak_rate = rng.uniform(1500.0, 4000.0)  # counts/s at the tallest peak of the first curve
@@ -672,7 +774,7 @@ def simulate_series(
     if calibrant:
         pt_share = np.full(n_curves, rng.uniform(0.03, 0.1))
         components.append(_Component(PT, pt_share, 40.0, 0.3, zeros, zeros))
-    if medium == "Ne":
+    if historical_ne:
         solid = (pressure >= NE_FREEZING_GPA).astype(np.float64)
         components.append(_Component(NE, solid * rng.uniform(0.5, 1.0), 200.0, 2.0, zeros, zeros))
 
@@ -690,6 +792,18 @@ def simulate_series(
     flux = np.exp(rng.normal(0.0, 0.02, n_curves))[:, None]  # incident-beam fluctuation
     expected = exposure_s * flux * (peaks + background)
     counts_array = rng.poisson(expected).astype(np.float32)
+    if marker is not None or new_medium is not None:
+        # a generator of their own: the sample's draws and noise stay those of the same seed,
+        # and the sum of two independent Poisson draws is the Poisson draw of the summed rate
+        lines_rng = np.random.default_rng([int(seed), 1])
+        extra = np.zeros_like(peaks)
+        for phase_name, role in ((marker, "marker"), (new_medium, "medium")):
+            if phase_name is not None:
+                extra += _phase_lines(
+                    phase_name, role, pressure, profile, zero_shift, wavelength, axis,
+                    peak_rate, lines_rng,
+                )  # fmt: skip
+        counts_array += lines_rng.poisson(exposure_s * flux * extra).astype(np.float32)
 
     metadata = {
         "source": "napari_xrdphase.synth",
@@ -705,6 +819,10 @@ def simulate_series(
         "transition_end_gpa": float(second),
         "class_counts": list(counts),
     }
+    if marker is not None:
+        metadata["marker"] = marker
+    if new_medium is not None:
+        metadata["medium_solid_from_gpa"] = SOLID_FROM_GPA.get(new_medium, 0.0)
     if material == "FeO":
         metadata["rhombohedral_onset_gpa"] = float(rb1_onset)
         metadata["rhombohedral_strain_per_gpa"] = float(rb1_rate)

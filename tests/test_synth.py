@@ -297,3 +297,58 @@ def test_paper_suite_is_reproducible_by_seed():
 def test_invalid_arguments_raise_a_clear_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         simulate_series(**kwargs)
+
+
+def test_marker_lines_sit_where_the_phase_eos_puts_them_and_leave_the_sample_unchanged():
+    from napari_xrdphase.phases import get_phase
+
+    plain = simulate_series("Fe", 6, 0, 4, exposure_s=20.0, seed=21)
+    with_au = simulate_series("Fe", 6, 0, 4, exposure_s=20.0, marker="Au", seed=21)
+    stack = with_au.stack
+    assert stack.metadata["marker"] == "Au"
+    extra = stack.curves() - plain.stack.curves()
+    assert np.all(extra >= 0) and extra.sum() > 0  # the same sample counts plus the Au lines
+    assert np.array_equal(stack.variable, plain.stack.variable)
+    shift = stack.metadata["zero_shift_deg"]
+    gold = get_phase("Au")
+    for row, pressure in enumerate(stack.variable):
+        expected = gold.reflections(pressure, wavelength=WAVELENGTH)[0].two_theta + shift
+        assert peak_position(stack.axis, extra[row], expected, 0.1) == pytest.approx(
+            expected, abs=0.01
+        )
+
+
+def test_argon_medium_lines_appear_only_once_it_is_solid():
+    from napari_xrdphase.phases import get_phase
+
+    plain = simulate_series("Fe", 30, 0, 2, exposure_s=20.0, n_points=1000, seed=20)
+    with_ar = simulate_series("Fe", 30, 0, 2, exposure_s=20.0, n_points=1000, medium="ar", seed=20)
+    extra = with_ar.stack.curves() - plain.stack.curves()
+    pressure = with_ar.stack.variable
+    liquid = pressure < 1.3
+    assert liquid.any() and (~liquid).any()
+    assert np.all(extra[liquid] == 0)
+    assert np.all(extra[~liquid].sum(axis=1) > 0)
+    assert with_ar.stack.metadata["medium"] == "Ar"
+    assert get_phase("Ar").reflections(5.0)[0].hkl == (1, 1, 1)
+
+
+def test_separate_lines_renders_calibrant_and_neon_without_touching_the_sample():
+    plain = simulate_series("FeO", 4, 2, 4, n_points=800, seed=23)
+    lined = simulate_series(
+        "FeO", 4, 2, 4, n_points=800, seed=23, calibrant=True, medium="Ne", separate_lines=True
+    )
+    assert lined.stack.metadata["marker"] == "Pt"
+    assert np.all(lined.stack.curves() >= plain.stack.curves())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"marker": "Unobtainium"}, "unknown marker 'Unobtainium'; use None or one of Au, Pt"),
+        ({"marker": "Au", "calibrant": True}, "not both"),
+    ],
+)
+def test_marker_arguments_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        simulate_series(**kwargs)

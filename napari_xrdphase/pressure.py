@@ -1,0 +1,581 @@
+"""Pressure of each curve from the lines of a calibrant (pressure marker) in the curve itself.
+
+For a series, ``fit_pressure(stack, "Pt")`` finds the calibrant's lines where its equation of
+state puts them, fits each with a pseudo-Voigt on a linear background, drops lines that overlap
+other peaks or fit badly, refines the cell from the fitted positions and inverts the equation
+of state: a pressure and its standard error per curve, with the lines used. Curves where no
+line is usable get NaN and a reason. No Qt, no napari; method and rules in docs/phases.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .stack import AXIS_UNITS, SpectraStack, convert_axis
+
+P_MAX_GPA = 150.0  # the first curve's search runs over 0 … P_MAX_GPA
+GRID_STEP_GPA = 0.1
+TRACK_WINDOW_GPA = 8.0  # each later curve is searched within ± this of its neighbour
+MIN_SIGNAL_TO_NOISE = 5.0  # fitted height over its standard error
+WIDTH_TOLERANCE = 0.3  # a line's width may differ this much (relative) from its series median
+OVERLAP_FWHM = 3.0  # another peak within this many FWHM of a line: the line is skipped
+MAX_REDUCED_CHI2 = 4.0  # a line fit worse than this (Poisson noise) is skipped
+OUTLIER_SIGMA = 4.0  # a line this far from the cell fit (in its σ) is dropped
+_ITERATIONS = 15
+
+
+class PressureError(ValueError):
+    """A pressure fit that cannot run: no wavelength, unknown calibrant, no line in range."""
+
+
+@dataclass
+class PressureFit:
+    """Fitted pressure per curve of one series (NaN where the fit failed, with a reason)."""
+
+    name: str
+    calibrant: str
+    scale: str
+    pressure: np.ndarray  # GPa
+    sigma: np.ndarray  # GPa, one standard error
+    lines_used: list[tuple[str, ...]]  # per curve, e.g. ("111", "200")
+    reason: list[str]  # per curve, "" where the fit worked
+    zero_shift: float = 0.0  # axis offset fitted for the whole series (2θ axes), in axis units
+    lattice: np.ndarray = field(default_factory=lambda: np.empty(0))  # a (Å) per curve
+
+    @property
+    def failed(self) -> np.ndarray:
+        """Return a bool mask of curves without a pressure."""
+        return ~np.isfinite(self.pressure)
+
+    def summary(self) -> str:
+        """Return one line: the pressure range and how many curves failed."""
+        ok = ~self.failed
+        n = self.pressure.size
+        if not ok.any():
+            return f"{self.name}: {self.calibrant} ({self.scale}): no pressure in any of {n} curves"
+        p = self.pressure[ok]
+        return (
+            f"{self.name}: {self.calibrant} ({self.scale}) {p.min():.2f}–{p.max():.2f} GPa, "
+            f"median σ {np.median(self.sigma[ok]):.2f} GPa, "
+            f"{int(self.failed.sum())} of {n} curves failed"
+        )
+
+
+@dataclass(frozen=True)
+class _Lines:
+    labels: tuple[str, ...]
+    d0: np.ndarray  # d (Å) at V0 of the scale
+    weight: np.ndarray  # relative intensity (strongest 1)
+    hkl: np.ndarray  # (K, 3)
+
+
+def _phase_and_scale(calibrant, scale):
+    from .phases import PhaseError, builtin_phase_names, get_phase
+
+    try:
+        phase = get_phase(calibrant)
+    except PhaseError:
+        raise PressureError(
+            f"unknown calibrant {str(calibrant)!r}; known: {', '.join(builtin_phase_names())} "
+            "(or a .jcpds file)"
+        ) from None
+    try:
+        eos = phase.scale(scale)
+    except PhaseError as exc:
+        raise PressureError(str(exc)) from None
+    name = scale if scale is not None else phase.default_scale
+    name = next(k for k in phase.scales if k.lower() == str(name).lower())
+    return phase, eos, name
+
+
+def _calibrant_lines(phase, eos, d_low: float) -> _Lines:
+    lines = phase.reflections(0.0, scale=eos.name, d_min=d_low)
+    lines = [r for r in lines if r.intensity >= 1.0]
+    return _Lines(
+        labels=tuple(
+            "".join(str(i) for i in r.hkl) if min(r.hkl) >= 0 else r.label.strip("()")
+            for r in lines
+        ),
+        d0=np.array([r.d for r in lines]),
+        weight=np.array([r.intensity for r in lines]) / 100.0,
+        hkl=np.array([r.hkl for r in lines], dtype=np.float64).reshape(-1, 3),
+    )
+
+
+def _axis_of(stack: SpectraStack) -> tuple[np.ndarray, str]:
+    """Return the axis in its kind's first unit (deg, 1/Å, Å) and the kind; needs λ for 2θ."""
+    kind = stack.axis_kind
+    if kind == "2theta" and stack.wavelength is None:
+        raise PressureError(
+            f"{stack.name}: the pressure fit needs the X-ray wavelength for a 2θ axis; "
+            "give --wavelength (Å) or a file that states it"
+        )
+    unit = AXIS_UNITS[kind][0]
+    return convert_axis(stack.axis, kind, stack.axis_unit, kind, unit), kind
+
+
+def _positions(d: np.ndarray, kind: str, wavelength: float | None) -> np.ndarray:
+    """Return the axis position of d-spacings ``d`` (Å); NaN beyond the wavelength's reach."""
+    if kind == "d":
+        return d
+    if kind == "q":
+        return 2 * np.pi / d
+    sin_t = wavelength / (2 * d)
+    with np.errstate(invalid="ignore"):
+        return np.degrees(2 * np.arcsin(np.where(sin_t <= 1, sin_t, np.nan)))
+
+
+def _detrended(curves: np.ndarray, n_window: int) -> np.ndarray:
+    """Return curves minus a smooth lower envelope, scaled so their peaks are about 1."""
+    from scipy.ndimage import gaussian_filter1d, minimum_filter1d, uniform_filter1d
+
+    smooth = gaussian_filter1d(curves, 1.0, axis=1)
+    floor = uniform_filter1d(minimum_filter1d(smooth, n_window, axis=1), n_window, axis=1)
+    y = smooth - floor
+    top = np.percentile(y, 99.9, axis=1, keepdims=True)
+    return y / np.where(top > 0, top, 1.0)
+
+
+def _score(y: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Mean over lines of √(detrended height) at fractional ``index`` (grid × lines)."""
+    n = y.size
+    valid = np.isfinite(index) & (index >= 0) & (index <= n - 1)
+    i = np.where(valid, index, 0.0)
+    lo = np.floor(i).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    f = i - lo
+    value = (1 - f) * y[lo] + f * y[hi]
+    value = np.sqrt(np.clip(value, 0.0, 1.0)) * valid
+    w = weight * valid
+    total = w.sum(axis=1)
+    return np.where(total > 0, (value * weight).sum(axis=1) / np.maximum(total, 1e-12), 0.0) * (
+        valid.sum(axis=1) > 0
+    )
+
+
+def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
+    """Batched Levenberg–Marquardt fit of height·pV(x0, H, η) + b0 + b1·t on windows (N × M).
+
+    Returns the parameters (N × 6: A, x0, H, η, b0, b1), their covariance (N × 6 × 6, scaled by
+    the residual variance) and the residual sum of squares.
+    """
+    ln2 = math.log(2.0)
+    xc = x.mean(axis=1, keepdims=True)
+    t = x - xc
+    p = p0.copy()
+    lam = np.full(len(p), 1e-2)
+
+    def model(p):
+        a, x0, h, eta, b0, b1 = (p[:, i : i + 1] for i in range(6))
+        u = x - x0
+        z = 4 * u * u / (h * h)
+        g = np.exp(-ln2 * z)
+        lo = 1 / (1 + z)
+        shape = eta * lo + (1 - eta) * g
+        f = a * shape + b0 + b1 * t
+        dshape_dz = -eta * lo * lo - (1 - eta) * ln2 * g
+        jac = np.stack(
+            [
+                shape,
+                a * dshape_dz * (-8 * u / (h * h)),
+                a * dshape_dz * (-2 * z / h),
+                a * (lo - g),
+                np.ones_like(x),
+                t,
+            ],
+            axis=-1,
+        )
+        return f, jac
+
+    f, jac = model(p)
+    r = y - f
+    cost = (r * r).sum(axis=1)
+    for _ in range(_ITERATIONS):
+        jt = jac.transpose(0, 2, 1)
+        jtj = jt @ jac
+        g = (jt @ r[..., None])[..., 0]
+        diag = np.einsum("nii->ni", jtj)
+        a = jtj + lam[:, None, None] * (np.eye(6) * np.maximum(diag, 1e-12)[:, :, None])
+        try:
+            step = np.linalg.solve(a, g[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = np.zeros_like(p)
+        trial = p + step
+        trial[:, 2] = np.maximum(trial[:, 2], 1e-6)
+        trial[:, 3] = np.clip(trial[:, 3], 0.0, 1.0)
+        f_t, jac_t = model(trial)
+        r_t = y - f_t
+        cost_t = (r_t * r_t).sum(axis=1)
+        better = np.isfinite(cost_t) & (cost_t < cost)
+        p = np.where(better[:, None], trial, p)
+        jac = np.where(better[:, None, None], jac_t, jac)
+        r = np.where(better[:, None], r_t, r)
+        cost = np.where(better, cost_t, cost)
+        lam = np.where(better, lam / 3, lam * 4)
+        if np.all(np.abs(step[:, 1]) < 1e-4 * p[:, 2]):
+            break
+    jtj = jac.transpose(0, 2, 1) @ jac
+    dof = max(x.shape[1] - 6, 1)
+    cov = np.linalg.pinv(jtj) * (cost / dof)[:, None, None]
+    return p, cov, cost
+
+
+def _volume_grid(eos):
+    """Return (pressure, volume) on a dense grid for interpolation, P increasing."""
+    v = eos.v0 * np.linspace(1.02, 0.35, 4000)
+    p = eos.pressure(v)
+    keep = np.concatenate([[True], np.diff(p) > 0])
+    return p[keep], v[keep]
+
+
+def fit_pressure(
+    stack: SpectraStack,
+    calibrant: str,
+    scale: str | None = None,
+    *,
+    p_max: float = P_MAX_GPA,
+    fit_zero_shift: bool = True,
+) -> PressureFit:
+    """Return the pressure of each curve of ``stack`` from the lines of ``calibrant``."""
+    phase, eos, scale_name = _phase_and_scale(calibrant, scale)
+    x_axis, kind = _axis_of(stack)
+    wavelength = stack.wavelength
+    flip = x_axis[-1] < x_axis[0]
+    curves = np.asarray(stack.curves(), dtype=np.float64)
+    if flip:
+        x_axis, curves = x_axis[::-1], curves[:, ::-1]
+    n_curves, n_points = curves.shape
+    d_axis = convert_axis(x_axis, kind, AXIS_UNITS[kind][0], "d", "A", wavelength)
+    d_low = float(np.nanmin(d_axis))
+    p_grid, v_grid = _volume_grid(eos)
+    in_range = p_grid <= p_max
+    p_grid, v_grid = p_grid[in_range], v_grid[in_range]
+    s_min = float(np.cbrt(v_grid[-1] / eos.v0))
+    # never list only the far-out lines: where every line listed is extinct, the phases module
+    # normalises the extinct ones to 100
+    lines = _calibrant_lines(phase, eos, min(d_low * s_min * 0.999, 1.0))
+    # lines that enter the curves' range somewhere between 0 and p_max
+    x_lo, x_hi = x_axis[0], x_axis[-1]
+    reach = _positions(np.array([lines.d0 * s_min, lines.d0]), kind, wavelength)
+    inside = np.any((reach > x_lo) & (reach < x_hi), axis=0)
+    if not inside.any():
+        span = f"{x_lo:.4g}–{x_hi:.4g} {AXIS_UNITS[kind][0]}"
+        raise PressureError(
+            f"{stack.name}: no line of {phase.name} falls inside the curves' range ({span}) "
+            f"between 0 and {p_max:g} GPa"
+        )
+    lines = _Lines(
+        tuple(lab for lab, keep in zip(lines.labels, inside, strict=True) if keep),
+        lines.d0[inside],
+        lines.weight[inside],
+        lines.hkl[inside],
+    )
+    n_lines = lines.d0.size
+
+    # --- tracking: where the lines are, curve by curve ------------------------------------------
+    step = (x_hi - x_lo) / (n_points - 1)
+    y = _detrended(curves, max(int(0.02 * n_points), 15))
+    s_grid = np.cbrt(v_grid / eos.v0)
+    fine = np.arange(0.0, min(p_max, p_grid[-1]) + 1e-9, GRID_STEP_GPA)
+    s_fine = np.interp(fine, p_grid, s_grid)
+    pos_fine = _positions(lines.d0[None, :] * s_fine[:, None], kind, wavelength)
+    index_fine = (pos_fine - x_lo) / step
+    track = np.empty(n_curves)
+    window = round(TRACK_WINDOW_GPA / GRID_STEP_GPA)
+    best = int(np.argmax(_score(y[0], index_fine, lines.weight)))
+    for i in range(n_curves):
+        lo = 0 if i == 0 else max(best - window, 0)
+        hi = fine.size if i == 0 else min(best + window + 1, fine.size)
+        sc = _score(y[i], index_fine[lo:hi], lines.weight)
+        best = lo + int(np.argmax(sc))
+        track[i] = fine[best]
+
+    # --- local fits of every line of every curve ------------------------------------------------
+    centre = _positions(lines.d0[None, :] * np.interp(track, p_grid, s_grid)[:, None], kind,
+                        wavelength)  # fmt: skip
+    fwhm0 = _first_width(x_axis, curves, centre, lines.weight, step)
+    half = max(math.ceil(OVERLAP_FWHM * fwhm0 / step), 6)
+    params, cov, ok_fit, reduced_chi2 = _fit_lines(x_axis, curves, centre, half, fwhm0)
+
+    x0 = params[..., 1]
+    sig_x0 = np.sqrt(np.maximum(cov[..., 1, 1], 0.0))
+    height, sig_h = params[..., 0], np.sqrt(np.maximum(cov[..., 0, 0], 0.0))
+    width = params[..., 2]
+    reason = np.full((n_curves, n_lines), "", dtype=object)
+    usable = ok_fit.copy()
+    reason[~ok_fit] = "outside the curves"
+    weak = usable & ~(height > MIN_SIGNAL_TO_NOISE * np.maximum(sig_h, 1e-300))
+    reason[weak] = "too weak"
+    usable &= ~weak
+    off = usable & (np.abs(x0 - centre) > 2.0 * fwhm0)
+    reason[off] = "far from its predicted place"
+    usable &= ~off
+    med_w = np.array(
+        [np.median(width[usable[:, k], k]) if usable[:, k].any() else np.nan
+         for k in range(n_lines)]
+    )  # fmt: skip
+    bad_w = usable & (np.abs(width / med_w[None, :] - 1.0) > WIDTH_TOLERANCE)
+    reason[bad_w] = "width off (overlap?)"
+    usable &= ~bad_w
+    bad_chi = usable & (reduced_chi2 > MAX_REDUCED_CHI2)
+    reason[bad_chi] = "poor fit (overlap?)"
+    usable &= ~bad_chi
+    crowded = usable & _overlaps(x_axis, y, x0, np.where(np.isfinite(med_w), med_w, fwhm0)[None, :]
+                                 * np.ones_like(x0), height, curves)  # fmt: skip
+    reason[crowded] = "another peak within 3 FWHM"
+    usable &= ~crowded
+
+    # --- cell from the positions, zero shift for the series ------------------------------------
+    zero = sig_zero = 0.0
+    if fit_zero_shift and kind == "2theta":
+        zero, sig_zero = _series_zero_shift(x0, sig_x0, usable, lines.d0, wavelength)
+    scale_s, sig_s, usable = _fit_scale(x0 - zero, sig_x0, usable, lines.d0, kind, wavelength)
+    if sig_zero > 0:  # the offset's own uncertainty moves every line of a curve together
+        shifted, _, _ = _fit_scale(x0 - zero - sig_zero, sig_x0, usable, lines.d0, kind, wavelength)
+        sig_s = np.hypot(sig_s, shifted - scale_s)
+    volume = eos.v0 * scale_s**3
+    pressure = np.interp(volume, v_grid[::-1], p_grid[::-1], left=np.nan, right=np.nan)
+    dv = 1e-4 * eos.v0
+    dp_dv = (eos.pressure(volume - dv) - eos.pressure(volume + dv)) / (2 * dv)
+    sigma = np.abs(dp_dv) * 3 * volume * sig_s / scale_s
+    lines_used, reasons = [], []
+    for i in range(n_curves):
+        used = tuple(lab for lab, u in zip(lines.labels, usable[i], strict=True) if u)
+        lines_used.append(used)
+        if used and np.isfinite(pressure[i]):
+            reasons.append("")
+        else:
+            pressure[i] = sigma[i] = np.nan
+            why = sorted({str(r) for r in reason[i] if r})
+            reasons.append(f"no usable {phase.name} line" + (f" ({'; '.join(why)})" if why else ""))
+    a0 = phase.cell(0.0, scale_name).a
+    return PressureFit(
+        name=stack.name,
+        calibrant=phase.name,
+        scale=scale_name,
+        pressure=pressure,
+        sigma=sigma,
+        lines_used=lines_used,
+        reason=reasons,
+        zero_shift=float(zero),
+        lattice=np.where(np.isfinite(pressure), a0 * scale_s, np.nan),
+    )
+
+
+def _windows(x_axis, curves, centre, half):
+    n_points = x_axis.size
+    step = (x_axis[-1] - x_axis[0]) / (n_points - 1)
+    idx0 = np.round((np.nan_to_num(centre, nan=-1e9) - x_axis[0]) / step).astype(np.int64)
+    inside = (idx0 - half >= 0) & (idx0 + half < n_points) & np.isfinite(centre)
+    offsets = np.arange(-half, half + 1)
+    idx = np.clip(idx0[..., None] + offsets, 0, n_points - 1)
+    rows = np.arange(curves.shape[0])[:, None, None]
+    return x_axis[idx], curves[rows, idx], inside
+
+
+def _initial(xw, yw, centre, fwhm):
+    lo_y = np.minimum(yw[..., :3].mean(-1), yw[..., -3:].mean(-1))
+    span = xw[..., -1] - xw[..., 0]
+    b1 = (yw[..., -3:].mean(-1) - yw[..., :3].mean(-1)) / np.where(span != 0, span, 1.0)
+    peak = np.argmax(yw, axis=-1)
+    x_peak = np.take_along_axis(xw, peak[..., None], -1)[..., 0]
+    a = yw.max(-1) - lo_y
+    near = np.abs(x_peak - centre) < 1.5 * fwhm
+    x0 = np.where(near, x_peak, centre)
+    return np.stack([np.maximum(a, 1e-3), x0, np.full_like(a, fwhm), np.full_like(a, 0.5),
+                     (yw[..., :3].mean(-1) + yw[..., -3:].mean(-1)) / 2, b1], axis=-1)  # fmt: skip
+
+
+def _fit_lines(x_axis, curves, centre, half, fwhm):
+    n_curves, n_lines = centre.shape
+    xw, yw, inside = _windows(x_axis, curves, centre, half)
+    p0 = _initial(xw, yw, centre, fwhm)
+    flat = inside.ravel()
+    params = np.full((n_curves * n_lines, 6), np.nan)
+    cov = np.full((n_curves * n_lines, 6, 6), np.nan)
+    chi2 = np.full(n_curves * n_lines, np.inf)
+    if flat.any():
+        m = xw.shape[-1]
+        p, c, cost = _pseudo_voigt_fit(
+            xw.reshape(-1, m)[flat], yw.reshape(-1, m)[flat], p0.reshape(-1, 6)[flat]
+        )
+        params[flat], cov[flat] = p, c
+        # Poisson noise where the data are counts; else the residual itself is the noise
+        model_level = np.maximum(yw.reshape(-1, m)[flat].mean(axis=1), 1.0)
+        counts = bool(np.all(curves >= 0) and np.allclose(curves, np.round(curves)))
+        chi2[flat] = cost / (m - 6) / model_level if counts else 1.0
+    ok = flat & np.isfinite(params[:, 1]) & (params[:, 0] > 0)
+    return (
+        params.reshape(n_curves, n_lines, 6),
+        cov.reshape(n_curves, n_lines, 6, 6),
+        ok.reshape(n_curves, n_lines),
+        chi2.reshape(n_curves, n_lines),
+    )
+
+
+def _first_width(x_axis, curves, centre, weight, step):
+    """Return a typical FWHM of the calibrant's lines from a wide fit of the strongest ones."""
+    k = int(np.argmax(np.where(np.isfinite(centre).any(0), weight, -1)))
+    span = x_axis[-1] - x_axis[0]
+    half = max(int(0.006 * span / step), 8)
+    guess = 5 * step
+    rows = np.linspace(0, curves.shape[0] - 1, min(curves.shape[0], 20)).astype(int)
+    params, _, ok, _ = _fit_lines(x_axis, curves[rows], centre[rows, k : k + 1], half, guess)
+    w = params[..., 0, 2][ok[:, 0]]
+    w = w[(w > step) & (w < half * step)]
+    return float(np.median(w)) if w.size else 8 * step
+
+
+def _overlaps(x_axis, y, x0, fwhm, height, curves):
+    """Return where another peak of the curve lies within OVERLAP_FWHM FWHM of a fitted line."""
+    from scipy.signal import find_peaks
+
+    out = np.zeros(x0.shape, dtype=bool)
+    step = (x_axis[-1] - x_axis[0]) / (x_axis.size - 1)
+    noise = np.median(np.abs(np.diff(y, 2, axis=1)), axis=1) / 0.6745 / math.sqrt(6)
+    for i in range(y.shape[0]):
+        peaks, props = find_peaks(y[i], prominence=max(8 * noise[i], 0.02))
+        if peaks.size == 0:
+            continue
+        px = x_axis[peaks]
+        dist = np.abs(px[None, :] - x0[i][:, None])  # lines × peaks
+        near = (dist > 0.75 * fwhm[i][:, None]) & (dist < OVERLAP_FWHM * fwhm[i][:, None])
+        line_top = np.interp(x0[i], x_axis, y[i])
+        strong = props["prominences"][None, :] > 0.1 * np.maximum(line_top, 1e-9)[:, None]
+        out[i] = np.any(near & strong, axis=1)
+    del step, height, curves
+    return out
+
+
+def _predicted(scale_s, d0, kind, wavelength):
+    return _positions(scale_s[:, None] * d0[None, :], kind, wavelength)
+
+
+def _fit_scale(x0, sig_x0, usable, d0, kind, wavelength):
+    """Weighted least squares of the isotropic cell scale per curve, dropping outlier lines."""
+    usable = usable.copy()
+    n = x0.shape[0]
+    scale_s = np.ones(n)
+    sig_s = np.full(n, np.nan)
+    for _ in range(3):
+        w = np.where(usable, 1.0 / np.maximum(sig_x0, 1e-12) ** 2, 0.0)
+        x_obs = np.where(usable, x0, 0.0)
+        for _ in range(6):  # Gauss–Newton in the scale
+            pred = _predicted(scale_s, d0, kind, wavelength)
+            deriv = (_predicted(scale_s * (1 + 1e-7), d0, kind, wavelength) - pred) / (
+                1e-7 * scale_s[:, None]
+            )
+            pred, deriv = np.nan_to_num(pred), np.nan_to_num(deriv)
+            num = (w * deriv * (x_obs - pred)).sum(1)
+            den = (w * deriv * deriv).sum(1)
+            scale_s = scale_s + np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+        pred = np.nan_to_num(_predicted(scale_s, d0, kind, wavelength))
+        resid = np.where(usable, (x0 - pred) / np.maximum(sig_x0, 1e-12), 0.0)
+        n_used = usable.sum(1)
+        chi2 = (resid**2).sum(1) / np.maximum(n_used - 1, 1)
+        birge = np.where(n_used > 1, np.sqrt(np.maximum(chi2, 1.0)), 1.0)
+        sig_s = np.where(den > 0, birge / np.sqrt(np.where(den > 0, den, 1)), np.nan)
+        worst = np.argmax(np.abs(resid), axis=1)
+        # position errors may be underestimated for the whole series: judge against its median
+        typical = np.sqrt(np.median(chi2[n_used > 1])) if (n_used > 1).any() else 1.0
+        limit = OUTLIER_SIGMA * max(1.0, float(typical))
+        drop = (n_used >= 3) & (np.abs(resid[np.arange(n), worst]) > limit)
+        if not drop.any():
+            break
+        usable[np.flatnonzero(drop), worst[drop]] = False
+    return scale_s, sig_s, usable
+
+
+def _series_zero_shift(x0, sig_x0, usable, d0, wavelength):
+    """Return one 2θ offset for the series (and its σ) from curves with ≥ 3 usable lines."""
+    rows = np.flatnonzero(usable.sum(1) >= 3)
+    rows = (
+        rows[np.linspace(0, rows.size - 1, min(rows.size, 40)).astype(int)] if rows.size else rows
+    )
+    if rows.size == 0:
+        return 0.0, 0.0
+    estimates, weights = [], []
+    for i in rows:
+        u = usable[i]
+        w = 1.0 / np.maximum(sig_x0[i, u], 1e-12) ** 2
+        s, z = 1.0, 0.0
+        for _ in range(8):  # Gauss–Newton in (scale, offset)
+            pred = _positions(s * d0[u], "2theta", wavelength)
+            deriv = (_positions(s * (1 + 1e-7) * d0[u], "2theta", wavelength) - pred) / (1e-7 * s)
+            jac = np.stack([deriv, np.ones_like(pred)], axis=1)
+            r = x0[i, u] - pred - z
+            a = jac.T @ (jac * w[:, None])
+            try:
+                delta = np.linalg.solve(a, jac.T @ (w * r))
+            except np.linalg.LinAlgError:
+                break
+            s, z = s + delta[0], z + delta[1]
+        else:
+            cov = np.linalg.inv(a)
+            estimates.append(z)
+            weights.append(1.0 / max(cov[1, 1], 1e-30))
+    if not estimates:
+        return 0.0, 0.0
+    estimates, weights = np.array(estimates), np.array(weights)
+    # a weighted median resists curves whose lines were disturbed
+    order = np.argsort(estimates)
+    cum = np.cumsum(weights[order])
+    zero = float(estimates[order][np.searchsorted(cum, cum[-1] / 2)])
+    # its uncertainty: the robust spread of the curves' estimates (not divided by √n: curves
+    # share systematic errors, e.g. the same neighbouring sample lines)
+    spread = 1.4826 * float(np.median(np.abs(estimates - zero)))
+    return zero, spread
+
+
+def with_fitted_pressure(
+    stack: SpectraStack, calibrant: str, scale: str | None = None
+) -> SpectraStack:
+    """Return a copy of ``stack`` whose variable is the fitted pressure (GPa).
+
+    The series' own variable is kept in ``metadata["own_variable"]`` (name, unit, values) and
+    the σ per curve in ``metadata["pressure_sigma_gpa"]``. A series with any curve whose fit
+    failed is refused (``PressureError`` naming the curves): a made-up pressure would place
+    boundaries, so such curves are left for the user to look at (``xrdphase pressure``).
+    """
+    fit = fit_pressure(stack, calibrant, scale)
+    failed = np.flatnonzero(fit.failed)
+    if failed.size:
+        shown = ", ".join(f"{i} ({fit.reason[i]})" for i in failed[:3])
+        more = f" and {failed.size - 3} more" if failed.size > 3 else ""
+        raise PressureError(
+            f"{stack.name}: {failed.size} of {stack.n_curves} curves have no pressure from "
+            f"{fit.calibrant}: curve {shown}{more}; check them with `xrdphase pressure` and "
+            "leave them out of the series"
+        )
+    metadata = dict(stack.metadata)
+    metadata["own_variable"] = {
+        "name": stack.variable_name,
+        "unit": stack.variable_unit,
+        "values": np.asarray(stack.variable, dtype=np.float64).tolist(),
+    }
+    metadata["pressure_calibrant"] = f"{fit.calibrant} ({fit.scale})"
+    metadata["pressure_sigma_gpa"] = fit.sigma.tolist()
+    metadata["pressure_lines_used"] = [" ".join(u) for u in fit.lines_used]
+    return stack.replace(
+        variable=fit.pressure.copy(),
+        variable_name="pressure",
+        variable_unit="GPa",
+        metadata=metadata,
+    )
+
+
+def pressure_rows(fit: PressureFit) -> list[dict]:
+    """Return the CSV rows of ``fit``: dataset, index, pressure_gpa, pressure_sigma_gpa, lines_used."""
+    return [
+        {
+            "dataset": fit.name,
+            "index": i,
+            "pressure_gpa": "" if not np.isfinite(p) else f"{p:.4f}",
+            "pressure_sigma_gpa": "" if not np.isfinite(s) else f"{s:.4f}",
+            "lines_used": " ".join(used),
+        }
+        for i, (p, s, used) in enumerate(zip(fit.pressure, fit.sigma, fit.lines_used, strict=True))
+    ]
