@@ -163,11 +163,48 @@ def _fit_classifier(encoder: Any, stacks: list, labels: dict, args: argparse.Nam
             )
     classifier = fit_classifier(
         encoder, stacks, labels, seed=args.seed, ordered=not args.unordered, strain=args.strain,
-        whitening_strain=args.whitening_strain,
+        whitening_strain=args.whitening_strain, ignore_phases=_phase_mask(args),
     )  # fmt: skip
     print(f"classifier: {classifier.summary}", file=sys.stderr)
     _print_phase_order(classifier, stacks[0])
     return classifier
+
+
+def add_ignore_phases_arguments(parser: argparse.ArgumentParser, model_default: bool) -> None:
+    """Add ``--ignore-phases`` and ``--ignore-width``: markers and media the encoder must not see."""
+    from .phases.masking import DEFAULT_WIDTH_FWHM
+
+    default = (
+        "default: what the --model was pretrained with, else none; '' for none"
+        if model_default
+        else "default: none"
+    )
+    parser.add_argument(
+        "--ignore-phases",
+        metavar="NAME[,NAME...]",
+        help="pressure markers and media (built-in names as `xrdphase phases` lists them, or "
+        ".jcpds files), e.g. Pt,Ne: their lines are replaced by background in every curve "
+        "before it is embedded, placed at each curve's pressure (the external variable in GPa), "
+        f"so they are never read as a phase change; Ne from 4.7 GPa, Ar from 1.3 GPa ({default})",
+    )
+    parser.add_argument(
+        "--ignore-width",
+        type=float,
+        default=DEFAULT_WIDTH_FWHM,
+        metavar="FWHM",
+        help="half-width of each replaced window, in line widths (FWHM) measured on the "
+        f"curves (default {DEFAULT_WIDTH_FWHM:g})",
+    )
+
+
+def _phase_mask(args: argparse.Namespace) -> Any:
+    """Return the ``PhaseMask`` that ``--ignore-phases`` asks for, or None (not given)."""
+    from .phases.masking import PhaseMask, parse_phase_list
+
+    if args.ignore_phases is None:
+        return None
+    names = parse_phase_list(args.ignore_phases)
+    return PhaseMask(names, width=args.ignore_width) if names else ()
 
 
 def add_wavelength_argument(parser: argparse.ArgumentParser) -> None:
@@ -268,6 +305,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     out = _output_path(args, inputs=[*args.paths, args.checkpoint])
     n = sum(s.n_curves for s in stacks)
     print(f"pretraining {args.method} on {n} curves from {len(stacks)} series", file=sys.stderr)
+    mask = _phase_mask(args)
+    if mask:
+        print(f"curves seen without the lines of {mask.describe()}", file=sys.stderr)
     encoder = pretrain(
         stacks,
         method=args.method,
@@ -279,6 +319,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         q_range=args.q_range,
         progress=progress_printer(),
         checkpoint=args.checkpoint,
+        ignore_phases=mask,
     )
     path = encoder.save(out)
     print(f"wrote {path}", file=sys.stderr)
@@ -726,12 +767,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: no checkpoint)",
     )
     add_pressure_from_argument(pre)
+    add_ignore_phases_arguments(pre, model_default=False)
     pre.set_defaults(func=cmd_pretrain)
 
     cls = sub.add_parser("classify", help="classify every curve from a few labelled ones")
     add_paths_argument(cls)
     add_labels_out_model_arguments(cls, out_help="predictions CSV to write, one row per curve")
     add_classifier_arguments(cls)
+    add_ignore_phases_arguments(cls, model_default=True)
     add_wavelength_argument(cls)
     add_variable_argument(cls)
     add_pressure_from_argument(cls)
@@ -751,6 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after S seconds without new curves (default: run until Ctrl-C)",
     )  # fmt: skip
     add_classifier_arguments(watch)
+    add_ignore_phases_arguments(watch, model_default=True)
     add_wavelength_argument(watch)
     add_variable_argument(watch)
     add_overwrite_argument(watch)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -479,6 +480,7 @@ def pretrain(
     should_stop: Callable[[], bool] | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = True,
+    ignore_phases: Any = None,
 ) -> Encoder:
     """Return an ``Encoder`` pretrained without labels on every curve of ``stacks`` by ``method``.
 
@@ -492,8 +494,21 @@ def pretrain(
     True, training continues after its last completed epoch and ends with exactly the weights
     of an uninterrupted run; a checkpoint of other data or settings raises ValueError. With
     ``resume=False`` an existing checkpoint is ignored and overwritten.
+
+    ``ignore_phases`` (names such as ``["Pt", "Ne"]``, 'Pt,Ne' or a ``phases.masking.PhaseMask``):
+    the lines of these markers and media are replaced by background in every curve before
+    training (at each curve's pressure, ``phases.masking``); the encoder records the mask in
+    ``config["ignored_phases"]`` and classifiers fitted on it apply the same mask.
     """
     from ._checkpoint import restore_checkpoint, save_checkpoint
+    from .phases.masking import resolve_mask, unknown_pressure_note
+
+    mask = resolve_mask(ignore_phases or ())
+    if mask is not None:
+        results = [mask.apply(stack) for stack in stacks]
+        stacks = [r.stack for r in results]
+        for note in filter(None, map(unknown_pressure_note, results)):
+            warnings.warn(note, UserWarning, stacklevel=2)
 
     run = _prepare_run(
         stacks,
@@ -522,7 +537,10 @@ def pretrain(
 
         _train_epochs(run, progress, should_stop, after_epoch)
         _recalibrate(run)
-    return _encoder_of(run)
+    encoder = _encoder_of(run)
+    if mask is not None:
+        encoder.config["ignored_phases"] = mask.as_dict()
+    return encoder
 
 
 def recalibrate_batch_norms(

@@ -851,6 +851,7 @@ class XRDSession:
         ordered: bool = True,
         strain: float = PROBE_STRAIN,
         whitening_strain: float = PROBE_WHITENING_STRAIN,
+        ignore_phases: Any = None,
     ) -> ClassificationResult:
         """Fit the classifier on all labels over all loaded series and predict every curve (no layers: thread-safe).
 
@@ -859,7 +860,9 @@ class XRDSession:
         curves are also learnt with their d-spacings scaled by 1 ± ``strain``
         (``fit_classifier(strain=...)``, 0: off); ``whitening_strain``: the features are
         whitened against a uniform strain of that standard deviation, measured on the open
-        series (``fit_classifier(whitening_strain=...)``, 0: off).
+        series (``fit_classifier(whitening_strain=...)``, 0: off); ``ignore_phases``: markers
+        and media whose lines every curve loses before it is embedded, e.g. ``["Pt", "Ne"]``
+        (``fit_classifier(ignore_phases=...)``; None: what the encoder was pretrained with).
         """
         from ..classify import fit_classifier
         from ..results import classify_series
@@ -884,7 +887,7 @@ class XRDSession:
         encoder = self.encoder
         classifier = fit_classifier(
             encoder, stacks, labels, seed=seed, ordered=ordered, strain=strain,
-            whitening_strain=whitening_strain,
+            whitening_strain=whitening_strain, ignore_phases=ignore_phases,
         )  # fmt: skip
         predictions, found, notes = {}, {}, {}
         for stack in stacks:
@@ -917,10 +920,15 @@ class XRDSession:
         ordered: bool = True,
         strain: float = PROBE_STRAIN,
         whitening_strain: float = PROBE_WHITENING_STRAIN,
+        ignore_phases: Any = None,
     ) -> dict[str, list[Boundary]]:
-        """Classify every curve of every series from the labels; show phase, confidence and boundaries; return the boundaries per series."""
+        """Classify every curve of every series from the labels; show phase, confidence and boundaries; return the boundaries per series.
+
+        ``ignore_phases``: e.g. ``["Pt", "Ne"]``, markers and media whose lines are replaced
+        by background before the curves are embedded (see ``compute_classification``).
+        """
         return self.apply_classification(
-            self.compute_classification(seed, ordered, strain, whitening_strain)
+            self.compute_classification(seed, ordered, strain, whitening_strain, ignore_phases)
         )
 
     def _show_classification(self, layer: Any) -> None:

@@ -51,6 +51,8 @@ class FitSummary:
     n_strained: int = 0
     whitening_strain: float = 0.0  # older files: not whitened
     n_whitening_curves: int = 0
+    # phases.masking.PhaseMask.as_dict() of the phases whose lines the curves were seen without
+    ignored_phases: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the summary as JSON-compatible values."""
@@ -88,6 +90,11 @@ class FitSummary:
                 f"features whitened against a {100 * self.whitening_strain:g} % uniform strain "
                 f"(its effect measured on {self.n_whitening_curves} curves of the series)"
             )
+        if self.ignored_phases:
+            from ..phases.masking import PhaseMask
+
+            mask = PhaseMask.from_dict(self.ignored_phases)
+            lines.append(f"curves seen without the lines of {mask.describe()}")
         lines += list(self.notes)
         return "\n".join(lines)
 
@@ -109,6 +116,12 @@ class Classifier:
         novelty_scale: float | None = None,
     ) -> None:
         self.encoder = encoder
+        # the phases whose lines every stack loses before it is embedded (phases.masking)
+        self.ignored = None
+        if summary.ignored_phases:
+            from ..phases.masking import PhaseMask
+
+            self.ignored = PhaseMask.from_dict(summary.ignored_phases)
         self.classes: tuple[str, ...] = tuple(str(c) for c in classes)
         # the classes as the external variable rises (None: the phases are not ordered)
         self.phase_order: tuple[str, ...] | None = (
@@ -173,8 +186,9 @@ class Classifier:
         """Return class probabilities (curves × classes), columns in ``classes`` order.
 
         A ``SpectraStack`` is embedded through the stored encoder ``chunk_size`` curves at a
-        time, so lazy (on-disk) series never need to fit in memory; an array is taken as
-        embeddings already computed with that encoder.
+        time, so lazy (on-disk) series never need to fit in memory, after the lines of the
+        phases the classifier ignores are replaced by background (``phases.masking``); an
+        array is taken as embeddings already computed that way.
         """
         if isinstance(stack_or_embeddings, SpectraStack):
             embeddings = self._embed_stack(stack_or_embeddings, chunk_size, device)
@@ -280,6 +294,8 @@ class Classifier:
         return standardised @ self.weight.T + self.bias
 
     def _embed_stack(self, stack: SpectraStack, chunk_size: int, device: Any) -> np.ndarray:
+        if self.ignored is not None:  # on disk, it stays there: masked as chunks are read
+            stack = self.ignored.apply(stack).stack
         chunk_size = max(int(chunk_size), 2)
         n = stack.n_curves
         if n <= chunk_size and not stack.is_lazy:

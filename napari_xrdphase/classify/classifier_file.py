@@ -123,7 +123,7 @@ def load_classifier(path: str | os.PathLike, encoder: Embedder) -> Classifier:
             raise ValueError(f"phase_order is {phase_order!r}")
         summary_fields = json.loads(metadata["summary"])
         summary_fields["classes"] = tuple(summary_fields["classes"])
-        summary_fields["notes"] = tuple(summary_fields["notes"])
+        summary_fields["notes"] = tuple(summary_fields["notes"])  # ignored_phases: a dict
         summary = FitSummary(**summary_fields)
         arrays = [tensors[name] for name in ("weight", "bias", "mean", "scale")]
         reference = tensors.get("reference")  # older files: no novelty

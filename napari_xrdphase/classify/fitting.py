@@ -64,6 +64,7 @@ import torch
 import torch.nn.functional as F
 
 from ..defaults import MAX_PROBE_STRAIN, PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
+from ..phases.masking import PhaseMask, resolve_mask, unknown_pressure_note
 from ..stack import SpectraStack, StackError
 from .classifier import (
     Classifier,
@@ -155,6 +156,7 @@ def fit_classifier(
     n_strained: int = PROBE_STRAIN_STEPS,
     whitening_strain: float = PROBE_WHITENING_STRAIN,
     progress: Callable[[int, int], object] | None = None,
+    ignore_phases: PhaseMask | str | Sequence[str] | None = None,
 ) -> Classifier:
     """Return a linear classifier trained on the embeddings of the labelled curves.
 
@@ -184,6 +186,13 @@ def fit_classifier(
     curves whose copies were all held out. ``lr``, ``patience``, ``max_epochs`` and
     ``weight_decay`` apply to ``sgd``; ``progress(done, total)`` is called after each epoch
     (``sgd``) or each regularisation strength (``lbfgs``).
+
+    ``ignore_phases`` (names such as ``["Pt", "Ne"]``, 'Pt,Ne' or a ``PhaseMask``): the lines
+    of these pressure markers and media are replaced by background in every curve before it is
+    embedded, here and whenever the classifier predicts (``phases.masking``), placed at each
+    curve's pressure (the external variable when it is a pressure in GPa; curves without one
+    keep their lines, with a note). None: what the encoder was pretrained with, if anything;
+    ``[]``: nothing.
     """
     if not callable(getattr(encoder, "embed", None)):
         raise TypeError(f"encoder must have an embed method, got {type(encoder).__name__}")
@@ -194,6 +203,12 @@ def fit_classifier(
     strains = probe_strains(strain, n_strained)
     if isinstance(stacks, SpectraStack):
         stacks = [stacks]
+    mask = resolve_mask(ignore_phases, encoder)
+    mask_notes = []
+    if mask is not None:  # before the strained copies are made: they move the lines too
+        results = [mask.apply(stack) for stack in stacks]
+        stacks = [r.stack for r in results]
+        mask_notes = [n for n in map(unknown_pressure_note, results) if n]
     labelled = check_labels(stacks, labels)
     classes = order_classes({name for _, _, names in labelled for name in names})
     code_of = {name: k for k, name in enumerate(classes)}
@@ -206,6 +221,7 @@ def fit_classifier(
     row_codes = codes[curve_of_row]
 
     train, val, notes = _stratified_split(codes, classes, val_fraction, seed)
+    notes += mask_notes
     if whitening_note:
         notes.append(whitening_note)
     phase_order = None
@@ -264,6 +280,7 @@ def fit_classifier(
         n_strained=int(strains.size),
         whitening_strain=float(whitening_strain) if whitening is not None else 0.0,
         n_whitening_curves=whitening.n_curves if whitening is not None else 0,
+        ignored_phases=None if mask is None else mask.as_dict(),
     )
     weight, bias = fit.weight.numpy(), fit.bias.numpy()
     if whitening is not None:

@@ -1,0 +1,459 @@
+"""Classification blind to known phases: the lines of a marker or medium replaced by background.
+
+A pressure marker (Pt, Au, ...) or a solid pressure medium (Ne, NaCl, ...) adds lines to every
+curve of a series, and they move with pressure. An encoder that reads them sees "something
+changed" where the sample did not change phase. ``mask_phases`` removes them before the curves
+reach the encoder: for each curve, each line of each named phase is placed from the phase's
+equation of state at that curve's pressure, and a window of ± ``width`` FWHM around it is
+replaced by a straight line between the mean intensities just outside the window (the local
+background). Overlapping windows merge; lines off the axis are skipped; a medium is masked only
+above its freezing pressure; curves whose pressure is unknown (NaN) stay as they are.
+
+The FWHM is measured on the series itself (the median width at half prominence of its most
+prominent peaks, in points), so the window follows the instrument and the sample's broadening.
+The masked stack records what was masked in ``metadata["ignored_phases"]``. A classifier fitted
+with ``ignore_phases`` masks every stack it embeds the same way, when it is fitted and when it
+predicts; an encoder pretrained with it records the mask in its config, and classifiers fitted
+on it use that mask unless told otherwise. No Qt, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..stack import SpectraStack, StackError, convert_axis
+from ._errors import PhaseError
+
+# each window reaches this many FWHM either side of the line's centre: a Gaussian keeps nothing
+# there, a Lorentzian 6 % of its height. Wider windows erase more of the sample's own lines
+# where they pass a marker's: an Fe series that stays bcc, with Pt, labels from a series
+# without (builtin encoder, 2 seeds): 2 FWHM 90 and 100 % "before", 3 FWHM 67 and 87 %
+DEFAULT_WIDTH_FWHM = 2.0
+# lines weaker than this (strongest line of the phase = 100) are left alone
+DEFAULT_MIN_INTENSITY = 1.0
+# the background at each window edge is the mean of this many points just outside it
+EDGE_POINTS = 5
+# room-temperature freezing pressures (GPa) of pressure media: below, the medium is a fluid and
+# gives no lines. Ne 4.7 GPa and Ar 1.3 GPa: Finger L. W., Hazen R. M., Zou G., Mao H. K.,
+# Bell P. M. (1981) Appl. Phys. Lett. 39, 892–894 (structure and compression of crystalline Ar
+# and Ne at room temperature); the simulator freezes Ne at the same 4.7 GPa.
+FREEZING_GPA: dict[str, float] = {"Ne": 4.7, "Ar": 1.3}
+# units of an external variable that is a pressure, and their factor to GPa
+PRESSURE_UNITS = {"gpa": 1.0, "kbar": 0.1, "mpa": 1e-3}
+METADATA_KEY = "ignored_phases"
+# (V/V0)^(1/3) covered when placing lines: 0.3 is far beyond 1 TPa for every marker
+_X_MIN, _X_MAX = 0.3, 1.2
+# curves masked per block: the window bookkeeping holds (block × points) arrays
+_BLOCK = 2048
+
+
+@dataclass(frozen=True)
+class PhaseMask:
+    """Which phases to remove from the curves and how: the settings a model or classifier records.
+
+    ``phases``: built-in names or .jcpds paths; ``scales``: {phase: scale name} where a phase
+    should not use its default scale; ``width``: window half-width in FWHM;
+    ``min_intensity``: the weakest line masked (strongest = 100).
+    """
+
+    phases: tuple[str, ...]
+    width: float = DEFAULT_WIDTH_FWHM
+    scales: tuple[tuple[str, str], ...] = ()
+    min_intensity: float = DEFAULT_MIN_INTENSITY
+
+    def __post_init__(self) -> None:
+        from . import get_phase
+
+        if not self.phases:
+            raise PhaseError("no phase to ignore was named")
+        names = []
+        for name in self.phases:
+            phase = get_phase(name)  # an unknown name: PhaseError listing the known ones
+            names.append(phase.name if phase.source == "built-in" else str(name))
+        object.__setattr__(self, "phases", tuple(dict.fromkeys(names)))
+        scales = dict(self.scales)
+        for name, scale in scales.items():
+            get_phase(name).scale(scale)  # an unknown scale: PhaseError listing the known ones
+        object.__setattr__(self, "scales", tuple(sorted(scales.items())))
+        if not (math.isfinite(self.width) and self.width > 0):
+            raise PhaseError(f"the mask width must be a positive number of FWHM, got {self.width}")
+        if not (math.isfinite(self.min_intensity) and 0 <= self.min_intensity <= 100):
+            raise PhaseError(
+                f"min_intensity must be in [0, 100] (strongest line 100), got {self.min_intensity}"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the settings as JSON-compatible values (stored in model and classifier files)."""
+        return {
+            "phases": list(self.phases),
+            "width_fwhm": self.width,
+            "scales": dict(self.scales),
+            "min_intensity": self.min_intensity,
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PhaseMask:
+        """Return the mask ``as_dict`` describes."""
+        return cls(
+            tuple(values["phases"]),
+            width=float(values.get("width_fwhm", DEFAULT_WIDTH_FWHM)),
+            scales=tuple(dict(values.get("scales", {})).items()),
+            min_intensity=float(values.get("min_intensity", DEFAULT_MIN_INTENSITY)),
+        )
+
+    def describe(self) -> str:
+        """Return e.g. 'Pt, Ne (lines ± 2 FWHM replaced by background)'."""
+        scales = "".join(f", {p} scale {s}" for p, s in self.scales)
+        return (
+            f"{', '.join(self.phases)} (lines ± {self.width:g} FWHM replaced by background{scales})"
+        )
+
+    def apply(
+        self, stack: SpectraStack, pressures: Sequence[float] | np.ndarray | None = None
+    ) -> MaskedStack:
+        """Return ``stack`` with these phases' lines replaced by background (``mask_phases``)."""
+        return mask_phases(
+            stack, self.phases, pressures=pressures, width=self.width,
+            scales=dict(self.scales), min_intensity=self.min_intensity,
+        )  # fmt: skip
+
+
+@dataclass
+class MaskedStack:
+    """What ``mask_phases`` returns: the masked stack and what was done to it."""
+
+    stack: SpectraStack
+    mask: PhaseMask
+    fwhm_points: float  # the FWHM the windows were sized by, in points of the axis
+    n_masked: int  # curves with at least one window replaced
+    n_unknown_pressure: int  # curves left as they were: their pressure is unknown
+    lines: dict[str, int] = field(default_factory=dict)  # lines on the axis per phase (some curve)
+
+    def describe(self) -> str:
+        """Return one line: what was ignored, on how many curves, and the curves left alone."""
+        lines = ", ".join(f"{name} {n} lines" for name, n in self.lines.items())
+        text = (
+            f"{self.stack.name}: ignoring {self.mask.describe()}: {lines} on the axis, "
+            f"windows ± {self.mask.width * self.fwhm_points:.0f} points, {self.n_masked} of "
+            f"{self.stack.n_curves} curves masked"
+        )
+        if self.n_unknown_pressure:
+            text += (
+                f"; {self.n_unknown_pressure} curves left unmasked because their pressure is "
+                "unknown"
+            )
+        return text
+
+
+def curve_pressures(stack: SpectraStack) -> np.ndarray:
+    """Return each curve's pressure in GPa: the external variable when it is a pressure, else NaN."""
+    factor = PRESSURE_UNITS.get(stack.variable_unit.strip().lower())
+    if factor is None:
+        return np.full(stack.n_curves, np.nan)
+    return np.asarray(stack.variable, dtype=np.float64) * factor
+
+
+def estimate_fwhm_points(curves: np.ndarray, max_curves: int = 16) -> float:
+    """Return the median FWHM, in points, of the most prominent peaks of up to ``max_curves`` curves."""
+    from scipy.signal import find_peaks, peak_widths
+
+    curves = np.asarray(curves, dtype=np.float64)
+    rows = np.unique(np.linspace(0, curves.shape[0] - 1, min(max_curves, curves.shape[0])).round())
+    widths: list[float] = []
+    for row in rows.astype(int):
+        y = curves[row]
+        # noise from the point-to-point differences, robust to the peaks (MAD)
+        noise = 1.4826 * np.median(np.abs(np.diff(y) - np.median(np.diff(y)))) / math.sqrt(2)
+        peaks, props = find_peaks(y, prominence=max(8.0 * noise, 1e-12))
+        if peaks.size == 0:
+            continue
+        top = peaks[np.argsort(props["prominences"])[::-1][:20]]
+        widths.extend(peak_widths(y, top, rel_height=0.5)[0].tolist())
+    if not widths:
+        return max(2.0, 0.002 * curves.shape[1])
+    return max(2.0, float(np.median(widths)))
+
+
+def _compression(eos, pressures: np.ndarray) -> np.ndarray:
+    """Return (V(P)/V0)^(1/3) per pressure, NaN where P is NaN (a dense grid inverted by interp)."""
+    x = np.linspace(_X_MIN, _X_MAX, 4000)  # (V/V0)^(1/3), strong compression to tension
+    p_grid = np.asarray(eos.pressure(x**3 * eos.v0), dtype=np.float64)  # decreasing in x
+    keep = np.isfinite(p_grid)
+    out = np.full(pressures.shape, np.nan)
+    known = np.isfinite(pressures)
+    out[known] = np.interp(pressures[known], p_grid[keep][::-1], x[keep][::-1])
+    return out
+
+
+def _check_axis(stack: SpectraStack) -> np.ndarray:
+    """Return the axis in d (Å); a 2θ axis without a wavelength is refused."""
+    if stack.axis_kind == "2theta" and not stack.wavelength:
+        raise StackError(
+            f"{stack.name}: its 2θ axis states no wavelength, so the lines of known phases "
+            "cannot be placed on it; give the wavelength (--wavelength Å)"
+        )
+    with np.errstate(divide="ignore"):
+        return convert_axis(
+            stack.axis, stack.axis_kind, stack.axis_unit, "d", "A", stack.wavelength
+        )
+
+
+class _Lines:
+    """The lines of a mask's phases on one stack's axis: their d at 0 GPa and how they shrink."""
+
+    def __init__(self, stack: SpectraStack, mask: PhaseMask) -> None:
+        from . import get_phase
+
+        d_axis = _check_axis(stack)
+        finite_d = d_axis[np.isfinite(d_axis) & (d_axis > 0)]
+        self.d_low, self.d_high = float(finite_d.min()), float(finite_d.max())
+        order = np.argsort(stack.axis)
+        self.axis_sorted = stack.axis[order]
+        self.index_sorted = np.arange(stack.n_points, dtype=np.float64)[order]
+        self.kind, self.unit, self.wavelength = stack.axis_kind, stack.axis_unit, stack.wavelength
+        scales = dict(mask.scales)
+        self.phases = []  # (name, eos, d0 of its lines, freezing pressure or None)
+        for name in mask.phases:
+            phase = get_phase(name)
+            scale = scales.get(name)
+            builtin = phase.source == "built-in"
+            lines = [
+                r.d
+                for r in phase.reflections(0.0, scale=scale, d_min=self.d_low / _X_MAX)
+                if r.intensity >= mask.min_intensity
+            ]
+            freezing = FREEZING_GPA.get(phase.name) if builtin else None
+            label = phase.name if builtin else str(name)
+            self.phases.append((label, phase.scale(scale), np.asarray(lines), freezing))
+
+    def centres(self, pressures: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+        """Return each line's fractional point index (curves × lines, NaN: absent) and lines per phase."""
+        columns, counts = [], {}
+        for label, eos, d0, freezing in self.phases:
+            shrink = _compression(eos, pressures)
+            if freezing is not None:
+                shrink = np.where(pressures >= freezing, shrink, np.nan)
+            d = np.outer(shrink, d0)  # curves × lines, Å
+            d = np.where((d >= self.d_low) & (d <= self.d_high), d, np.nan)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if self.kind == "2theta":
+                    two_theta = np.degrees(2 * np.arcsin(np.clip(self.wavelength / (2 * d), 0, 1)))
+                    position = convert_axis(two_theta, "2theta", "deg", "2theta", self.unit)
+                else:
+                    position = convert_axis(d, "d", "A", self.kind, self.unit)
+            centre = np.interp(position, self.axis_sorted, self.index_sorted)
+            centre[~np.isfinite(position)] = np.nan
+            columns.append(centre)
+            counts[label] = int(np.any(np.isfinite(centre), axis=0).sum())
+        if not columns:
+            return np.full((pressures.shape[0], 0), np.nan), counts
+        return np.concatenate(columns, axis=1), counts
+
+
+def _window_mask(centres: np.ndarray, half_width: float, n_points: int) -> np.ndarray:
+    """Return (curves × points) True inside some line's window, runs closer than the edge merged."""
+    rows, cols = np.nonzero(np.isfinite(centres))
+    n = centres.shape[0]
+    delta = np.zeros((n, n_points + 1), dtype=np.int32)
+    if rows.size:
+        c = centres[rows, cols]
+        start = np.clip(np.ceil(c - half_width), 0, n_points).astype(np.int64)
+        stop = np.clip(np.floor(c + half_width) + 1, 0, n_points).astype(np.int64)
+        keep = stop > start
+        np.add.at(delta, (rows[keep], start[keep]), 1)
+        np.add.at(delta, (rows[keep], stop[keep]), -1)
+    inside = np.cumsum(delta[:, :n_points], axis=1) > 0
+    # windows closer than EDGE_POINTS merge, so no edge mean reads another window's line
+    from scipy.ndimage import binary_closing
+
+    if inside.any():
+        structure = np.ones((1, 2 * EDGE_POINTS + 1), dtype=bool)
+        closed = binary_closing(inside, structure=structure, border_value=0)
+        inside |= closed
+    return inside
+
+
+def _fill_windows(curves: np.ndarray, inside: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """Return ``curves`` with every run of ``inside`` points replaced by a line between its edges."""
+    out = np.array(curves, dtype=np.float32, copy=True)
+    if not inside.any():
+        return out
+    n, m = curves.shape
+    idx = np.broadcast_to(np.arange(m), (n, m))
+    left = np.maximum.accumulate(np.where(~inside, idx, -1), axis=1)  # last outside point before
+    right = np.minimum.accumulate(np.where(~inside, idx, m)[:, ::-1], axis=1)[:, ::-1]
+    rows, cols = np.nonzero(inside)
+    lo, hi = left[rows, cols], right[rows, cols]
+    y = curves.astype(np.float64)
+    x = np.broadcast_to(np.asarray(axis, dtype=np.float64), (n, m))
+    zero = np.zeros((n, 1))
+    outside = ~inside
+    sums_y = np.concatenate([zero, np.cumsum(np.where(outside, y, 0.0), axis=1)], axis=1)
+    sums_x = np.concatenate([zero, np.cumsum(np.where(outside, x, 0.0), axis=1)], axis=1)
+    counts = np.concatenate([zero, np.cumsum(outside, axis=1)], axis=1)
+
+    def edge(first, last):
+        """Mean position and intensity of the outside points in [first, last] of each row."""
+        first, last = np.clip(first, 0, m - 1), np.clip(last, 0, m - 1) + 1
+        k = counts[rows, last] - counts[rows, first]
+        safe = np.maximum(k, 1)
+        return (
+            (sums_x[rows, last] - sums_x[rows, first]) / safe,
+            (sums_y[rows, last] - sums_y[rows, first]) / safe,
+            k,
+        )
+
+    x_lo, y_lo, k_lo = edge(lo - EDGE_POINTS + 1, lo)
+    x_hi, y_hi, k_hi = edge(hi, hi + EDGE_POINTS - 1)
+    has_lo, has_hi = (lo >= 0) & (k_lo > 0), (hi < m) & (k_hi > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(x_hi != x_lo, (x[rows, cols] - x_lo) / (x_hi - x_lo), 0.5)
+    # a window that reaches the end of the axis takes the one edge it has
+    value = np.where(
+        has_lo & has_hi,
+        y_lo + (y_hi - y_lo) * t,
+        np.where(has_lo, y_lo, np.where(has_hi, y_hi, np.median(y, axis=1)[rows])),
+    )
+    out[rows, cols] = value.astype(np.float32)
+    return out
+
+
+def _mask_rows(
+    curves: np.ndarray, centres: np.ndarray, half_width: float, axis: np.ndarray
+) -> np.ndarray:
+    """Return the masked curves, block by block (bounded memory)."""
+    out = np.empty(curves.shape, dtype=np.float32)
+    for start in range(0, curves.shape[0], _BLOCK):
+        part = slice(start, start + _BLOCK)
+        inside = _window_mask(centres[part], half_width, curves.shape[1])
+        out[part] = _fill_windows(curves[part], inside, axis)
+    return out
+
+
+class _MaskedRows:
+    """The intensities of an on-disk stack, masked as rows are read (a lazy array for SpectraStack)."""
+
+    def __init__(self, source: Any, lines: _Lines, pressures: np.ndarray, half_width: float, axis):
+        self._source, self._lines, self._pressures = source, lines, pressures
+        self._half_width, self._axis = half_width, axis
+        self.shape = tuple(int(n) for n in source.shape)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        data = np.asarray(self._source[rows], dtype=np.float32)
+        index = np.arange(self.shape[0])[rows]
+        if data.ndim == 1:
+            return self[np.atleast_1d(index)][0]
+        centres, _ = self._lines.centres(self._pressures[index])
+        return _mask_rows(data, centres, self._half_width, self._axis)
+
+
+def stack_fwhm_points(stack: SpectraStack, max_curves: int = 16) -> float:
+    """Return ``estimate_fwhm_points`` of up to ``max_curves`` curves spread over the stack."""
+    rows = np.unique(np.linspace(0, stack.n_curves - 1, min(max_curves, stack.n_curves)).round())
+    return estimate_fwhm_points(stack.curves(rows.astype(np.int64)), max_curves)
+
+
+def mask_phases(
+    stack: SpectraStack,
+    phases: Sequence[str] | PhaseMask,
+    *,
+    pressures: Sequence[float] | np.ndarray | None = None,
+    width: float = DEFAULT_WIDTH_FWHM,
+    scales: Mapping[str, str] | None = None,
+    min_intensity: float = DEFAULT_MIN_INTENSITY,
+    fwhm_points: float | None = None,
+) -> MaskedStack:
+    """Return the stack with the lines of ``phases`` replaced by the local background.
+
+    ``pressures`` (GPa, one per curve; NaN: unknown) default to ``curve_pressures(stack)``, the
+    external variable when it is a pressure. ``width`` is the window half-width in FWHM, the
+    FWHM measured on the curves unless ``fwhm_points`` gives it. A 2θ axis needs the stack's
+    wavelength; q and d axes need none. An in-memory stack gives an in-memory stack; an
+    on-disk one stays on disk and is masked as its curves are read. The result's
+    ``metadata["ignored_phases"]`` says what was masked.
+    """
+    mask = (
+        phases
+        if isinstance(phases, PhaseMask)
+        else PhaseMask(
+            tuple(phases), width=width, scales=tuple((scales or {}).items()),
+            min_intensity=min_intensity,
+        )
+    )  # fmt: skip
+    if pressures is None:
+        p = curve_pressures(stack)
+    else:
+        p = np.asarray(pressures, dtype=np.float64).ravel()
+        if p.shape[0] != stack.n_curves:
+            raise StackError(f"{stack.name}: {p.shape[0]} pressures for {stack.n_curves} curves")
+    lines = _Lines(stack, mask)
+    if fwhm_points is None:
+        fwhm_points = stack_fwhm_points(stack)
+    half_width = mask.width * float(fwhm_points)
+    centres, counts = lines.centres(p)
+    if stack.is_lazy:
+        masked = _MaskedRows(stack.intensities, lines, p, half_width, stack.axis)
+    else:
+        masked = _mask_rows(stack.curves(), centres, half_width, stack.axis)
+    metadata = dict(stack.metadata)
+    metadata[METADATA_KEY] = {**mask.as_dict(), "fwhm_points": float(fwhm_points)}
+    return MaskedStack(
+        stack=stack.replace(intensities=masked, metadata=metadata),
+        mask=mask,
+        fwhm_points=float(fwhm_points),
+        n_masked=int(np.any(np.isfinite(centres), axis=1).sum()),
+        n_unknown_pressure=int((~np.isfinite(p)).sum()),
+        lines=counts,
+    )
+
+
+def parse_phase_list(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Return the phase names of 'Pt,Ne' (or a list of names); empty for None or ''."""
+    if text is None:
+        return ()
+    items = text.split(",") if isinstance(text, str) else list(text)
+    return tuple(s.strip() for s in items if s and s.strip())
+
+
+def resolve_mask(
+    ignore_phases: PhaseMask | str | Sequence[str] | None, encoder: Any = None
+) -> PhaseMask | None:
+    """Return the mask to use: ``ignore_phases`` as given, or (None) the one ``encoder`` records.
+
+    A pretrained encoder records in ``config["ignored_phases"]`` what its training curves were
+    masked with; an empty list or '' means no masking, whatever the encoder records.
+    """
+    if isinstance(ignore_phases, PhaseMask):
+        return ignore_phases
+    if ignore_phases is None:
+        config = getattr(encoder, "config", None)
+        recorded = config.get(METADATA_KEY) if isinstance(config, Mapping) else None
+        return PhaseMask.from_dict(recorded) if recorded else None
+    names = parse_phase_list(ignore_phases)
+    return PhaseMask(names) if names else None
+
+
+def unknown_pressure_note(result: MaskedStack) -> str:
+    """Return a note when some curves of the series could not be masked, else ''."""
+    n, stack = result.n_unknown_pressure, result.stack
+    if not n:
+        return ""
+    why = (
+        f"its external variable is {stack.variable_label}, not a pressure in GPa"
+        if n == stack.n_curves
+        else "their pressure is unknown (NaN)"
+    )
+    return (
+        f"{stack.name}: {n} of {stack.n_curves} curves keep the lines of "
+        f"{', '.join(result.mask.phases)}: {why}"
+    )

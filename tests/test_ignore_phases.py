@@ -1,0 +1,283 @@
+"""Classification blind to known phases: marker and medium lines replaced by background."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_xrdphase.phases import PhaseError, get_phase
+from napari_xrdphase.phases.masking import PhaseMask, mask_phases
+from napari_xrdphase.stack import SpectraStack, StackError
+
+Q = np.linspace(2.0, 5.0, 1500)  # 1/Å
+SIGMA_Q = 0.004  # line width (Gaussian σ) in 1/Å: FWHM ≈ 4.7 points
+
+
+def background(q):
+    return 100.0 + 20.0 * (q - 2.0)
+
+
+def marker_lines(pressure, phase="Pt", height=50.0):
+    """Noise-free lines of ``phase`` at ``pressure`` (GPa) on the q axis."""
+    out = np.zeros_like(Q)
+    for line in get_phase(phase).reflections(pressure):
+        q0 = 2 * np.pi / line.d
+        out += height * line.intensity / 100 * np.exp(-0.5 * ((Q - q0) / SIGMA_Q) ** 2)
+    return out
+
+
+def marker_stack(pressures, phase="Pt", variable_unit="GPa", **kw):
+    curves = np.array([background(Q) + marker_lines(p, phase) for p in pressures])
+    return SpectraStack(
+        curves, Q, axis_kind="q", axis_unit="1/A", variable=np.asarray(pressures, float),
+        variable_name="pressure", variable_unit=variable_unit, name="marker", **kw,
+    )  # fmt: skip
+
+
+def test_masked_windows_equal_the_local_background():
+    stack = marker_stack(np.linspace(0.0, 40.0, 6))
+    result = mask_phases(stack, ["Pt"])
+    masked = result.stack.curves()
+    assert result.n_masked == 6 and result.n_unknown_pressure == 0
+    assert result.lines["Pt"] >= 3
+    # the lines are gone: every curve is its linear background again, to float rounding
+    np.testing.assert_allclose(masked, np.broadcast_to(background(Q), masked.shape), atol=1e-3)
+    changed = masked != stack.curves()
+    assert changed.any(axis=1).all()
+    assert changed.mean() < 0.2  # only the windows changed
+    assert result.stack.metadata["ignored_phases"]["phases"] == ["Pt"]
+
+
+def test_overlapping_windows_give_one_straight_background():
+    stack = marker_stack([10.0, 20.0])
+    # (111) and (200) lie 0.43 1/Å (215 points) apart: ± 25 FWHM (± 118 points) windows overlap
+    result = mask_phases(stack, ["Pt"], width=25.0, fwhm_points=4.7)
+    masked = result.stack.curves()
+    assert result.lines["Pt"] == 3
+    np.testing.assert_allclose(masked, np.broadcast_to(background(Q), masked.shape), atol=1e-3)
+
+
+def test_lines_outside_the_axis_are_skipped_and_the_rest_masked():
+    narrow = Q < 3.0  # only Pt (111) at q ≈ 2.8 is on this axis
+    curves = np.array([background(Q) + marker_lines(p) for p in (5.0, 15.0)])[:, narrow]
+    stack = SpectraStack(
+        curves, Q[narrow], axis_kind="q", axis_unit="1/A", variable=[5.0, 15.0],
+        variable_unit="GPa", name="short",
+    )  # fmt: skip
+    result = mask_phases(stack, ["Pt"])
+    assert result.lines == {"Pt": 1}
+    expected = np.broadcast_to(background(Q[narrow]), curves.shape)
+    np.testing.assert_allclose(result.stack.curves(), expected, atol=1e-3)
+
+
+def test_a_medium_is_masked_only_above_its_freezing_pressure():
+    stack = marker_stack([2.0, 8.0], phase="Ne")
+    masked = mask_phases(stack, ["Ne"]).stack.curves()
+    np.testing.assert_array_equal(masked[0], stack.curves()[0])  # fluid Ne: left alone
+    np.testing.assert_allclose(masked[1], background(Q), atol=1e-3)
+
+
+def test_curves_without_a_pressure_are_left_unmasked_and_counted():
+    stack = marker_stack([5.0, 10.0, 15.0], variable_unit="")
+    result = mask_phases(stack, ["Pt"])
+    assert result.n_unknown_pressure == 3 and result.n_masked == 0
+    np.testing.assert_array_equal(result.stack.curves(), stack.curves())
+    assert "3 curves left unmasked because their pressure is unknown" in result.describe()
+    # explicit pressures, NaN where unknown
+    result = mask_phases(stack, ["Pt"], pressures=[5.0, np.nan, 15.0])
+    assert result.n_unknown_pressure == 1 and result.n_masked == 2
+    np.testing.assert_array_equal(result.stack.curves()[1], stack.curves()[1])
+
+
+def test_a_pressure_in_kbar_is_converted():
+    stack = marker_stack([100.0, 200.0], variable_unit="kbar")  # 10 and 20 GPa
+    curves = np.array([background(Q) + marker_lines(p) for p in (10.0, 20.0)])
+    stack = stack.replace(intensities=curves)
+    masked = mask_phases(stack, ["Pt"]).stack.curves()
+    np.testing.assert_allclose(masked, np.broadcast_to(background(Q), masked.shape), atol=1e-3)
+
+
+def test_an_unknown_phase_names_the_known_ones():
+    with pytest.raises(PhaseError, match=r"unknown phase 'Unobtainium'.*Au, Pt"):
+        PhaseMask(("Pt", "Unobtainium"))
+    with pytest.raises(PhaseError, match=r"no pressure scale 'Nope'.*Fei2007"):
+        PhaseMask(("Pt",), scales=(("Pt", "Nope"),))
+
+
+def test_two_theta_without_a_wavelength_is_refused():
+    stack = SpectraStack(
+        np.ones((3, 50)), np.linspace(5, 25, 50), variable=[1.0, 2.0, 3.0],
+        variable_unit="GPa", name="no_lambda",
+    )  # fmt: skip
+    with pytest.raises(StackError, match="no_lambda: its 2θ axis states no wavelength"):
+        mask_phases(stack, ["Pt"])
+
+
+def test_two_theta_and_d_axes_place_the_lines_where_q_does():
+    from napari_xrdphase.synth import simulate_series
+
+    stack = simulate_series("Fe", 4, 0, 0, calibrant=True, n_points=1200, seed=3).stack
+    on_two_theta = mask_phases(stack, ["Pt"], fwhm_points=6.0).stack
+    in_d = mask_phases(stack.with_axis("d"), ["Pt"], fwhm_points=6.0).stack
+    changed_2t = on_two_theta.curves() != stack.curves()
+    changed_d = in_d.curves() != stack.with_axis("d").curves()
+    # the d axis runs backwards over the same points
+    np.testing.assert_array_equal(changed_2t, changed_d)
+    assert changed_2t.any(axis=1).all()
+
+
+def test_an_on_disk_stack_is_masked_as_its_curves_are_read(tmp_path):
+    stack = marker_stack(np.linspace(0.0, 40.0, 7))
+    with h5py.File(tmp_path / "s.h5", "w") as handle:
+        handle["i"] = stack.curves()
+    with h5py.File(tmp_path / "s.h5", "r") as handle:
+        lazy = stack.replace(intensities=handle["i"])
+        assert lazy.is_lazy
+        eager = mask_phases(stack, ["Pt"], fwhm_points=5.0).stack.curves()
+        masked = mask_phases(lazy, ["Pt"], fwhm_points=5.0).stack
+        assert masked.is_lazy
+        np.testing.assert_array_equal(masked.curves(), eager)
+        np.testing.assert_array_equal(masked.curves([5, 1]), eager[[5, 1]])
+
+
+# --- the classifier --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bcc_with_ne():
+    """A labelled Fe series without medium, and an Fe series that stays bcc while Ne freezes."""
+    from napari_xrdphase.synth import simulate_series
+
+    train = simulate_series("Fe", 12, 6, 14, n_points=1000, seed=1, name="train")
+    labels = {"train": {i: str(train.labels[i]) for i in range(0, 32, 3)}}
+    test = simulate_series("Fe", 30, 0, 0, n_points=1000, seed=5, medium="Ne", name="test")
+    return train.stack, labels, test.stack
+
+
+def test_a_series_that_only_gains_medium_lines_stays_one_phase(bcc_with_ne):
+    from napari_xrdphase.classify import fit_classifier
+    from napari_xrdphase.encoder import Encoder
+
+    train, labels, test = bcc_with_ne
+    assert (test.variable < 4.7).any() and (test.variable > 4.7).any()  # Ne freezes mid-series
+    classifier = fit_classifier(Encoder.builtin(), [train, test], labels, ignore_phases=["Ne"])
+    assert classifier.ignored.phases == ("Ne",)
+    assert "curves seen without the lines of Ne" in str(classifier.summary)
+    assert np.all(classifier.predict(test) == "before")
+
+
+def test_the_classifier_masks_when_it_predicts_and_its_file_says_so(bcc_with_ne, tmp_path):
+    from napari_xrdphase.classify import Classifier, fit_classifier
+    from napari_xrdphase.encoder import Encoder
+
+    train, labels, test = bcc_with_ne
+    encoder = Encoder.builtin()
+    classifier = fit_classifier(encoder, [train, test], labels, ignore_phases="Ne")
+    masked = mask_phases(test, ["Ne"]).stack
+    np.testing.assert_allclose(
+        classifier.predict_proba(test), classifier.predict_proba(encoder.embed(masked)), atol=1e-6
+    )
+    path = classifier.save(tmp_path / "clf.safetensors")
+    again = Classifier.load(path, encoder)
+    assert again.summary.ignored_phases["phases"] == ["Ne"]
+    np.testing.assert_allclose(again.predict_proba(test), classifier.predict_proba(test))
+
+
+def test_series_without_a_pressure_are_classified_unmasked_with_a_note(bcc_with_ne):
+    from napari_xrdphase.classify import fit_classifier
+    from napari_xrdphase.encoder import Encoder
+
+    train, labels, test = bcc_with_ne
+    by_index = test.replace(variable=None, variable_name="index", variable_unit="")
+    with pytest.warns(UserWarning, match="test: 30 of 30 curves keep the lines of Ne"):
+        fit_classifier(Encoder.builtin(), [train, by_index], labels, ignore_phases=["Ne"])
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "napari_xrdphase.cli", *args], capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def pt_suite(tmp_path_factory):
+    from napari_xrdphase.io import save_stack
+    from napari_xrdphase.synth import simulate_series
+
+    folder = tmp_path_factory.mktemp("pt")
+    truth = {}
+    for name, seed, calibrant in [("plain", 1, False), ("with_pt", 2, True)]:
+        series = simulate_series(
+            "Fe", 12, 6, 14, n_points=900, seed=seed, name=name, calibrant=calibrant
+        )
+        save_stack(series.stack, folder / f"{name}.npz")
+        truth[name] = series.labels
+    rows = "".join(f"plain,{i},{truth['plain'][i]}\n" for i in range(0, 32, 3))
+    (folder / "labels.csv").write_text("dataset,index,label\n" + rows)
+    return folder
+
+
+def test_cli_ignore_phases_end_to_end_records_what_was_ignored(pt_suite, tmp_path):
+    from napari_xrdphase.encoder import Encoder
+
+    paths = [str(pt_suite / f"{n}.npz") for n in ("plain", "with_pt")]
+    model = tmp_path / "enc.safetensors"
+    result = run_cli(
+        "pretrain", *paths, "--out", str(model), "--epochs", "1", "--batch-size", "32",
+        "--method", "specrr", "--device", "cpu", "--ignore-phases", "pt",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "curves seen without the lines of Pt" in result.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one epoch learns nothing: the check says so
+        recorded = Encoder.load(model).config["ignored_phases"]
+    assert recorded["phases"] == ["Pt"] and recorded["width_fwhm"] == 2.0
+
+    labels, out = str(pt_suite / "labels.csv"), tmp_path / "pred.csv"
+    # a classifier on that model ignores what the model ignored, and says so
+    result = run_cli(
+        "classify", *paths, "--labels", labels, "--out", str(out), "--model", str(model)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "curves seen without the lines of Pt" in result.stderr
+    # the built-in encoder with the flag
+    result = run_cli(
+        "classify", *paths, "--labels", labels, "--out", str(out), "--overwrite",
+        "--ignore-phases", "Pt,Ne", "--ignore-width", "1.5",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "curves seen without the lines of Pt, Ne (lines ± 1.5 FWHM" in result.stderr
+
+
+def test_cli_unknown_phase_is_a_one_line_error(pt_suite, tmp_path):
+    paths = [str(pt_suite / f"{n}.npz") for n in ("plain", "with_pt")]
+    result = run_cli(
+        "classify", *paths, "--labels", str(pt_suite / "labels.csv"),
+        "--out", str(tmp_path / "p.csv"), "--ignore-phases", "Pt,Kryptonite",
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("xrdphase: error: unknown phase 'Kryptonite'; built in: Au, Pt")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_every_classifying_command_takes_ignore_phases():
+    from napari_xrdphase.cli import build_parser
+
+    parser = build_parser()
+    for argv in (
+        ["pretrain", "run", "--out", "m.safetensors"],
+        ["classify", "run", "--labels", "l.csv", "--out", "p.csv"],
+        ["watch", "run", "--labels", "l.csv", "--out", "p.csv"],
+    ):
+        args = parser.parse_args([*argv, "--ignore-phases", "Pt,Ne"])
+        assert args.ignore_phases == "Pt,Ne" and args.ignore_width == 2.0
+    assert json.dumps(PhaseMask(("pt", "NE")).as_dict())  # names canonical, JSON-ready
+    assert PhaseMask(("pt", "NE")).phases == ("Pt", "Ne")
