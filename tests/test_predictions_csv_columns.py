@@ -1,0 +1,70 @@
+"""The column-wise predictions CSV writer writes the very bytes of the per-row csv.writer one."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from napari_xrdphase.io import write_predictions_csv
+from napari_xrdphase.io.predictions_csv import (
+    prediction_row,
+    predictions_header,
+    variable_column_name,
+)
+from napari_xrdphase.stack import SpectraStack
+
+
+def reference_csv(path, results, classes):
+    """The writer as it was: one csv.writer row per curve, built by prediction_row."""
+    header = predictions_header(variable_column_name(s for s, _, _ in results), classes)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for stack, predicted, proba in results:
+            proba = np.asarray(proba)
+            for i in range(stack.n_curves):
+                writer.writerow(
+                    prediction_row(
+                        stack.name, i, stack.sources[i], float(stack.variable[i]),
+                        str(predicted[i]), proba[i], len(classes),
+                    )
+                )  # fmt: skip
+
+
+def _series(name, n, seed, sources=None, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    variable = np.concatenate(
+        [[0.0, -0.0, 1e-7, 123456789.0, 0.5, 2.5e-5, 1e16], rng.normal(0, 40, n - 7)]
+    )
+    stack = SpectraStack(
+        rng.random((n, 16)), np.linspace(5.0, 20.0, 16), variable=variable[:n],
+        variable_name="pressure", variable_unit="GPa", name=name, sources=sources,
+    )  # fmt: skip
+    raw = rng.random((n, 3)) ** 4
+    raw[0] = [1.0, 0.0, 0.0]
+    raw[1] = [0.5, 0.25, 0.25]
+    raw[2] = [0.1234565, 0.8765435, 0.0]  # ties at the 7th decimal
+    proba = (raw / raw.sum(axis=1, keepdims=True)).astype(dtype)
+    labels = np.array(["before", "during", "after"])[proba.argmax(axis=1)]
+    return stack, labels, proba
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_predictions_csv_bytes_match_the_per_row_writer(tmp_path, dtype):
+    classes = ["before", "during", "after"]
+    results = [_series("run_a", 200, 0, dtype=dtype), _series("run b", 50, 1, dtype=dtype)]
+    expected, written = tmp_path / "expected.csv", tmp_path / "written.csv"
+    reference_csv(expected, results, classes)
+    write_predictions_csv(written, results, classes)
+    assert written.read_bytes() == expected.read_bytes()
+
+
+def test_predictions_csv_cells_that_need_quotes_are_written_as_csv_quotes_them(tmp_path):
+    classes = ["before", "during", "after"]
+    sources = [f'f_{i},"x".xy' if i % 3 == 0 else f"f_{i}.xy" for i in range(30)]
+    results = [_series("run,1", 30, 2, sources=sources), _series("plain", 20, 3)]
+    expected, written = tmp_path / "expected.csv", tmp_path / "written.csv"
+    reference_csv(expected, results, classes)
+    write_predictions_csv(written, results, classes)
+    assert written.read_bytes() == expected.read_bytes()
+    assert '"f_0,""x"".xy"' in written.read_text()
