@@ -68,3 +68,32 @@ def test_predictions_csv_cells_that_need_quotes_are_written_as_csv_quotes_them(t
     write_predictions_csv(written, results, classes)
     assert written.read_bytes() == expected.read_bytes()
     assert '"f_0,""x"".xy"' in written.read_text()
+
+
+def _reference_repeats(stack):
+    """Every curve hashed whole, as repeated_curves did before it fingerprinted rows."""
+    import hashlib
+
+    first_of, repeats = {}, []
+    for index, row in enumerate(np.ascontiguousarray(stack.curves())):
+        earlier = first_of.setdefault(hashlib.blake2b(row.tobytes()).digest(), index)
+        if earlier != index:
+            repeats.append((index, earlier))
+    return repeats
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_repeated_curves_finds_exact_repeats_across_chunks_and_only_those(dtype):
+    from napari_xrdphase.stack import repeated_curves
+
+    rng = np.random.default_rng(5)
+    curves = rng.random((40, 13)).astype(dtype)
+    curves[7] = curves[2]
+    curves[33] = curves[2]
+    curves[20] = curves[19]
+    curves[25] = curves[5][::-1]  # the same values in another order: no repeat
+    curves[26, :] = curves[6, :]
+    curves[26, 12] += 1e-3  # one point differs: no repeat
+    stack = SpectraStack(curves, np.linspace(5.0, 20.0, 13), name="s")
+    found = repeated_curves(stack, chunk_size=16)
+    assert found == [(7, 2), (20, 19), (33, 2)] == _reference_repeats(stack)
