@@ -97,3 +97,24 @@ def test_repeated_curves_finds_exact_repeats_across_chunks_and_only_those(dtype)
     stack = SpectraStack(curves, np.linspace(5.0, 20.0, 13), name="s")
     found = repeated_curves(stack, chunk_size=16)
     assert found == [(7, 2), (20, 19), (33, 2)] == _reference_repeats(stack)
+
+
+def test_streamed_export_writes_the_bytes_of_the_per_row_writer(tmp_path):
+    from napari_xrdphase.io.predictions_csv import prediction_rows_text
+
+    stack, labels, proba = _series("run_a", 120, 4, dtype=np.float32)
+    expected = tmp_path / "expected.csv"
+    reference_csv(expected, [(stack, labels, proba)], ["before", "during", "after"])
+    body = expected.read_bytes().split(b"\r\n", 1)[1]
+    pieces = [
+        prediction_rows_text(
+            stack.name,
+            first,
+            stack.sources[first : first + 50],
+            stack.variable[first : first + 50],
+            labels[first : first + 50],
+            proba[first : first + 50],
+        )
+        for first in range(0, 120, 50)
+    ]
+    assert "".join(pieces).encode() == body

@@ -95,7 +95,11 @@ def write_predictions_csv(
         with open(temporary, "w", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerow(header)
             for stack, predicted, proba in results:
-                fh.write(_series_rows(stack, predicted, np.asarray(proba), len(classes)))
+                fh.write(
+                    prediction_rows_text(
+                        str(stack.name), 0, stack.sources, stack.variable, predicted, proba
+                    )
+                )
 
     return atomic_write(Path(path).expanduser(), write)
 
@@ -104,39 +108,39 @@ def write_predictions_csv(
 _QUOTED = (",", '"', "\r", "\n")
 
 
-def _series_rows(
-    stack: SpectraStack, predicted: Sequence[str], proba: np.ndarray, n_classes: int
+def prediction_rows_text(
+    dataset: str,
+    first: int,
+    sources: Sequence[str],
+    variable: np.ndarray,
+    labels: Sequence[str] | np.ndarray,
+    proba: np.ndarray,
 ) -> str:
-    """Return one series' rows as ``csv.writer`` writes ``prediction_row``s, built column-wise.
+    """Return rows ``first``, ``first + 1``... as ``csv.writer`` writes their ``prediction_row``s.
 
-    The cells are formatted with the same format specifications, each column in one pass, and
-    joined once: a per-row ``csv.writer`` cost more than the classification of a curve. Cells
-    that the csv module would quote take the per-row route, so the bytes never differ.
+    Built column by column with the same format specifications and joined once: a per-row
+    ``csv.writer`` cost more than classifying a curve. Rows with a cell the csv module would
+    quote take the per-row route, so the bytes never differ.
     """
-    n = stack.n_curves
+    proba = np.asarray(proba)
+    n = len(sources)
     if n == 0:
         return ""
-    labels = [str(label) for label in np.asarray(predicted)[:n].tolist()]
-    text_cells = "".join([str(stack.name), *stack.sources[:n], *set(labels)])
-    if any(char in text_cells for char in _QUOTED) or proba.shape != (n, n_classes):
+    labels = [str(label) for label in np.asarray(labels)[:n].tolist()]
+    values = np.asarray(variable, dtype=np.float64)[:n]
+    text_cells = "".join([str(dataset), *sources, *set(labels)])
+    if any(char in text_cells for char in _QUOTED) or proba.ndim != 2 or proba.shape[0] != n:
         out = io.StringIO()
-        writer = csv.writer(out)
-        for i in range(n):
-            writer.writerow(
-                prediction_row(
-                    stack.name, i, stack.sources[i], float(stack.variable[i]), str(predicted[i]),
-                    proba[i], n_classes,
-                )
-            )  # fmt: skip
+        csv.writer(out).writerows(
+            prediction_row(dataset, first + i, sources[i], values[i], labels[i], proba[i],
+                           proba.shape[-1])
+            for i in range(n)
+        )  # fmt: skip
         return out.getvalue()
-    values = np.asarray(stack.variable, dtype=np.float64)[:n]
-    variable = list(map("{:.6g}".format, values.tolist()))
+    cells = list(map("{:.6g}".format, values.tolist()))
     for i in np.flatnonzero(~np.isfinite(values)).tolist():
-        variable[i] = ""
-    leading = [f"{stack.name},{i},{source}" for i, source in enumerate(stack.sources[:n])]
-    columns = [leading, variable, labels, [""] * n]
-    columns += [
-        list(map("{:.6f}".format, column.tolist()))
-        for column in np.asarray(proba, dtype=np.float64).T
-    ]
+        cells[i] = ""
+    leading = [f"{dataset},{first + i},{source}" for i, source in enumerate(sources)]
+    columns = [leading, cells, labels, [""] * n]
+    columns += [list(map("{:.6f}".format, c.tolist())) for c in proba.astype(np.float64).T]
     return "\r\n".join(map(",".join, zip(*columns, strict=True))) + "\r\n"
