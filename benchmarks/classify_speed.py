@@ -348,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_s": {str(n): m for n, m in medians.items()},
         "suite_check": check,
         "runs_s": {str(n): r for n, r in runs.items()},
+        "load_average": os.getloadavg(),
         "machine": platform.machine(),
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
