@@ -43,6 +43,8 @@ FORMAT_VERSION = 1
 # (2 threads of an EPYC, 1024 points: ConvSC.infer 68 µs per curve at 32, 79 at 64, 89 at 16;
 # the eager forward 113 µs at 32, 189 at 256)
 CPU_SUB_BATCH = 32
+# the first call with at least this many curves builds an encoder's ONNX Runtime session
+ORT_MIN_CURVES = 256
 _HYPERPARAMETERS = (
     "conv_filters",
     "channels",
@@ -238,6 +240,11 @@ class Encoder:
     #: run CPU forward passes through ``ConvSC.infer`` (folded weights, same features to float
     #: rounding, ~3× faster); False runs the plain eager ``forward`` (a baseline for benchmarks)
     fast_inference: bool = True
+    #: run those CPU forward passes through ONNX Runtime (``_onnx``; the same folded graph,
+    #: several times faster on CPU) when ``onnxruntime`` is importable and ``XRDPHASE_ONNX`` is
+    #: not "0"; False keeps them in PyTorch. A call of at least ``ORT_MIN_CURVES`` curves builds
+    #: the session (an export of about a second); from then on every call uses it
+    onnx_runtime: bool = True
 
     def __init__(self, model: ConvSC, config: dict[str, Any] | None = None) -> None:
         if not isinstance(model, ConvSC):
@@ -249,6 +256,7 @@ class Encoder:
             base["architecture"] = ARCHITECTURE
             base["hyperparameters"] = dict(model.hyperparameters)
         self.config: dict[str, Any] = base
+        self._ort: Any = None  # the cached ONNX Runtime session (``_onnx.OrtForward``)
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
@@ -410,6 +418,17 @@ class Encoder:
         """Length of an embedding."""
         return self.model.feature_dim
 
+    @property
+    def cpu_backend(self) -> str:
+        """What runs CPU forward passes: ``"onnxruntime"``, ``"torch-folded"`` or ``"torch-eager"``."""
+        from . import _onnx
+
+        if not self.fast_inference:
+            return "torch-eager"
+        return (
+            "onnxruntime" if self.onnx_runtime and _onnx.onnx_runtime_enabled() else "torch-folded"
+        )
+
     def __repr__(self) -> str:
         method = self.config.get("method") or "untrained"
         return (
@@ -500,12 +519,41 @@ class Encoder:
             and self.fast_inference
             and self.model.fast_inference_blocker(x) is None
         ):
+            ort = self._ort_session(x)
+            if ort is not None:
+                return ort(x.reshape(x.shape[0], -1).numpy())
             return self.model.infer(x, CPU_SUB_BATCH).numpy()
         step = CPU_SUB_BATCH if x.device.type == "cpu" else x.shape[0]
         parts = [
             self.model(x[i : i + step]).float().cpu().numpy() for i in range(0, x.shape[0], step)
         ]
         return np.concatenate(parts, axis=0)
+
+    def _ort_session(self, x: torch.Tensor) -> Any:
+        """Return the ONNX Runtime forward pass for ``x``'s curve length, or None to stay in PyTorch."""
+        from . import _onnx
+
+        if not (self.onnx_runtime and _onnx.onnx_runtime_enabled()):
+            return None
+        folded = self.model._folded_for_inference()  # rebuilt whenever the weights change
+        length, threads = int(x.shape[-1]), torch.get_num_threads()
+        ort = self._ort
+        if ort is not None and (ort.folded, ort.length, ort.threads) == (folded, length, threads):
+            return ort
+        if x.shape[0] < ORT_MIN_CURVES:
+            return None
+        try:
+            self._ort = _onnx.OrtForward(folded, length, threads)
+        except Exception as exc:  # an onnx/onnxruntime that cannot export or load this graph
+            warnings.warn(
+                f"ONNX Runtime is not used for this encoder ({type(exc).__name__}: {exc}); "
+                "the PyTorch forward pass runs instead",
+                UserWarning,
+                stacklevel=4,
+            )
+            self.onnx_runtime = False
+            return None
+        return self._ort
 
     # --- saving ----------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

@@ -390,15 +390,33 @@ def repeated_curves(stack: SpectraStack, chunk_size: int = 4096) -> list[tuple[i
     """Return (curve, earlier curve) for every curve identical, point for point, to an earlier one."""
     import hashlib
 
+    # a cheap fingerprint of each row's bits (their sum and a few of them, in one numpy pass)
+    # finds the candidates; only rows sharing a fingerprint are hashed whole and compared
+    fingerprints = []
+    for _, chunk in stack.iter_chunks(chunk_size):
+        rows = np.ascontiguousarray(chunk)
+        bits = rows.reshape(rows.shape[0], -1).view(np.uint8)
+        words = bits[:, : bits.shape[1] // 8 * 8].view(np.uint64)
+        sampled = words[:, :: max(1, words.shape[1] // 8)][:, :8]
+        total = words.sum(axis=1, dtype=np.uint64)
+        fingerprints.append(np.column_stack([total, sampled, bits[:, words.shape[1] * 8 :]]))
+    if not fingerprints:
+        return []
+    table = np.ascontiguousarray(np.concatenate(fingerprints))
+    keys = table.view(np.dtype((np.void, table.dtype.itemsize * table.shape[1]))).ravel()
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    candidates = counts[inverse.ravel()] > 1
     first_of: dict[bytes, int] = {}
     repeats = []
     for start, chunk in stack.iter_chunks(chunk_size):
-        for offset, row in enumerate(np.ascontiguousarray(chunk)):
-            key = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
-            index = start + offset
-            earlier = first_of.setdefault(key, index)
-            if earlier != index:
-                repeats.append((index, earlier))
+        if not candidates[start : start + chunk_size].any():
+            continue  # chunks without candidates are not read again
+        rows = np.ascontiguousarray(chunk)
+        for offset in np.flatnonzero(candidates[start : start + chunk_size]).tolist():
+            key = hashlib.blake2b(rows[offset].tobytes(), digest_size=16).digest()
+            earlier = first_of.setdefault(key, start + offset)
+            if earlier != start + offset:
+                repeats.append((start + offset, earlier))
     return repeats
 
 

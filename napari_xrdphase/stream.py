@@ -440,22 +440,6 @@ def read_prediction_file(path: str | os.PathLike) -> PredictionFile:
         )
 
 
-def _prediction_rows(
-    dataset: str,
-    first: int,
-    sources: Sequence[str],
-    variable: np.ndarray,
-    labels: np.ndarray,
-    proba: np.ndarray,
-) -> Iterator[list[str]]:
-    from .io.predictions_csv import prediction_row
-
-    for offset, (source, value, label, row) in enumerate(
-        zip(sources, variable, labels, proba, strict=True)
-    ):
-        yield prediction_row(dataset, first + offset, source, float(value), label, row, row.size)
-
-
 def _sources(h5: h5py.File, dataset: str, first: int, stop: int) -> list[str]:
     """The stored source names of rows ``first:stop``, or ``SpectraStack``'s default names."""
     if "sources" not in h5:  # a results file from before sources were stored
@@ -475,7 +459,7 @@ def export_predictions_csv(
     skipped,p_<class>...``).
     """
     from ._files import atomic_write
-    from .io.predictions_csv import MIXED_VARIABLES, predictions_header
+    from .io.predictions_csv import MIXED_VARIABLES, prediction_rows_text, predictions_header
 
     paths = [result_paths] if isinstance(result_paths, (str, os.PathLike)) else list(result_paths)
     paths = [Path(p).expanduser() for p in paths]
@@ -505,8 +489,8 @@ def export_predictions_csv(
                     dataset, n = str(h5.attrs["dataset"]), int(h5["label_index"].shape[0])
                     for first in range(0, n, chunk_size):
                         stop = min(first + chunk_size, n)
-                        writer.writerows(
-                            _prediction_rows(
+                        fh.write(
+                            prediction_rows_text(
                                 dataset, first, _sources(h5, dataset, first, stop),
                                 h5["variable"][first:stop],
                                 class_names[h5["label_index"][first:stop]],
