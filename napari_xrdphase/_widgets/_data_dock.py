@@ -205,8 +205,8 @@ class DataDock(Container):
             if not ticks:
                 continue
             positions = [p for p, _ in ticks]
-            # ticks along the bottom fifth of the plot, whatever the intensity scale
-            ax.vlines(positions, 0.0, 0.2, colors=color, lw=1.2, transform=ax.get_xaxis_transform(),
+            # ticks along the bottom quarter of the plot, whatever the intensity scale
+            ax.vlines(positions, 0.0, 0.25, colors=color, lw=1.5, transform=ax.get_xaxis_transform(),
                       label=name)  # fmt: skip
         if ax.collections:
             legend = ax.legend(fontsize=7, frameon=False, loc="upper right")

@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from ._session import XRDSession
 
 ROLE_PHASE_LINES = "phase lines"
-# distinct colours that read on the inferno image and on the dark and light plot themes; the
-# class colours (sky blue, green, magenta) and the boundary cyan are left to the classification
-PHASE_COLORS = ("#ffffff", "#ffb74d", "#9ccc65", "#f48fb1", "#4dd0e1", "#ce93d8", "#fff176")
+# distinct colours that read on the inferno image (black → purple → orange → yellow) and on the
+# dark and light plot themes: cyan, green and pink first, since white, orange and yellow vanish
+# on the bright lines of the image
+PHASE_COLORS = ("#26c6da", "#9ccc65", "#f06292", "#ffffff", "#ffca28", "#9575cd", "#8d6e63")
 LINE_TEXT_SIZE = 9
 
 
