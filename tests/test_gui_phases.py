@@ -187,3 +187,20 @@ def test_a_jcpds_phase_is_offered_and_drawn(viewer, pt_series, tmp_path):
     assert "myau" in dock.reference.choices
     shapes = xrd.show_phase_lines(["myau"])
     assert sorted(shapes[0].features["text"]) == ["(111)", "(200)"]
+
+
+def test_demo_pressure_from_fits_every_series_and_draws_the_marker(viewer, pt_series, capsys):
+    import argparse
+
+    from napari_xrdphase.cli import _demo_pressure, build_parser
+
+    args = build_parser().parse_args(["demo", "--pressure-from", "Pt"])
+    assert (args.pressure_from, args.pressure_scale) == ("Pt", None)
+    xrd = get_session(viewer)
+    layer = xrd.add_stack(as_index(pt_series.stack))
+    _demo_pressure(viewer, xrd, argparse.Namespace(pressure_from="Pt", pressure_scale=None))
+    stack = xrd.compute_stack(layer)
+    assert stack.variable_unit == "GPa"
+    np.testing.assert_allclose(stack.variable, pt_series.stack.variable, atol=0.3)
+    assert any(lay.name == f"{layer.name} Pt lines" for lay in viewer.layers)
+    assert "0 of 20 curves failed" in capsys.readouterr().err
