@@ -529,6 +529,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         _ = session.encoder  # the built-in encoder, ready (or a warning that it is missing)
         if args.labels:
             session.import_labels(args.labels)
+        if getattr(args, "pressure_from", None):
+            _demo_pressure(viewer, session, args)
         if args.screenshot:
             _demo_screenshot(viewer, session, args)
             return
@@ -536,6 +538,37 @@ def cmd_demo(args: argparse.Namespace) -> None:
     finally:
         if args.screenshot:
             viewer.close()
+
+
+def _demo_pressure(viewer, session, args: argparse.Namespace) -> None:
+    """Fit every series' pressure from --pressure-from and show the marker's lines (Phases dock).
+
+    As in the Phases dock: the fitted pressure becomes a series' variable when every curve has
+    one; otherwise the series keeps its variable and the message says which curves failed.
+    """
+    import numpy as np
+
+    from .pressure import PressureError
+
+    _, dock = viewer.window.add_plugin_dock_widget("napari-xrdphase", "Phases")
+    calibrant = None
+    for layer in session.series_layers:
+        try:
+            name, fit = session.compute_pressure_fit(
+                args.pressure_from, args.pressure_scale, layer.name
+            )
+        except (PressureError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        print(session.apply_pressure_fit(name, fit), file=sys.stderr)
+        calibrant = fit.calibrant
+        if np.isfinite(fit.pressure).any():
+            session.show_phase_lines([fit.calibrant], series=layer)
+    session.current_layer = session.series_layers[-1]
+    if calibrant in dock.marker.choices:
+        dock.marker.value = calibrant
+        if args.pressure_scale in dock.scale.choices:
+            dock.scale.value = args.pressure_scale
+    dock.refresh()
 
 
 def _demo_screenshot(viewer, session, args: argparse.Namespace) -> None:
@@ -846,6 +879,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="label a few curves, classify, save a screenshot of the window and exit",
     )  # fmt: skip
     add_seed_argument(demo, "the labelled curves and the classifier")
+    add_pressure_from_argument(demo)
     add_overwrite_argument(demo)
     demo.set_defaults(func=cmd_demo)
 

@@ -643,12 +643,23 @@ def with_fitted_pressure(
             f"{fit.calibrant}: curve {shown}{more}; check them with `xrdphase pressure` and "
             "leave them out of the series"
         )
+    return stack_with_pressure(stack, fit)
+
+
+def stack_with_pressure(stack: SpectraStack, fit: PressureFit) -> SpectraStack:
+    """Return a copy of ``stack`` whose variable is ``fit``'s pressure (every curve must have one).
+
+    The own variable goes to ``metadata["own_variable"]``, σ to ``metadata["pressure_sigma_gpa"]``.
+    """
+    if fit.pressure.size != stack.n_curves or fit.failed.any():
+        raise PressureError(f"{stack.name}: the pressure fit does not cover every curve")
     metadata = dict(stack.metadata)
-    metadata["own_variable"] = {
-        "name": stack.variable_name,
-        "unit": stack.variable_unit,
-        "values": np.asarray(stack.variable, dtype=np.float64).tolist(),
-    }
+    if "pressure_calibrant" not in metadata:  # fitted again: the own variable stays the first
+        metadata["own_variable"] = {
+            "name": stack.variable_name,
+            "unit": stack.variable_unit,
+            "values": np.asarray(stack.variable, dtype=np.float64).tolist(),
+        }
     metadata["pressure_calibrant"] = f"{fit.calibrant} ({fit.scale})"
     metadata["pressure_sigma_gpa"] = fit.sigma.tolist()
     metadata["pressure_lines_used"] = [" ".join(u) for u in fit.lines_used]

@@ -57,6 +57,7 @@ class DataDock(Container):
         self.session.events.series_changed.connect(self.refresh)
         self.session.events.classified.connect(self._replot)
         self.session.events.labels_changed.connect(self._replot)
+        self.session.events.phases_changed.connect(self._replot)
         viewer.mouse_move_callbacks.append(self._on_mouse_move)
         self.refresh()
 
@@ -187,12 +188,30 @@ class DataDock(Container):
         color = self.session.class_color(label) if label else colors["foreground"]
         ax.set_title(title, fontsize=9, color=color)
         ax.margins(x=0)
+        self._draw_phase_ticks(layer, row)
         self.plot.draw()
         self._updating = True
         try:
             self.row.value = row
         finally:
             self._updating = False
+
+    def _draw_phase_ticks(self, layer: Any, row: int) -> None:
+        """Mark the lines of the phases shown (Phases dock) under the curve, one colour each."""
+        from ._phase_lines import curve_ticks
+
+        ax = self.plot.axes
+        for name, color, ticks in curve_ticks(self.session, layer, row):
+            if not ticks:
+                continue
+            positions = [p for p, _ in ticks]
+            # ticks along the bottom quarter of the plot, whatever the intensity scale
+            ax.vlines(positions, 0.0, 0.25, colors=color, lw=1.5, transform=ax.get_xaxis_transform(),
+                      label=name)  # fmt: skip
+        if ax.collections:
+            legend = ax.legend(fontsize=7, frameon=False, loc="upper right")
+            for text in legend.get_texts():
+                text.set_color(self.plot.colors()["foreground"])
 
 
 def _describe(source: Any, shown: Any) -> str:

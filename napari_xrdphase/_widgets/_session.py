@@ -85,6 +85,7 @@ class SessionEvents(SignalGroup):
     encoder_changed = Signal()
     labels_changed = Signal()
     classified = Signal()
+    phases_changed = Signal()  # phase lines shown, pressure fitted, phases ignored
 
 
 @dataclass
@@ -161,6 +162,12 @@ class XRDSession:
         self.predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.boundaries: dict[str, list[Boundary]] = {}
         self.series_notes: dict[str, str] = {}
+        # known phases (Phases dock): lines shown, JCPDS files added, pressure fits, mask
+        self.shown_phases: list[str] = []
+        self.phase_files: dict[str, str] = {}
+        self.phase_scales: dict[str, str] = {}
+        self.pressure_fits: dict[str, Any] = {}
+        self.ignore_phases: list[str] = []
         self._syncing = False
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
@@ -347,6 +354,11 @@ class XRDSession:
         meta = _series_meta(layer)
         meta["source_stack"] = source
         self._update_layer(layer, shown, meta.get("display", "sqrt"))
+        if self.shown_phases:  # the lines move to the new axis
+            from ._phase_lines import draw_phase_lines
+
+            with contextlib.suppress(ValueError):
+                draw_phase_lines(self, layer)
 
     def set_wavelength(self, wavelength: float, series: Any = None) -> None:
         """Give a series the X-ray wavelength (Å) its file lacks.
@@ -862,7 +874,8 @@ class XRDSession:
         whitened against a uniform strain of that standard deviation, measured on the open
         series (``fit_classifier(whitening_strain=...)``, 0: off); ``ignore_phases``: markers
         and media whose lines every curve loses before it is embedded, e.g. ``["Pt", "Ne"]``
-        (``fit_classifier(ignore_phases=...)``; None: what the encoder was pretrained with).
+        (``fit_classifier(ignore_phases=...)``; None: ``self.ignore_phases`` when set, else
+        what the encoder was pretrained with).
         """
         from ..classify import fit_classifier
         from ..results import classify_series
@@ -885,6 +898,8 @@ class XRDSession:
                 f"labels of series that are not open are not used: {', '.join(ignored)}"
             )
         encoder = self.encoder
+        if ignore_phases is None and self.ignore_phases:  # the Phases dock's choice
+            ignore_phases = [self.phase_files.get(n, n) for n in self.ignore_phases]
         classifier = fit_classifier(
             encoder, stacks, labels, seed=seed, ordered=ordered, strain=strain,
             whitening_strain=whitening_strain, ignore_phases=ignore_phases,
@@ -1074,6 +1089,76 @@ class XRDSession:
             predicted, _ = self.predictions[name]
             lines += describe_series(name, predicted, found, self.series_notes.get(name, ""))
         return "\n".join(lines)
+
+    # --- known phases (Phases dock) -------------------------------------------------------------
+    def add_phase_file(self, path: str | Path) -> str:
+        """Read a JCPDS file and offer its phase by name (the file's stem); return the name."""
+        from ..phases import get_phase
+
+        phase = get_phase(Path(path).expanduser())  # JcpdsError / PhaseError: one line
+        self.phase_files[phase.name] = str(Path(path).expanduser().absolute())
+        self._emit("phases_changed")
+        return phase.name
+
+    def show_phase_lines(
+        self, phases: Sequence[str] | str, series: Any = None, scales: Mapping | None = None
+    ) -> list:
+        """Draw the lines of ``phases`` (e.g. ``["Pt", "Ne"]``) over a series, following each row's pressure; return the Shapes layers.
+
+        One layer "<series> <phase> lines" per phase; the Data dock's plot shows them as ticks.
+        The pressure per row: the variable when it is in GPa, else the fitted one
+        (``fit_pressure``). ``[]`` removes them; ``scales``: {phase: scale name}.
+        """
+        from ._phase_lines import draw_phase_lines
+
+        names = [phases] if isinstance(phases, str) else [str(p) for p in phases]
+        layer = self.series_layer(series)
+        previous = (list(self.shown_phases), dict(self.phase_scales))
+        self.shown_phases = list(dict.fromkeys(names))
+        self.phase_scales.update(scales or {})
+        try:
+            layers = draw_phase_lines(self, layer)
+        except ValueError:
+            self.shown_phases, self.phase_scales = previous
+            raise
+        self._emit("phases_changed")
+        return layers
+
+    def phase_pressures(self, series: Any = None) -> np.ndarray:
+        """Return the pressure (GPa) per curve the phase lines use; ``StackError`` when there is none."""
+        from ._phase_lines import row_pressures
+
+        return row_pressures(self, self.series_layer(series))
+
+    def compute_pressure_fit(self, calibrant: str, scale: str | None = None, series: Any = None):
+        """Fit a series' pressure from ``calibrant``'s lines (no layers: thread-safe); return (layer name, PressureFit)."""
+        from ._phase_lines import fit_series_pressure
+
+        return fit_series_pressure(self, calibrant, scale, series)
+
+    def apply_pressure_fit(self, layer_name: str, fit: Any) -> str:
+        """Put a fitted pressure on a series' rows (main thread); return what was done, in one line."""
+        from ._phase_lines import apply_pressure_fit, draw_phase_lines
+
+        message = apply_pressure_fit(self, layer_name, fit)
+        if self.shown_phases:
+            with contextlib.suppress(ValueError):
+                draw_phase_lines(self, self.series_layer(layer_name))
+        self._emit("series_changed")
+        self._emit("phases_changed")
+        return message
+
+    def fit_pressure(self, calibrant: str, scale: str | None = None, series: Any = None):
+        """Fit a series' pressure from the lines of ``calibrant`` (e.g. "Pt") and use it as its variable; return the ``PressureFit``.
+
+        Where any curve failed the variable stays (as ``--pressure-from`` refuses such a
+        series) and a warning says which; the lines follow the fit where it worked.
+        """
+        name, fit = self.compute_pressure_fit(calibrant, scale, series)
+        message = self.apply_pressure_fit(name, fit)
+        if fit.failed.any():
+            _notify_warning(message)
+        return fit
 
     # --- status bar ---------------------------------------------------------------------------
     def describe_position(
