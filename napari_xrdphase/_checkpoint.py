@@ -49,6 +49,7 @@ def run_settings(run: Any) -> dict[str, Any]:
         "device_type": run.torch_device.type,
         "world_size": run.world_size,
         "rank": run.rank,
+        "init": getattr(run, "init", "random"),
     }
 
 

@@ -16,6 +16,7 @@ from .defaults import (
     DEFAULT_EPOCHS,
     DEFAULT_METHOD,
     DEFAULT_MOCO_WEIGHT,
+    FINETUNE_MAX_EPOCHS,
     PAPER_METHODS,
 )
 
@@ -320,10 +321,19 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         progress=progress_printer(),
         checkpoint=args.checkpoint,
         ignore_phases=mask,
+        init=args.init,
     )
     path = encoder.save(out)
     print(f"wrote {path}", file=sys.stderr)
     report_training_check(encoder)
+    report_builtin_comparison(encoder)
+
+
+def report_builtin_comparison(encoder: Any) -> None:
+    """Print whether the encoder separates the training curves better than the built-in one."""
+    comparison = encoder.config.get("builtin_comparison")
+    if comparison:
+        print(f"compared with the built-in encoder: {comparison['message']}", file=sys.stderr)
 
 
 def report_training_check(encoder: Any) -> None:
@@ -361,6 +371,8 @@ def cmd_classify(args: argparse.Namespace) -> None:
     labels = read_labels_csv(args.labels)
     out = _output_path(args, inputs=[*args.paths, args.labels, args.model])
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
+    if getattr(args, "compare_encoders", False):
+        _compare_with_builtin(encoder, stacks, labels, args)
     classifier = _fit_classifier(encoder, stacks, labels, args)
     results, novelty = [], {}
     for stack in stacks:
@@ -382,6 +394,26 @@ def cmd_classify(args: argparse.Namespace) -> None:
         print("\n".join(result.describe()))
     path = write_predictions_csv(out, results, classifier.classes, novelty=novelty)
     print(f"wrote {path}", file=sys.stderr)
+
+
+def _compare_with_builtin(
+    encoder: Any, stacks: list, labels: dict, args: argparse.Namespace
+) -> None:
+    """Print the cross-validated scores of ``--model`` and the built-in encoder on the labels."""
+    from .classify import compare_encoders, describe_comparison
+    from .encoder import Encoder
+
+    if not args.model:
+        raise CommandError(
+            "--compare-encoders compares a --model with the built-in encoder: give --model"
+        )
+    comparison = compare_encoders(
+        {str(args.model): encoder, "built-in encoder": Encoder.builtin()}, stacks, labels,
+        seed=args.seed, ordered=not args.unordered, strain=args.strain,
+        whitening_strain=args.whitening_strain, ignore_phases=_phase_mask(args),
+    )  # fmt: skip
+    for line in describe_comparison(comparison):
+        print(f"compare: {line}", file=sys.stderr)
 
 
 def cmd_suggest(args: argparse.Namespace) -> None:
@@ -692,8 +724,10 @@ def add_pretraining_arguments(parser: argparse.ArgumentParser, out_help: str) ->
     parser.add_argument(
         "--epochs",
         type=int,
-        default=DEFAULT_EPOCHS,
-        help=f"passes over all curves (default {DEFAULT_EPOCHS})",
+        default=None,
+        help="passes over all curves (default: with --init builtin at most "
+        f"{FINETUNE_MAX_EPOCHS}, ended earlier by the stopping rule; with --init random "
+        f"{DEFAULT_EPOCHS})",
     )
     parser.add_argument(
         "--batch-size",
@@ -799,6 +833,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the training state here after every epoch and resume from it if it exists "
         "(default: no checkpoint)",
     )
+    pre.add_argument(
+        "--init",
+        choices=("builtin", "random"),
+        default="builtin",
+        help="builtin: fine-tune the built-in encoder (its q window, lr 0.015, features pulled "
+        "toward the built-in ones, best epoch by a separation score on your curves); random: "
+        "train from scratch as in the paper (default builtin)",
+    )
     add_pressure_from_argument(pre)
     add_ignore_phases_arguments(pre, model_default=False)
     pre.set_defaults(func=cmd_pretrain)
@@ -811,6 +853,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_wavelength_argument(cls)
     add_variable_argument(cls)
     add_pressure_from_argument(cls)
+    cls.add_argument(
+        "--compare-encoders",
+        action="store_true",
+        help="also fit the classifier on the built-in encoder and print both cross-validated "
+        "scores on the labelled curves (needs --model; the --model is still the one used; "
+        "default off)",
+    )
     add_overwrite_argument(cls)
     cls.set_defaults(func=cmd_classify)
 

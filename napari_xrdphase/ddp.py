@@ -107,6 +107,11 @@ def pretrain_distributed(
     )
 
     settings = _run_settings(**settings)
+    if settings["init"] != "random":
+        raise ValueError(
+            "the multi-process run trains from random weights only (init='random'); "
+            "fine-tune the built-in encoder with training.pretrain"
+        )
     if not dist.is_initialized():
         raise RuntimeError("initialise torch.distributed first (launch with torchrun)")
     run = _prepare_run(

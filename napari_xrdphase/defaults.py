@@ -7,6 +7,10 @@ METHOD_NAMES = (DEFAULT_METHOD, *PAPER_METHODS)
 # 60 epochs: where the ablations were measured (docs/benchmarks.md); ~6–9 min on 2 CPU cores
 # for ~900 curves, under a minute on a GPU
 DEFAULT_EPOCHS = 60
+# pretraining from the built-in encoder (init="builtin", the CLI's and the docks' default): at
+# most this many epochs, ended earlier by the stopping rule (training.FINETUNE_PATIENCE)
+DEFAULT_INIT = "builtin"
+FINETUNE_MAX_EPOCHS = 30
 DEFAULT_BATCH_SIZE = 128
 DEFAULT_MOCO_WEIGHT = 0.01
 # the linear classifier also learns each labelled curve with its d-spacings scaled by evenly

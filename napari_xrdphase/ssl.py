@@ -394,6 +394,18 @@ class MomentumContrast(nn.Module):
         return loss
 
 
+# --- not forgetting a starting encoder ------------------------------------------------------
+def anchor_loss(features: Tensor, reference: Tensor) -> Tensor:
+    """Return ‖f − f₀‖² / ‖f₀‖², both averaged over the batch: how far features moved, relatively.
+
+    ``reference`` are a frozen encoder's features of the same (augmented) curves. Scale-free, so
+    one weight suits any encoder; 0 while the fine-tuned backbone still equals the frozen one.
+    """
+    features, reference = features.float(), reference.float()
+    moved = (features - reference).pow(2).sum(dim=1).mean()
+    return moved / reference.pow(2).sum(dim=1).mean().clamp_min(1e-12)
+
+
 # --- the combined model ----------------------------------------------------------------------
 class SelfSupervisedModel(nn.Module):
     """A backbone, its projection head and the heads and MoCo branch a method needs.
@@ -447,6 +459,21 @@ class SelfSupervisedModel(nn.Module):
             else None
         )
 
+    def set_anchor(self, anchor: nn.Module | None, weight: float) -> None:
+        """Pull the backbone's features toward the frozen ``anchor`` network's (``anchor_loss``).
+
+        ``anchor`` is kept outside the module's parameters and state (it is not trained, not
+        saved and not checkpointed); None removes the term.
+        """
+        if anchor is not None:
+            anchor.requires_grad_(False)
+        self._anchor = (anchor, float(weight))
+
+    @property
+    def anchor(self) -> nn.Module | None:
+        """The frozen network the backbone is pulled toward, or None."""
+        return getattr(self, "_anchor", (None, 0.0))[0]
+
     @property
     def uses_relational(self) -> bool:
         """True when at least one relational objective is trained."""
@@ -475,6 +502,8 @@ class SelfSupervisedModel(nn.Module):
         (for MoCo); ``generator`` draws the piece starts and the key shuffles.
         """
         out: dict[str, Tensor] = {}
+        anchor, anchor_weight = getattr(self, "_anchor", (None, 0.0))
+        anchored: Tensor | None = None  # the backbone's features of the curves the anchor sees
         if self.uses_moco:
             if moco_views is None:
                 raise ValueError("this method trains MoCo: pass moco_views")
@@ -486,7 +515,11 @@ class SelfSupervisedModel(nn.Module):
             flat = views.reshape(k * b, length)
             spread = self.method.spread_weight > 0
             if spread or "inter" in self.method.objectives or "external" in self.method.objectives:
-                features = self.embed(flat).reshape(k, b, -1)
+                if anchor is None:
+                    features = self.embed(flat).reshape(k, b, -1)
+                else:
+                    anchored = self.backbone(flat)
+                    features = F.normalize(self.projection(anchored), dim=1).reshape(k, b, -1)
                 if spread:
                     out["spread"] = spread_loss(features)
                 if self.inter_head is not None:
@@ -506,6 +539,13 @@ class SelfSupervisedModel(nn.Module):
                     self.n_piece_classes,
                     generator,
                 )
+        if anchor is not None:
+            seen = flat if anchored is not None else moco_views[0]
+            if anchored is None:
+                anchored = self.backbone(seen)
+            with torch.no_grad():
+                reference = anchor(seen)
+            out["anchor"] = anchor_loss(anchored, reference)
         if self.moco_weight == math.inf:
             out["total"] = out["moco"]
         else:
@@ -515,4 +555,6 @@ class SelfSupervisedModel(nn.Module):
             if self.uses_moco:
                 terms.append(self.moco_weight * out["moco"])
             out["total"] = torch.stack(terms).sum()
+        if anchor is not None:
+            out["total"] = out["total"] + anchor_weight * out["anchor"]
         return out

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_METHOD, DEFAULT_MOCO_WEIGHT
+from .defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_METHOD,
+    DEFAULT_MOCO_WEIGHT,
+    FINETUNE_MAX_EPOCHS,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -50,6 +56,18 @@ WARMUP_FRACTION = 50 / 800
 WARMUP_FROM = 0.02
 FINAL_LR_FRACTION = 1e-3
 FEATURE_DIM = 128
+
+# fine-tuning the built-in encoder (init="builtin"); docs/method.md, "Pretraining from the
+# built-in encoder". A tenth of the from-scratch learning rate: the features are already
+# useful, the heads are new and their first gradients are noise.
+INITS = ("builtin", "random")
+FINETUNE_LR = 0.015
+# weight of ssl.anchor_loss, the relative squared distance of the backbone's features from the
+# frozen built-in encoder's on the same augmented views (≈ the SSL loss's scale, ~4.5 at start)
+FINETUNE_ANCHOR_WEIGHT = 1.0
+# at most FINETUNE_MAX_EPOCHS (defaults.py) unless epochs= says otherwise; stop after FINETUNE_PATIENCE epochs
+# in a row without a better separation score (separation.separation_score) than the best so far
+FINETUNE_PATIENCE = 4
 
 
 def learning_rate(step: int, total_steps: int, base_lr: float, warmup_steps: int) -> float:
@@ -81,8 +99,12 @@ def _validate(
     k_augmentations: int,
     input_length: int,
     lr: float,
+    init: str = "random",
 ) -> None:
     from .ssl import get_method
+
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
 
     spec = get_method(method)
     if len(stacks) == 0:
@@ -200,6 +222,146 @@ def _build_model(
     return model.to(device)
 
 
+def _builtin_start(
+    window: dict[str, Any], q_range: Sequence[float] | None, input_length: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the built-in encoder's weights to start from and the window to train on.
+
+    The built-in weights learnt lines at the input positions of their own q window, so that
+    window is kept whenever the series cover it; a series covering only part of it narrows the
+    window to that part (with a warning: lines then sit at other positions at first); a
+    ``q_range`` is the user's choice and is taken as given. Series without a q axis (2θ with no
+    wavelength) or outside the window raise ValueError.
+    """
+    from .encoder import Encoder
+    from .preprocess import narrowed_window
+
+    builtin = Encoder.builtin()
+    prep = builtin.config.get("preprocessing", {})
+    lo, hi = (float(v) for v in prep["axis_range"])
+    if int(input_length) != builtin.input_length:
+        raise ValueError(
+            f"init='builtin' fine-tunes the built-in encoder, which reads {builtin.input_length} "
+            f"points per curve: leave input_length at {builtin.input_length}, or use init='random'"
+        )
+    if window["axis_kind"] != prep["axis_kind"]:
+        raise ValueError(
+            f"init='builtin' reads the curves in q like the built-in encoder (q {lo:g}–{hi:g} "
+            "1/Å): give the X-ray wavelength of the 2θ series, or use init='random'"
+        )
+    common_lo, common_hi = window["axis_range"]
+    note = None
+    if q_range is not None:
+        window = narrowed_window(window, q_range)
+        wlo, whi = window["axis_range"]
+        if (wlo, whi) != (lo, hi):
+            note = (
+                f"q_range {wlo:.4g}–{whi:.4g} 1/Å: the built-in weights, which learnt q "
+                f"{lo:g}–{hi:g}, start on another grid"
+            )
+    else:
+        inside_lo, inside_hi = max(lo, common_lo), min(hi, common_hi)
+        if not inside_hi > inside_lo:
+            raise ValueError(
+                f"the series cover q {common_lo:.4g}–{common_hi:.4g} 1/Å, outside the built-in "
+                f"encoder's window (q {lo:g}–{hi:g} 1/Å): use init='random'"
+            )
+        window = {**window, "axis_range": [inside_lo, inside_hi]}
+        if (inside_lo, inside_hi) != (lo, hi):
+            note = (
+                f"the series cover only q {inside_lo:.4g}–{inside_hi:.4g} 1/Å of the built-in "
+                f"encoder's window (q {lo:g}–{hi:g} 1/Å): fine-tuning reads that part, so the "
+                "lines sit at other input positions than the built-in weights learnt"
+            )
+            warnings.warn(note, UserWarning, stacklevel=4)
+    state = {k: v.detach().clone() for k, v in builtin.model.state_dict().items()}
+    return {"state": state, "window": [lo, hi], "window_note": note}, window
+
+
+def _start_from(model: Any, start: dict[str, Any], device: Any) -> None:
+    """Load the built-in weights into ``model``'s backbone and anchor it to a frozen copy of them."""
+    import copy
+
+    model.backbone.load_state_dict(start["state"], strict=True)
+    if model.moco is not None:
+        model.moco.key_encoder.load_state_dict(model.query_encoder.state_dict())
+    frozen = copy.deepcopy(model.backbone).to(device)
+    # train mode: batch statistics of the same batch as the fine-tuned copy (not the running
+    # statistics of the built-in training data), so equal weights give equal features
+    frozen.train()
+    model.set_anchor(frozen, FINETUNE_ANCHOR_WEIGHT)
+
+
+class _Stopping:
+    """The stopping rule of a fine-tuning: the separation score of each epoch on a fixed subset.
+
+    Epoch 0 is the built-in encoder as shipped. After each epoch the batch norms are
+    recomputed (as at the end of a run) and the subset embedded; the best epoch's backbone
+    state is kept, and training stops after ``patience`` epochs in a row without a better
+    score (``separation.separation_score``).
+    """
+
+    def __init__(self, run: _Run, patience: int) -> None:
+        from .separation import evenly_spaced
+
+        self.patience = int(patience)
+        self.index = evenly_spaced(run.n_curves)
+        variable = np.concatenate([np.asarray(s.variable, dtype=np.float64) for s in run.stacks])
+        series = np.concatenate([np.full(s.n_curves, i) for i, s in enumerate(run.stacks)])
+        self.variable, self.series = variable[self.index], series[self.index]
+        self.scores: list[float] = []
+        self.best_epoch = 0
+        self.best_score = -math.inf
+        self.best_state: dict[str, Any] | None = None
+        self.since_best = 0
+
+    def score(self, run: _Run) -> float:
+        """Return the separation score of ``run``'s backbone as it stands (eval mode)."""
+        import torch
+
+        from .separation import separation_score
+
+        backbone = run.model.backbone
+        was_training = backbone.training
+        backbone.eval()
+        index = torch.from_numpy(self.index).to(run.curves.device)
+        try:
+            with torch.no_grad():
+                embeddings = torch.cat(
+                    [
+                        backbone(run.curves[index[i : i + 256]]).float().cpu()
+                        for i in range(0, len(index), 256)
+                    ]
+                ).numpy()
+        finally:
+            backbone.train(was_training)
+        return separation_score(embeddings, self.variable, self.series)
+
+    def record(self, run: _Run, epoch: int) -> bool:
+        """Score the weights after ``epoch`` (0: the start); return True when training should stop."""
+        if epoch > 0:
+            _recalibrate(run)
+        value = self.score(run)
+        self.scores.append(value)
+        if len(run.history) >= epoch > 0:
+            run.history[epoch - 1]["separation"] = value
+        if value > self.best_score or self.best_state is None:
+            self.best_score = value if math.isfinite(value) else self.best_score
+            self.best_epoch = epoch
+            self.best_state = {
+                k: v.detach().clone() for k, v in run.model.backbone.state_dict().items()
+            }
+            self.since_best = 0
+            return False
+        self.since_best += 1
+        return self.since_best >= self.patience
+
+    def restore_best(self, run: _Run) -> None:
+        """Put the best epoch's backbone state (with its batch-norm statistics) back in ``run``."""
+        if self.best_state is not None:
+            run.model.backbone.load_state_dict(self.best_state)
+
+
 class _Run:
     """Everything one pretraining run holds: settings, data, generators, model and progress.
 
@@ -249,6 +411,7 @@ def _prepare_run(
     device: str,
     seed: int,
     q_range: Sequence[float] | None = None,
+    init: str = "random",
     rank: int = 0,
     world_size: int = 1,
 ) -> _Run:
@@ -270,11 +433,14 @@ def _prepare_run(
         stacks = [stacks]
     stacks = list(stacks)
     spec = get_method(method)
+    init = str(init).strip().lower()
     if lr is None:
-        lr = 0.15 if spec.lr is None else spec.lr
+        lr = FINETUNE_LR if init == "builtin" else (0.15 if spec.lr is None else spec.lr)
+    if epochs is None:
+        epochs = FINETUNE_MAX_EPOCHS if init == "builtin" else DEFAULT_EPOCHS
     if augmentations is None and spec.augmentations is not None:
         augmentations = spec.augmentations
-    _validate(stacks, method, epochs, batch_size, c, k_augmentations, input_length, lr)
+    _validate(stacks, method, epochs, batch_size, c, k_augmentations, input_length, lr, init)
     total = sum(int(s.n_curves) for s in stacks)
     if total // world_size < 2:
         raise ValueError(
@@ -293,7 +459,10 @@ def _prepare_run(
     augment = make_augmentation(augmentation_names, augment_generator)  # checks the names
 
     window = common_window(stacks)  # one grid for every series: q whenever wavelengths are known
-    if q_range is not None:
+    start = None
+    if init == "builtin":
+        start, window = _builtin_start(window, q_range, input_length)
+    elif q_range is not None:
         window = narrowed_window(window, q_range)
     prepared = np.concatenate([prepare_stack(s, input_length, **window) for s in stacks], axis=0)
     bins = torch.cat([series_bin_labels(s.n_curves, N_BINS) for s in stacks])
@@ -343,6 +512,10 @@ def _prepare_run(
         resumed_from_epoch=None,
         model=None,
         losses=None,
+        init=init,
+        start=start,
+        stopping=None,
+        stopped_by_rule=False,
     )
 
 
@@ -351,6 +524,8 @@ def _build_training(run: _Run) -> None:
     import torch
 
     run.model = _build_model(run.spec, run.moco_weight, run.queue_size, run.seed, run.torch_device)
+    if run.start is not None:
+        _start_from(run.model, run.start, run.torch_device)
     run.model.train()
     parameters = [p for p in run.model.parameters() if p.requires_grad]
     run.optimizer = torch.optim.SGD(
@@ -456,9 +631,13 @@ def _train_epochs(
         if run.stopped_early:
             break
         run.epochs_done = epoch + 1
+        stop = run.stopping is not None and run.stopping.record(run, epoch + 1)
         if after_epoch is not None:
             run.seconds = run.seconds_before + time.perf_counter() - start_time
             after_epoch(run)
+        if stop:
+            run.stopped_by_rule = True
+            break
     run.seconds = run.seconds_before + time.perf_counter() - start_time
 
 
@@ -466,7 +645,7 @@ def pretrain(
     stacks: Sequence[SpectraStack],
     method: str = DEFAULT_METHOD,
     *,
-    epochs: int = DEFAULT_EPOCHS,
+    epochs: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     c: float = DEFAULT_MOCO_WEIGHT,
     k_augmentations: int = 4,
@@ -481,6 +660,7 @@ def pretrain(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = True,
     ignore_phases: Any = None,
+    init: str = "random",
 ) -> Encoder:
     """Return an ``Encoder`` pretrained without labels on every curve of ``stacks`` by ``method``.
 
@@ -499,6 +679,16 @@ def pretrain(
     the lines of these markers and media are replaced by background in every curve before
     training (at each curve's pressure, ``phases.masking``); the encoder records the mask in
     ``config["ignored_phases"]`` and classifiers fitted on it apply the same mask.
+
+    ``init="random"`` (the default here, the paper's recipe) trains from freshly drawn
+    weights for ``epochs`` (default 60). ``init="builtin"`` (the default of ``xrdphase
+    pretrain``, the Encoder dock and ``xrd.pretrain``) fine-tunes the built-in encoder on its
+    q window with lr 0.015 (``lr`` unless given) and a pull of its features toward the frozen
+    built-in ones (``ssl.anchor_loss``), scores each epoch by ``separation.separation_score``
+    on up to 512 of the curves and stops after 4 epochs without a better score, at most
+    ``epochs`` (default 30); the best epoch's weights are returned, the built-in ones when no
+    epoch beat them. Either way ``config["builtin_comparison"]`` says whether the encoder
+    separates these curves better than the built-in one.
     """
     from ._checkpoint import restore_checkpoint, save_checkpoint
     from .phases.masking import resolve_mask, unknown_pressure_note
@@ -523,9 +713,13 @@ def pretrain(
         device=device,
         seed=seed,
         q_range=q_range,
+        init=init,
     )
     with _deterministic(not run.on_cuda):
         _build_training(run)
+        if run.start is not None:
+            run.stopping = _Stopping(run, FINETUNE_PATIENCE)
+            run.stopping.record(run, 0)
         after_epoch = None
         if checkpoint is not None:
             checkpoint = Path(checkpoint)
@@ -536,11 +730,86 @@ def pretrain(
                 save_checkpoint(run, checkpoint)
 
         _train_epochs(run, progress, should_stop, after_epoch)
-        _recalibrate(run)
+        if run.stopping is None:
+            _recalibrate(run)
+        else:
+            if run.stopped_early and run.step > run.epochs_done * run.steps_per_epoch:
+                # a part epoch, stopped by the user: a candidate like a whole one
+                run.stopping.record(run, run.epochs_done + 1)
+            run.stopping.restore_best(run)
     encoder = _encoder_of(run)
     if mask is not None:
         encoder.config["ignored_phases"] = mask.as_dict()
+    if run.stopping is None:
+        comparison = compare_with_builtin(encoder, run.stacks)
+    else:
+        comparison = _comparison(
+            run.stopping.best_score, run.stopping.scores[0], run.stopping.best_epoch
+        )
+    encoder.config["builtin_comparison"] = comparison
     return encoder
+
+
+def _comparison(
+    score: float,
+    builtin_score: float,
+    best_epoch: int | None = None,
+    name: str = "fine-tuned encoder",
+) -> dict[str, Any]:
+    """Return the ``builtin_comparison`` record: both scores, which is better and a sentence."""
+    from .separation import SEPARATION_CURVES, SEPARATION_K
+
+    better = bool(math.isfinite(score) and math.isfinite(builtin_score) and score > builtin_score)
+    scores = f"separation {score:.3f} vs built-in {builtin_score:.3f} on your curves"
+    if best_epoch == 0:
+        message = (
+            f"no epoch separated your curves better than the built-in encoder ({scores}): the "
+            "model written holds the built-in weights; use the built-in encoder"
+        )
+    elif better:
+        message = f"{name}: {scores}"
+    else:
+        message = f"{name}: {scores}; use the built-in encoder"
+    return {
+        "measure": (
+            f"separation_score: k-NN ({SEPARATION_K}) agreement of the external variable with "
+            f"neighbours in other series, on up to {SEPARATION_CURVES} curves (1 − d_knn / d_random)"
+        ),
+        "separation": None if not math.isfinite(score) else float(score),
+        "builtin_separation": None if not math.isfinite(builtin_score) else float(builtin_score),
+        "better_than_builtin": better,
+        "message": message,
+    }
+
+
+def compare_with_builtin(encoder: Encoder, stacks: Sequence[SpectraStack]) -> dict[str, Any]:
+    """Return ``encoder``'s separation score on ``stacks`` against the built-in encoder's.
+
+    Each reads the curves on its own window; the same evenly spaced curves are scored
+    (``separation.separation_score``). When the built-in encoder cannot read the series the
+    record says so (``better_than_builtin`` None).
+    """
+    from .encoder import Encoder
+    from .separation import evenly_spaced, separation_score
+
+    variable = np.concatenate([np.asarray(s.variable, dtype=np.float64) for s in stacks])
+    series = np.concatenate([np.full(s.n_curves, i) for i, s in enumerate(stacks)])
+    index = evenly_spaced(len(variable))
+    scores = []
+    for candidate in (encoder, Encoder.builtin()):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                embeddings = np.concatenate([candidate.embed(s) for s in stacks])
+        except ValueError as exc:
+            return {
+                "separation": None,
+                "builtin_separation": None,
+                "better_than_builtin": None,
+                "message": f"not compared with the built-in encoder: {exc}",
+            }
+        scores.append(separation_score(embeddings[index], variable[index], series[index]))
+    return _comparison(scores[0], scores[1], name="pretrained encoder")
 
 
 def recalibrate_batch_norms(
@@ -661,6 +930,7 @@ def _encoder_of(run: _Run) -> Encoder:
         "stopped_early": run.stopped_early,
         "batch_norm_statistics": f"recomputed on one augmented view of each of the {run.n_curves} training curves",
     }
+    training["initial_weights"] = run.init
     if run.resumed_from_epoch is not None:
         training["resumed_from_epoch"] = run.resumed_from_epoch
     if run.world_size > 1:
@@ -679,10 +949,43 @@ def _encoder_of(run: _Run) -> Encoder:
         },
         "version": __version__,
     }
+    if run.start is not None:
+        config["fine_tuning"] = _fine_tuning_record(run)
     check = _check_run(run, config)
     if check is not None:
         config["training_check"] = check.to_dict()
     return Encoder(backbone, config)
+
+
+def _fine_tuning_record(run: _Run) -> dict[str, Any]:
+    """Return what a fine-tuning of the built-in encoder did, for the model config."""
+    from .separation import SEPARATION_CURVES, SEPARATION_K
+
+    stopping = run.stopping
+    record: dict[str, Any] = {
+        "from": "the built-in encoder (models_data/builtin_encoder.safetensors)",
+        "builtin_window": run.start["window"],
+        "window_note": run.start["window_note"],
+        "lr": float(run.lr),
+        "anti_forgetting": (
+            "ssl.anchor_loss: ‖f − f₀‖² / ‖f₀‖² between the backbone's features and the frozen "
+            "built-in encoder's features of the same augmented views, both in train mode"
+        ),
+        "anchor_weight": FINETUNE_ANCHOR_WEIGHT,
+    }
+    if stopping is not None:
+        scores = [None if not math.isfinite(v) else float(v) for v in stopping.scores]
+        record["stopping_rule"] = (
+            f"separation_score (k = {SEPARATION_K}) on {len(stopping.index)} of the "
+            f"{run.n_curves} curves (at most {SEPARATION_CURVES}, evenly spaced) after every "
+            f"epoch, batch norms recomputed; stop after {stopping.patience} epochs without a "
+            f"better score, at most {run.epochs} epochs; keep the best epoch (0: the built-in "
+            "encoder as shipped)"
+        )
+        record["separation_per_epoch"] = scores  # index 0: the built-in encoder
+        record["chosen_epoch"] = stopping.best_epoch
+        record["stopped_by_rule"] = bool(run.stopped_by_rule)
+    return record
 
 
 def _check_run(run: _Run, config: dict[str, Any]) -> Any:

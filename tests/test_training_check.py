@@ -250,7 +250,7 @@ def test_pretraining_on_noise_warns_on_the_command_line_in_the_file_and_on_loadi
     from napari_xrdphase.encoder import METADATA_KEY, Encoder
 
     model = tmp_path / "noise.safetensors"
-    argv = ["pretrain", str(noise_file), "--out", str(model), "--epochs", "3", "--batch-size", "8",
+    argv = ["pretrain", str(noise_file), "--init", "random", "--out", str(model), "--epochs", "3", "--batch-size", "8",
             "--device", "cpu"]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err

@@ -21,8 +21,10 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButto
 from ..defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
+    DEFAULT_INIT,
     DEFAULT_METHOD,
     DEFAULT_MOCO_WEIGHT,
+    FINETUNE_MAX_EPOCHS,
     METHOD_NAMES,
 )
 from ._plot import Confirm, ask_save_path, ask_yes_no, export_file
@@ -124,7 +126,15 @@ class EncoderDock(Container):
         )
         file_row.margins = (0, 0, 0, 0)
         self.method = ComboBox(label="Method", choices=METHOD_NAMES, value=DEFAULT_METHOD)
-        self.epochs = SpinBox(label="Epochs", value=DEFAULT_EPOCHS, min=1, max=100_000)
+        # builtin: fine-tune the built-in encoder (Epochs is then a cap; the stopping rule ends
+        # it earlier); random: from scratch, as in the paper
+        self.init = ComboBox(label="Start from", choices=("builtin", "random"), value=DEFAULT_INIT)
+        self.epochs = SpinBox(
+            label="Epochs",
+            value=FINETUNE_MAX_EPOCHS if DEFAULT_INIT == "builtin" else DEFAULT_EPOCHS,
+            min=1,
+            max=100_000,
+        )
         self.c = FloatSpinBox(
             label="MoCo weight c", value=DEFAULT_MOCO_WEIGHT, min=0.0, max=1000.0, step=0.01
         )
@@ -146,6 +156,7 @@ class EncoderDock(Container):
                 self.source_label,
                 file_row,
                 self.method,
+                self.init,
                 self.epochs,
                 self.c,
                 self.batch_size,
@@ -165,6 +176,7 @@ class EncoderDock(Container):
         self.pretrain_button.clicked.connect(self.start_pretraining)
         self.cancel_button.clicked.connect(self.cancel)
         self.method.changed.connect(self._update_c_enabled)
+        self.init.changed.connect(self._update_epochs_default)
         self.device.changed.connect(self._update_device_label)
         self._session.events.encoder_changed.connect(self._update_source_label)
         # closing the viewer (or removing the dock) must not leave training running
@@ -230,12 +242,17 @@ class EncoderDock(Container):
         """Return the dock's pretraining settings as keyword arguments of ``session.pretrain``."""
         return {
             "method": self.method.value,
+            "init": self.init.value,
             "epochs": int(self.epochs.value),
             "batch_size": int(self.batch_size.value),
             "c": float(self.c.value),
             "seed": int(self.seed.value),
             "device": self.device.value,
         }
+
+    def _update_epochs_default(self, *_: Any) -> None:
+        # the cap of a fine-tuning, or the full length of a run from scratch
+        self.epochs.value = FINETUNE_MAX_EPOCHS if self.init.value == "builtin" else DEFAULT_EPOCHS
 
     def _update_c_enabled(self, *_: Any) -> None:
         # only SpecRRMoco weighs MoCo by c; the others fix it (0 or MoCo alone)
@@ -362,6 +379,11 @@ class EncoderDock(Container):
 
     def _report_check(self, encoder: Encoder) -> None:
         """Add the end-of-training check to the info text; a warning notification if it found something."""
+        comparison = encoder.config.get("builtin_comparison")
+        if comparison:
+            self.loss_label.value += (
+                f"\ncompared with the built-in encoder: {comparison['message']}"
+            )
         check = encoder.training_check
         if check is None:
             return

@@ -30,7 +30,6 @@ from .._files import check_output_path
 from .._layer_data import LIVE_PATH_KEY, METADATA_KEY, SOURCE_PATH_KEY, stack_to_layer_data
 from ..defaults import (
     DEFAULT_BATCH_SIZE,
-    DEFAULT_EPOCHS,
     DEFAULT_METHOD,
     DEFAULT_MOCO_WEIGHT,
     PROBE_STRAIN,
@@ -481,7 +480,7 @@ class XRDSession:
     def pretrain(
         self,
         method: str = DEFAULT_METHOD,
-        epochs: int = DEFAULT_EPOCHS,
+        epochs: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         c: float = DEFAULT_MOCO_WEIGHT,
         seed: int = 0,
@@ -489,12 +488,15 @@ class XRDSession:
         progress: Callable[[dict], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         notify: bool = True,
+        init: str = "builtin",
     ) -> Encoder:
         """Pretrain an encoder without labels on every loaded series, use it and return it.
 
         The encoder's end-of-training check (``training_check``) is shown as a warning
         notification when it found something, unless ``notify`` is False (the Encoder dock
-        shows it itself).
+        shows it itself). ``init`` "builtin" fine-tunes the built-in encoder (``epochs`` a cap,
+        default 30, the stopping rule ends it earlier), "random" trains from scratch (default
+        60 epochs); ``training.pretrain``.
         """
         from ..training import pretrain
 
@@ -503,14 +505,21 @@ class XRDSession:
             raise StackError("no diffraction series is open; open one before pretraining")
         encoder = pretrain(
             stacks, method=method, epochs=epochs, batch_size=batch_size, c=c, seed=seed,
-            device=device, progress=progress, should_stop=should_stop,
+            device=device, progress=progress, should_stop=should_stop, init=init,
         )  # fmt: skip
-        stopped = encoder.config.get("training", {}).get("stopped_early")
-        source = f"pretrained ({method}, {epochs} epochs{', stopped early' if stopped else ''})"
+        training = encoder.config.get("training", {})
+        stopped = training.get("stopped_early")
+        chosen = encoder.config.get("fine_tuning", {}).get("chosen_epoch")
+        length = f"{training.get('epochs')} epochs" if chosen is None else f"epoch {chosen} kept"
+        start = "fine-tuned from the built-in encoder" if chosen is not None else "pretrained"
+        source = f"{start} ({method}, {length}{', stopped early' if stopped else ''})"
         self.set_encoder(encoder, source)
         check = encoder.training_check
         if notify and check is not None and check.findings:
             _notify_warning(check.warning())
+        comparison = encoder.config.get("builtin_comparison") or {}
+        if notify and comparison.get("better_than_builtin") is False:
+            _notify_warning(comparison["message"])
         return encoder
 
     @property

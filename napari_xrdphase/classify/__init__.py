@@ -6,11 +6,13 @@
 - ``classifier_file``: its file format;
 - ``whitening``: strain whitening of the features;
 - ``labels``: label checks and class order;
-- ``novelty``: how unlike every labelled curve a curve is.
+- ``novelty``: how unlike every labelled curve a curve is;
+- ``compare``: two encoders' cross-validated scores on the same labels.
 """
 
 from ..defaults import PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
 from .classifier import Classifier, ClassifierError, Embedder, FitSummary, LabelError
+from .compare import compare_encoders, describe_comparison
 from .fitting import DEFAULT_SOLVER, LBFGS_C_GRID, SOLVERS, fit_classifier, probe_strains
 from .labels import STANDARD_CLASS_ORDER, check_labels, labelled_phase_order, order_classes
 from .novelty import NOVEL_SHARE_WARNING, NOVELTY_THRESHOLD, novel_share
@@ -31,6 +33,8 @@ __all__ = [
     "FitSummary",
     "LabelError",
     "check_labels",
+    "compare_encoders",
+    "describe_comparison",
     "fit_classifier",
     "labelled_phase_order",
     "novel_share",
