@@ -100,6 +100,7 @@ def pretrain_distributed(
         _build_training,
         _deterministic,
         _encoder_of,
+        _masked,
         _prepare_run,
         _recalibrate,
         _run_settings,
@@ -114,6 +115,7 @@ def pretrain_distributed(
         )
     if not dist.is_initialized():
         raise RuntimeError("initialise torch.distributed first (launch with torchrun)")
+    stacks, mask = _masked(stacks, settings.pop("ignore_phases"))
     run = _prepare_run(
         stacks,
         method,
@@ -140,7 +142,10 @@ def pretrain_distributed(
                 run.model.moco.gather_keys = None
         _recalibrate(run)  # each process on its own augmented views; averaged next
         _synchronise_buffers(run.model)
-    return _encoder_of(run)
+    encoder = _encoder_of(run)
+    if mask is not None:
+        encoder.config["ignored_phases"] = mask.as_dict()
+    return encoder
 
 
 def _init_process_group(device: str) -> str:

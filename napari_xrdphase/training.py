@@ -378,6 +378,19 @@ class _Run:
 _NOT_RUN_SETTINGS = ("progress", "should_stop", "checkpoint", "resume")
 
 
+def _masked(stacks: Sequence[SpectraStack], ignore_phases: Any) -> tuple[list, Any]:
+    """Return the stacks with the lines of ``ignore_phases`` removed, and the mask (None: none)."""
+    from .phases.masking import resolve_mask, unknown_pressure_note
+
+    mask = resolve_mask(ignore_phases or ())
+    if mask is None:
+        return list(stacks), None
+    results = [mask.apply(stack) for stack in stacks]
+    for note in filter(None, map(unknown_pressure_note, results)):
+        warnings.warn(note, UserWarning, stacklevel=3)
+    return [r.stack for r in results], mask
+
+
 def _run_settings(**settings: Any) -> dict[str, Any]:
     """Return ``pretrain``'s run settings (epochs, batch size, …) at its defaults, updated by ``settings``.
 
@@ -691,15 +704,8 @@ def pretrain(
     separates these curves better than the built-in one.
     """
     from ._checkpoint import restore_checkpoint, save_checkpoint
-    from .phases.masking import resolve_mask, unknown_pressure_note
 
-    mask = resolve_mask(ignore_phases or ())
-    if mask is not None:
-        results = [mask.apply(stack) for stack in stacks]
-        stacks = [r.stack for r in results]
-        for note in filter(None, map(unknown_pressure_note, results)):
-            warnings.warn(note, UserWarning, stacklevel=2)
-
+    stacks, mask = _masked(stacks, ignore_phases)
     run = _prepare_run(
         stacks,
         method,
