@@ -6,10 +6,12 @@
 - ``classifier_file``: its file format;
 - ``whitening``: strain whitening of the features;
 - ``labels``: label checks and class order;
-- ``novelty``: how unlike every labelled curve a curve is.
+- ``novelty``: how unlike every labelled curve a curve is;
+- ``cache``: ``FeatureCache``, embeddings computed once per series for quick refits.
 """
 
 from ..defaults import PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
+from .cache import FeatureCache
 from .classifier import Classifier, ClassifierError, Embedder, FitSummary, LabelError
 from .fitting import DEFAULT_SOLVER, LBFGS_C_GRID, SOLVERS, fit_classifier, probe_strains
 from .labels import STANDARD_CLASS_ORDER, check_labels, labelled_phase_order, order_classes
@@ -28,6 +30,7 @@ __all__ = [
     "Classifier",
     "ClassifierError",
     "Embedder",
+    "FeatureCache",
     "FitSummary",
     "LabelError",
     "check_labels",

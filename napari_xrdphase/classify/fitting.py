@@ -65,6 +65,7 @@ import torch.nn.functional as F
 
 from ..defaults import MAX_PROBE_STRAIN, PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
 from ..stack import SpectraStack, StackError
+from .cache import FeatureCache
 from .classifier import (
     Classifier,
     ClassifierError,
@@ -155,6 +156,7 @@ def fit_classifier(
     n_strained: int = PROBE_STRAIN_STEPS,
     whitening_strain: float = PROBE_WHITENING_STRAIN,
     progress: Callable[[int, int], object] | None = None,
+    cache: FeatureCache | None = None,
 ) -> Classifier:
     """Return a linear classifier trained on the embeddings of the labelled curves.
 
@@ -184,7 +186,13 @@ def fit_classifier(
     curves whose copies were all held out. ``lr``, ``patience``, ``max_epochs`` and
     ``weight_decay`` apply to ``sgd``; ``progress(done, total)`` is called after each epoch
     (``sgd``) or each regularisation strength (``lbfgs``).
+
+    ``cache``: a ``FeatureCache`` of this encoder; the curves' embeddings, their strained
+    copies and the whitening then come from it (computed there once), so that a refit after a
+    new label embeds only that curve's strained copies.
     """
+    if cache is not None and cache.encoder is not encoder:
+        raise ValueError("the feature cache holds another encoder's embeddings")
     if not callable(getattr(encoder, "embed", None)):
         raise TypeError(f"encoder must have an embed method, got {type(encoder).__name__}")
     if solver not in SOLVERS:
@@ -198,9 +206,12 @@ def fit_classifier(
     classes = order_classes({name for _, _, names in labelled for name in names})
     code_of = {name: k for k, name in enumerate(classes)}
     codes = np.array([code_of[name] for _, _, names in labelled for name in names], dtype=np.int64)
-    embeddings, curve_of_row = _labelled_embeddings(encoder, labelled, strains)
+    embeddings, curve_of_row = _labelled_embeddings(encoder, labelled, strains, cache)
     reference = embeddings[: codes.size].copy()  # the labelled curves themselves, for novelty
-    whitening, whitening_note = _strain_whitening(encoder, stacks, whitening_strain)
+    if cache is not None:
+        whitening, whitening_note = cache.whitening(stacks, whitening_strain)
+    else:
+        whitening, whitening_note = _strain_whitening(encoder, stacks, whitening_strain)
     if whitening is not None:
         embeddings = whitening.apply(embeddings)
     row_codes = codes[curve_of_row]
@@ -293,9 +304,16 @@ def _labelled_embeddings(
     encoder: Embedder,
     labelled: Sequence[tuple[SpectraStack, np.ndarray, list[str]]],
     strains: np.ndarray,
+    cache: FeatureCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (embeddings, labelled curve of each row): the curves in order, then once per strain."""
-    per_stack = [_embed_rows(encoder, stack, rows, strains) for stack, rows, _ in labelled]
+    if cache is None:
+        per_stack = [_embed_rows(encoder, stack, rows, strains) for stack, rows, _ in labelled]
+    else:
+        per_stack = [
+            [cache.rows(stack, rows), *(cache.strained(stack, rows, s) for s in strains)]
+            for stack, rows, _ in labelled
+        ]
     if len({block.shape[1] for blocks in per_stack for block in blocks}) != 1:
         raise ClassifierError(
             "the encoder returned embeddings of different lengths "
