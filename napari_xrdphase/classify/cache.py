@@ -58,6 +58,13 @@ class FeatureCache:
         for whitening in [k for k in self._whitening if key in k[0]]:
             del self._whitening[whitening]
 
+    def keep_only(self, stacks: Sequence[SpectraStack]) -> None:
+        """Forget every series but ``stacks`` (those closed, or replaced by a grown copy)."""
+        keep = {id(s) for s in stacks}
+        with self._lock:
+            for key in [k for k in self._full if k not in keep]:
+                self._forget(key)
+
     def embeddings(self, stack: SpectraStack) -> np.ndarray:
         """Return the embeddings of every curve of ``stack`` (computed on the first call)."""
         with self._lock:
