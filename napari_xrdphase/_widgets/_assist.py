@@ -146,7 +146,7 @@ class LabellingAssist:
         if old is None and not shown:
             return
         dots_x, size = self._point_geometry(layer)
-        x = dots_x - 1.3 * size
+        x = dots_x - 1.5 * size
         coords = np.array(
             [[self._row_to_world(layer, s.index), x] for _, s in shown], dtype=float
         ).reshape(-1, 2)
@@ -161,10 +161,10 @@ class LabellingAssist:
             face_color=SUGGESTED_COLOR,
             border_color="black",
             border_width=0.1,
-            size=size,
+            size=1.6 * size,  # napari's star fills less of its size than a disc
             text={
                 "string": "{rank}", "color": SUGGESTED_COLOR, "size": 11, "anchor": "center",
-                "translation": [0.0, -1.0 * size],
+                "translation": [0.0, -1.1 * size],
             },
             metadata={METADATA_KEY: {"role": ROLE_SUGGESTED, "series": stack.name}},
         )  # fmt: skip

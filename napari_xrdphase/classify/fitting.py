@@ -53,10 +53,11 @@ check, 6 simpler simulated series with a random-projection encoder, agreed: lbfg
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,32 +232,13 @@ def fit_classifier(
         )
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
-    if solver == "lbfgs":
-        fit, mean, scale, validation = _fit_lbfgs_cross_validated(
-            embeddings, curve_of_row, codes, len(classes), val_fraction, seed, class_balanced,
-            progress,
+    with _one_thread_if_small(embeddings.size):
+        fit, mean, scale, validation = _solve(
+            solver, embeddings, curve_of_row, codes, classes, row_codes, train, val,
+            val_fraction=val_fraction, seed=seed, class_balanced=class_balanced,
+            patience=patience, max_epochs=max_epochs, lr=lr, weight_decay=weight_decay,
+            progress=progress,
         )  # fmt: skip
-    else:
-        train_rows = np.flatnonzero(np.isin(curve_of_row, train))
-        mean, scale = _standardisation(embeddings[train_rows])
-        x = torch.from_numpy((embeddings - mean) / scale)
-        y = torch.from_numpy(row_codes)
-        class_weight = torch.from_numpy(
-            _class_weights(row_codes[train_rows], len(classes), class_balanced)
-        )
-        train_t, val_t = torch.from_numpy(train_rows), torch.from_numpy(val)  # val: unstrained
-        fit = _fit_sgd(
-            x[train_t], y[train_t], x[val_t], y[val_t], class_weight,
-            seed=seed, patience=patience, max_epochs=max_epochs, lr=lr,
-            weight_decay=weight_decay, progress=progress,
-        )  # fmt: skip
-        val_accuracy = val_loss = None
-        if val.size:
-            with torch.no_grad():
-                logits = x[val_t] @ fit.weight.T + fit.bias
-                val_loss = float(F.cross_entropy(logits, y[val_t], weight=class_weight))
-                val_accuracy = float((logits.argmax(dim=1) == y[val_t]).double().mean())
-        validation = (int(train.size), int(val.size), val_accuracy, val_loss)
     summary = FitSummary(
         solver=solver,
         classes=classes,
@@ -283,6 +265,62 @@ def fit_classifier(
         encoder, classes, weight, bias, mean, scale, summary=summary, phase_order=phase_order,
         reference=reference,
     )  # fmt: skip
+
+
+# fits smaller than this (rows × features) run torch on one thread: a pool of threads only
+# slows such tiny solves, many times over when the cores are busy (benchmarks/live_refit.py)
+ONE_THREAD_FIT_SIZE = 1_000_000
+
+
+@contextlib.contextmanager
+def _one_thread_if_small(size: int) -> Iterator[None]:
+    """Run the block with torch on one thread when ``size`` is small, then restore the count.
+
+    With torch's OpenMP backend the thread count belongs to the calling thread, so a fit in a
+    worker thread leaves other threads' embedding alone.
+    """
+    before = torch.get_num_threads()
+    if size > ONE_THREAD_FIT_SIZE or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _solve(
+    solver, embeddings, curve_of_row, codes, classes, row_codes, train, val, *, val_fraction,
+    seed, class_balanced, patience, max_epochs, lr, weight_decay, progress,
+):  # fmt: skip
+    """Return (fit, mean, scale, (n_train, n_validation, accuracy, loss)) of ``solver``."""
+    if solver == "lbfgs":
+        return _fit_lbfgs_cross_validated(
+            embeddings, curve_of_row, codes, len(classes), val_fraction, seed, class_balanced,
+            progress,
+        )  # fmt: skip
+    train_rows = np.flatnonzero(np.isin(curve_of_row, train))
+    mean, scale = _standardisation(embeddings[train_rows])
+    x = torch.from_numpy((embeddings - mean) / scale)
+    y = torch.from_numpy(row_codes)
+    class_weight = torch.from_numpy(
+        _class_weights(row_codes[train_rows], len(classes), class_balanced)
+    )
+    train_t, val_t = torch.from_numpy(train_rows), torch.from_numpy(val)  # val: unstrained
+    fit = _fit_sgd(
+        x[train_t], y[train_t], x[val_t], y[val_t], class_weight,
+        seed=seed, patience=patience, max_epochs=max_epochs, lr=lr,
+        weight_decay=weight_decay, progress=progress,
+    )  # fmt: skip
+    val_accuracy = val_loss = None
+    if val.size:
+        with torch.no_grad():
+            logits = x[val_t] @ fit.weight.T + fit.bias
+            val_loss = float(F.cross_entropy(logits, y[val_t], weight=class_weight))
+            val_accuracy = float((logits.argmax(dim=1) == y[val_t]).double().mean())
+    validation = (int(train.size), int(val.size), val_accuracy, val_loss)
+    return fit, mean, scale, validation
 
 
 def probe_strains(strain: float, n_strained: int) -> np.ndarray:
