@@ -182,7 +182,7 @@ def test_classify_dock_runs_in_a_worker_and_exports(viewer, series, qtbot, tmp_p
         header = next(csv.reader(fh))
     assert header == [
         "dataset", "index", "source", "pressure", "label", "skipped",
-        "p_before", "p_during", "p_after",
+        "p_before", "p_during", "p_after", "novelty",
     ]  # fmt: skip
     dock.export_boundaries(tmp_path / "b.csv")
     assert (tmp_path / "b.csv").read_text().startswith("dataset,from_label,to_label,value")

@@ -113,10 +113,10 @@ def test_exports_use_the_command_line_formats(session, tmp_path):
         rows = list(csv.reader(fh))
     assert rows[0] == [
         "dataset", "index", "source", "pressure", "label", "skipped",
-        "p_before", "p_during", "p_after",
+        "p_before", "p_during", "p_after", "novelty",
     ]  # fmt: skip
     assert len(rows) == 37 and rows[1][:3] == ["Fe36", "0", "Fe36[0]"]
-    assert sum(float(p) for p in rows[5][6:]) == pytest.approx(1.0, abs=1e-5)
+    assert sum(float(p) for p in rows[5][6:9]) == pytest.approx(1.0, abs=1e-5)
     boundaries = session.export_boundaries(tmp_path / "boundaries.csv")
     with open(boundaries, newline="") as fh:
         table = list(csv.DictReader(fh))
@@ -261,13 +261,16 @@ def test_status_bar_names_the_curve_its_pressure_and_the_axis_position(session, 
     session.apply_ground_truth(TRUTH_ROWS)
     session.classify()
     predicted, proba = session.predictions["Fe36"]
+    novelty = session.novelty["Fe36"]
     status = status_at(session, 30, 400)["coordinates"]
-    assert status.endswith(f" · predicted {predicted[30]} (p {proba[30].max():.2f})")
+    assert status.endswith(
+        f" · predicted {predicted[30]} (p {proba[30].max():.2f}) · novelty {novelty[30]:.2f}"
+    )
     # over the phase strip (right of the image): the curve and its phase, no axis position
     beside = status_at(session, 29, 880)["coordinates"]
     assert beside == (
         f"curve 29 · pressure {stack.variable[29]:.4g} GPa · predicted {predicted[29]} "
-        f"(p {proba[29].max():.2f})"
+        f"(p {proba[29].max():.2f}) · novelty {novelty[29]:.2f}"
     )
     assert "2θ" not in beside
     assert "curve" not in str(status_at(session, 40, 400))  # below the last curve: napari's own
@@ -289,7 +292,7 @@ def test_phase_names_stand_on_the_phase_strip_and_titles_above_the_strips(sessio
         assert predicted[row] == name  # on a curve of that phase
         assert strip_left < x < strip_right
     titles = viewer.layers["Fe36 strip titles"]
-    assert titles.features["text"].tolist() == ["phase", "confidence"]
+    assert titles.features["text"].tolist() == ["phase", "confidence", "novelty"]
     image_top = layer.translate[0] - 0.5 * layer.scale[0]
     assert all(y < image_top for y in titles.data[:, 0])
     confidence = viewer.layers["Fe36 confidence"]

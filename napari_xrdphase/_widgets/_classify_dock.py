@@ -37,6 +37,17 @@ class ClassifyDock(Container):
             "labelled curves as labelled. Untick to classify each curve on its own."
         )
         self.classify_button = PushButton(text="Classify")
+        self.live = CheckBox(text="live: refit on every label change", value=False)
+        self.live.tooltip = (
+            "Refit the classifier and redraw the strips and boundaries each time a label is "
+            "added, moved or removed (in the background; embeddings are computed once)."
+        )
+        self.propose_button = PushButton(text="Propose phases")
+        self.propose_button.tooltip = (
+            "Without labels: cut each series where its curves change and name the segments "
+            "S1, S2, ... (rename and merge them with xrd.rename_segment / xrd.merge_segments, "
+            "then xrd.segments_to_labels() labels a few curves of each)."
+        )
         self.summary = TextEdit(label="result", value="not classified yet")
         self.summary.read_only = True
         self.summary.min_height = 160
@@ -53,12 +64,20 @@ class ClassifyDock(Container):
                 self.seed,
                 self.ordered,
                 self.classify_button,
+                self.live,
+                self.propose_button,
                 self.summary,
                 exports,
             ]
         )
 
         self.classify_button.clicked.connect(self.start_classification)
+        self.propose_button.clicked.connect(self.start_proposal)
+        self.live_worker = None
+        self._live_pending = False  # a label changed while a live refit ran: one more refit
+        self._fitted_labels: dict | None = None  # the labels the last live refit used
+        self.live.changed.connect(lambda on: on and self._on_labels_changed())
+        self.session.events.labels_changed.connect(self._on_labels_changed)
         self.export_predictions_button.clicked.connect(lambda: self._ask_export("predictions"))
         self.export_boundaries_button.clicked.connect(lambda: self._ask_export("boundaries"))
         self.session.events.classified.connect(self.refresh)
@@ -108,6 +127,82 @@ class ClassifyDock(Container):
         worker.errored.connect(on_errored)
         worker.finished.connect(on_finished)
         self.worker = worker
+        worker.start()
+        return worker
+
+    # --- live refits --------------------------------------------------------------------------
+    def _on_labels_changed(self) -> None:
+        """Refit when live and the labels really changed (a number key only changes the class)."""
+        if not self.live.value:
+            return
+        labels = self.session.labels
+        if labels == self._fitted_labels:
+            return
+        if len({c for rows in labels.values() for c in rows.values()}) < 2:
+            return  # nothing to fit yet: no notification while the user labels the first class
+        self.start_live_refit()
+
+    def start_live_refit(self):
+        """Refit in a worker thread; while one runs, schedule exactly one more; return the worker."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        if self.live_worker is not None:
+            self._live_pending = True
+            return self.live_worker
+        _ = self.session.encoder  # loads the built-in one (or warns) in the GUI thread
+        labels = self.session.labels
+        worker = create_worker(
+            self.session.compute_classification, seed=self.seed.value, ordered=self.ordered.value
+        )
+
+        def on_returned(result: Any) -> None:
+            with report_errors("Live classify"):
+                self.session.apply_classification(result)
+                self._fitted_labels = labels
+
+        def on_errored(exc: Exception) -> None:
+            self._fitted_labels = labels  # the same labels would fail again
+            show_error(f"Live classify: {exc}")
+
+        def on_finished() -> None:
+            self.live_worker = None
+            if self._live_pending:
+                self._live_pending = False
+                self._on_labels_changed()
+
+        worker.returned.connect(on_returned)
+        worker.errored.connect(on_errored)
+        worker.finished.connect(on_finished)
+        self.live_worker = worker
+        worker.start()
+        return worker
+
+    # --- phases without labels ------------------------------------------------------------------
+    def propose_phases(self) -> None:
+        """Propose phases now, in the GUI thread (errors become notifications)."""
+        with report_errors("Propose phases"):
+            self.session.propose_phases()
+
+    def start_proposal(self):
+        """Propose phases in a worker thread; return the worker (the strips update when it returns)."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        _ = self.session.encoder
+        self.propose_button.enabled = False
+        worker = create_worker(self.session.compute_segments)
+
+        def on_returned(found: Any) -> None:
+            with report_errors("Propose phases"):
+                self.session.apply_segments(found)
+
+        def on_finished() -> None:
+            self.propose_button.enabled = True
+
+        worker.returned.connect(on_returned)
+        worker.errored.connect(lambda exc: show_error(f"Propose phases: {exc}"))
+        worker.finished.connect(on_finished)
         worker.start()
         return worker
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton, SpinBox
 
 from ._plot import Confirm, ask_save_path, ask_yes_no, export_file, report_errors
 from ._session import get_session
@@ -17,8 +17,11 @@ N_CLASS_KEYS = 9
 HELP = (
     "Keys 1–9 choose the class. Click a curve (row) of the image to label it; "
     "Alt+click removes its label. Drag to pan as usual. Label a few curves of every "
-    "phase, spread over its pressure range, not only the clearest ones."
+    "phase, spread over its pressure range, not only the clearest ones. Suggest marks the "
+    "curves worth labelling next (yellow stars, numbered); N (or Next suggestion) centres "
+    "the view on the next one."
 )
+NEXT_SUGGESTION_KEY = "n"
 
 
 class LabelsDock(Container):
@@ -45,6 +48,9 @@ class LabelsDock(Container):
         self.counts = Label(label="labelled", value="")
         self.help = Label(value=HELP)
         self.help.native.setWordWrap(True)
+        self.suggest_button = PushButton(text="Suggest curves to label")
+        self.suggest_n = SpinBox(value=5, min=1, max=100, tooltip="how many curves to suggest")
+        self.next_button = PushButton(text="Next suggestion")
         self.clear_button = PushButton(text="Clear labels of this series")
         self.import_button = PushButton(text="Import labels…")
         self.export_button = PushButton(text="Export labels…")
@@ -55,18 +61,25 @@ class LabelsDock(Container):
         file_buttons = Container(
             layout="horizontal", labels=False, widgets=[self.import_button, self.export_button]
         )
-        for box in (class_buttons, file_buttons):
+        suggest_buttons = Container(
+            layout="horizontal", labels=False,
+            widgets=[self.suggest_button, self.suggest_n, self.next_button],
+        )  # fmt: skip
+        for box in (class_buttons, file_buttons, suggest_buttons):
             box.margins = (0, 0, 0, 0)
         self.extend(
             [self.current_class, self.class_name, class_buttons, self.click_labels, self.counts,
-             self.help, self.clear_button, file_buttons]
+             self.help, suggest_buttons, self.clear_button, file_buttons]
         )  # fmt: skip
+        self.suggest_worker = None
 
         self.current_class.changed.connect(self._on_class_chosen)
         self.add_button.clicked.connect(self.add_class)
         self.rename_button.clicked.connect(self.rename_class)
         self.remove_button.clicked.connect(self.remove_class)
         self.clear_button.clicked.connect(self.clear_labels)
+        self.suggest_button.clicked.connect(self.start_suggestion)
+        self.next_button.clicked.connect(self.next_suggestion)
         self.import_button.clicked.connect(self._ask_import)
         self.export_button.clicked.connect(self._ask_export)
         self.session.events.labels_changed.connect(self.refresh)
@@ -134,6 +147,9 @@ class LabelsDock(Container):
                 continue
             for number in range(1, N_CLASS_KEYS + 1):
                 layer.bind_key(str(number), self._key_handler(number), overwrite=True)
+            layer.bind_key(
+                NEXT_SUGGESTION_KEY, lambda _layer: self.next_suggestion(), overwrite=True
+            )
             self._bound_layers.add(id(layer))
 
     def _key_handler(self, number: int):
@@ -173,6 +189,49 @@ class LabelsDock(Container):
             self._bind_keys()
             return row
         return None
+
+    # --- suggestions ----------------------------------------------------------------------------
+    def suggest(self) -> None:
+        """Suggest curves now, in the GUI thread, and centre on the first (errors: notifications)."""
+        with report_errors("Suggest"):
+            self.session.suggest(n=self.suggest_n.value)
+            self.next_suggestion()
+
+    def start_suggestion(self):
+        """Suggest curves in a worker thread; return the worker (the stars appear when it returns)."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        if self.suggest_worker is not None:
+            return self.suggest_worker
+        _ = self.session.encoder  # loads the built-in one (or warns) in the GUI thread
+        self.suggest_button.enabled = False
+        worker = create_worker(self.session.compute_suggestions, n=self.suggest_n.value)
+
+        def on_returned(found: Any) -> None:
+            with report_errors("Suggest"):
+                self.session.apply_suggestions(found)
+                self.next_suggestion()
+
+        def on_finished() -> None:
+            self.suggest_worker = None
+            self.suggest_button.enabled = True
+
+        worker.returned.connect(on_returned)
+        worker.errored.connect(lambda exc: show_error(f"Suggest: {exc}"))
+        worker.finished.connect(on_finished)
+        self.suggest_worker = worker
+        worker.start()
+        return worker
+
+    def next_suggestion(self) -> None:
+        """Centre the view on the next suggested curve not labelled yet."""
+        from napari.utils.notifications import show_info
+
+        with report_errors("Next suggestion"):
+            if self.session.next_suggestion() is None:
+                show_info("no suggested curve left to label: Suggest proposes more")
+            self._bind_keys()
 
     # --- files ----------------------------------------------------------------------------------
     def confirm(self, message: str) -> bool:

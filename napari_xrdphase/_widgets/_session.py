@@ -37,6 +37,7 @@ from ..defaults import (
 )
 from ..results import describe_series
 from ..stack import AXIS_LABELS, SpectraStack, StackError
+from ._assist import LabellingAssist
 
 if TYPE_CHECKING:
     import napari
@@ -70,6 +71,8 @@ ROLE_LABELS, ROLE_PHASE, ROLE_CONFIDENCE, ROLE_BOUNDARIES, ROLE_LEGEND, ROLE_TIT
     "legend",
     "strip titles",
 )
+ROLE_NOVELTY = "novelty"
+NOVELTY_DISPLAY_MAX = 2.0  # the novelty strip: black 0, mid grey 1 (the threshold), white ≥ 2
 LEGEND_TEXT_COLOR = "#000000"  # class names on the phase strip: black reads on every class colour
 HEADER_TEXT_COLOR = "#a0a0a0"  # strip titles above the image: grey reads on dark and light canvas
 LEGEND_FONT_SIZE = 10
@@ -96,6 +99,8 @@ class ClassificationResult:
     boundaries: dict[str, list[Boundary]]
     # per series: why its curves were labelled each on its own despite a phase order ("" if not)
     notes: dict[str, str] = field(default_factory=dict)
+    # per series: each curve's novelty (Classifier.novelty; None: not known)
+    novelty: dict[str, np.ndarray | None] = field(default_factory=dict)
 
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -141,7 +146,7 @@ def confirm_by_default(message: str) -> bool:
     return True
 
 
-class XRDSession:
+class XRDSession(LabellingAssist):
     """What the docks do, as methods: exposed as `xrd` in the napari console."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -167,7 +172,9 @@ class XRDSession:
         self.phase_scales: dict[str, str] = {}
         self.pressure_fits: dict[str, Any] = {}
         self.ignore_phases: list[str] = []
+        self.novelty: dict[str, np.ndarray | None] = {}
         self._syncing = False
+        self._init_assist()
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         viewer.layers.selection.events.active.connect(self._on_active_changed)
@@ -754,6 +761,7 @@ class XRDSession:
         self.labels_saved = saved
         for each in self.series_layers if layer is None else [layer]:
             self._refresh_label_points(each)
+            self._refresh_suggestion_points(each)
         self._emit("labels_changed")
 
     # --- the labels' Points layer ---------------------------------------------------------------
@@ -909,19 +917,25 @@ class XRDSession:
         encoder = self.encoder
         if ignore_phases is None and self.ignore_phases:  # the Phases dock's choice
             ignore_phases = [self.phase_files.get(n, n) for n in self.ignore_phases]
+        cache = self.feature_cache
         classifier = fit_classifier(
             encoder, stacks, labels, seed=seed, ordered=ordered, strain=strain,
-            whitening_strain=whitening_strain, ignore_phases=ignore_phases,
+            whitening_strain=whitening_strain, ignore_phases=ignore_phases, cache=cache,
         )  # fmt: skip
-        predictions, found, notes = {}, {}, {}
+        predictions, found, notes, novelty = {}, {}, {}, {}
         for stack in stacks:
+            # a classifier that ignores phases embeds its masked curves itself
+            embeddings = cache.embeddings(stack) if classifier.ignored is None else None
+            embeddings = classifier.embed(stack) if embeddings is None else embeddings
             result = classify_series(
-                classifier, stack, classifier.predict_proba(stack), labels.get(stack.name)
-            )
+                classifier, stack, classifier.predict_proba(embeddings), labels.get(stack.name),
+                novelty=classifier.novelty(embeddings),
+            )  # fmt: skip
             predictions[stack.name] = (result.labels, result.probabilities)
             found[stack.name] = result.boundaries
             notes[stack.name] = result.note
-        return ClassificationResult(classifier, predictions, found, notes)
+            novelty[stack.name] = result.novelty
+        return ClassificationResult(classifier, predictions, found, notes, novelty)
 
     def apply_classification(self, result: ClassificationResult) -> dict[str, list[Boundary]]:
         """Store a classification and show it as layers (main thread); return the boundaries."""
@@ -929,6 +943,8 @@ class XRDSession:
         self.predictions = dict(result.predictions)
         self.boundaries = dict(result.boundaries)
         self.series_notes = dict(result.notes)
+        self.novelty = dict(result.novelty)
+        self.showing = "classification"
         for cls in result.classifier.classes:
             self._add_class(cls)
         for layer in self.series_layers:
@@ -956,11 +972,32 @@ class XRDSession:
         )
 
     def _show_classification(self, layer: Any) -> None:
+        if self.showing == "segments":
+            self._show_segments(layer)
+            return
+        stack = self.compute_stack(layer)
+        predicted, proba = self.predictions[stack.name]
+        self._draw_strips(
+            layer, predicted, list(self.classifier.classes), proba.max(axis=1),
+            self.novelty.get(stack.name), self.boundaries.get(stack.name, []),
+        )  # fmt: skip
+
+    def _draw_strips(
+        self,
+        layer: Any,
+        predicted: Sequence[str],
+        classes: list[str],
+        confidence: np.ndarray | None,
+        novelty: np.ndarray | None,
+        found: Sequence[Boundary],
+    ) -> None:
+        """Draw a series' phase strip, confidence and novelty strips, boundaries, legend and titles.
+
+        ``confidence`` / ``novelty`` None: that strip is left out (and removed if shown).
+        """
         from napari.utils.colormaps import DirectLabelColormap
 
         stack = self.compute_stack(layer)
-        predicted, proba = self.predictions[stack.name]
-        classes = list(self.classifier.classes)
         codes = np.array([classes.index(p) + 1 for p in predicted], dtype=np.int32)
         x0, x1 = self._x_extent(layer)
         width = x1 - x0
@@ -985,22 +1022,30 @@ class XRDSession:
         phase.features = features
         phase.editable = False
 
-        confidence = proba.max(axis=1).astype(np.float32)[:, None]
-        conf_translate = (y0, x1 + 2 * gap + 1.5 * strip)
-        conf_layer = self._role_layer(layer, ROLE_CONFIDENCE)
-        if conf_layer is None:
-            conf_layer = self.viewer.add_image(
-                confidence, name=f"{layer.name} confidence", colormap="gray",
-                contrast_limits=(0.0, 1.0), scale=common["scale"], translate=conf_translate,
-                interpolation2d="nearest", metadata=meta(ROLE_CONFIDENCE),
-            )  # fmt: skip
-        else:
-            conf_layer.data = confidence
-            conf_layer.scale, conf_layer.translate = common["scale"], conf_translate
-            conf_layer.contrast_limits = (0.0, 1.0)
+        titles = [("phase", x1 + gap)]
+        grey = [(ROLE_CONFIDENCE, confidence, 1.0), (ROLE_NOVELTY, novelty, NOVELTY_DISPLAY_MAX)]
+        for role, values, top in grey:  # grey strips, in this order right of the phase strip
+            old = self._role_layer(layer, role)
+            if values is None:
+                if old is not None:
+                    self.viewer.layers.remove(old)
+                continue
+            left = x1 + (len(titles) + 1) * gap + len(titles) * strip
+            titles.append((role, left))
+            data = np.asarray(values, dtype=np.float32)[:, None]
+            translate = (y0, left + 0.5 * strip)
+            if old is None:
+                self.viewer.add_image(
+                    data, name=f"{layer.name} {role}", colormap="gray",
+                    contrast_limits=(0.0, top), scale=common["scale"], translate=translate,
+                    interpolation2d="nearest", metadata=meta(role),
+                )  # fmt: skip
+            else:
+                old.data = data
+                old.scale, old.translate = common["scale"], translate
+                old.contrast_limits = (0.0, top)
 
-        found = self.boundaries.get(stack.name, [])
-        x_end = x1 + 3 * gap + 2 * strip
+        x_end = x1 + len(titles) * (gap + strip) + gap
         lines = [
             np.array([[y, x0], [y, x_end]])
             for y in (self._row_to_world(layer, self.boundary_row(b)) for b in found)
@@ -1024,19 +1069,25 @@ class XRDSession:
             metadata=meta(ROLE_BOUNDARIES),
         )  # fmt: skip
         shapes.editable = False
-        self._show_legend(layer, codes, classes, (x1 + gap, x1 + 2 * gap + strip, strip))
+        self._show_legend(layer, codes, classes, titles, strip)
 
     def _show_legend(
-        self, layer: Any, codes: np.ndarray, classes: list[str], strips: tuple[float, float, float]
+        self,
+        layer: Any,
+        codes: np.ndarray,
+        classes: list[str],
+        titles: Sequence[tuple[str, float]],
+        width: float,
     ) -> None:
         """Name the phases on the phase strip and title both strips (Points layers of texts).
 
         Each predicted class is written once along the phase strip, in black (which reads on
-        every class colour), at the middle of its longest run of curves; ``phase`` and
-        ``confidence`` stand above the strips, ending at their top. ``strips``: the x of the
-        phase strip's left edge, of the confidence strip's left edge, and the strips' width.
+        every class colour), at the middle of its longest run of curves; the strips' titles
+        (``phase``, ``confidence``, ``novelty``) stand above them, ending at their top.
+        ``titles``: (title, x of the strip's left edge) of each strip drawn; ``width``: the
+        strips' width.
         """
-        phase_x, confidence_x, width = strips
+        phase_x = titles[0][1]
         names, coords = [], []
         for k, cls in enumerate(classes):
             run = _longest_run(codes == k + 1)
@@ -1048,10 +1099,10 @@ class XRDSession:
         top = self._row_to_world(layer, -0.5) - 0.012 * height
         # text turned a quarter clockwise (reading downwards); a title's anchor is its lower end,
         # the text running up from it and right of it (about 0.4 strip wide at the fitted zoom)
-        titles = [[top, phase_x + 0.3 * width], [top, confidence_x + 0.3 * width]]
+        where = [[top, x + 0.3 * width] for _, x in titles]
         self._text_layer(layer, ROLE_LEGEND, coords, names, LEGEND_TEXT_COLOR, "center")
         self._text_layer(
-            layer, ROLE_TITLES, titles, ["phase", "confidence"], HEADER_TEXT_COLOR, "upper_right"
+            layer, ROLE_TITLES, where, [t for t, _ in titles], HEADER_TEXT_COLOR, "upper_right"
         )
 
     def _text_layer(
@@ -1087,6 +1138,8 @@ class XRDSession:
 
     def summary(self) -> str:
         """Return the classifier summary and the boundaries of every series as text."""
+        if self.showing == "segments":
+            return self.segments_summary()
         if self.classifier is None:
             return "not classified yet"
         variables = {
@@ -1096,7 +1149,10 @@ class XRDSession:
         lines = [str(self.classifier.summary), self.classifier.describe_phase_order(variable), ""]
         for name, found in self.boundaries.items():
             predicted, _ = self.predictions[name]
-            lines += describe_series(name, predicted, found, self.series_notes.get(name, ""))
+            lines += describe_series(
+                name, predicted, found, self.series_notes.get(name, ""),
+                novelty=self.novelty.get(name),
+            )  # fmt: skip
         return "\n".join(lines)
 
     # --- known phases (Phases dock) -------------------------------------------------------------
@@ -1217,6 +1273,10 @@ class XRDSession:
             predicted, proba = self.predictions[name]
             if row < len(predicted):
                 notes.append(f"predicted {predicted[row]} (p {float(np.max(proba[row])):.2f})")
+            novelty = self.novelty.get(name)
+            if novelty is not None and row < len(novelty):
+                notes.append(f"novelty {float(novelty[row]):.2f}")
+        notes += self._describe_assist(name, row)
         return " · ".join(where), notes
 
     # --- exports --------------------------------------------------------------------------------
@@ -1267,13 +1327,14 @@ class XRDSession:
 
         self.require_classified()
         path = self.check_output(path, overwrite=overwrite)
-        results = []
+        results, novelty = [], {}
         for layer in self.series_layers:
             stack = self.compute_stack(layer)
             if stack.name in self.predictions:
                 predicted, proba = self.predictions[stack.name]
                 results.append((stack, predicted, proba))
-        return write_predictions_csv(path, results, self.classifier.classes)
+                novelty[stack.name] = self.novelty.get(stack.name)
+        return write_predictions_csv(path, results, self.classifier.classes, novelty=novelty)
 
     def export_boundaries(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the boundaries as CSV (``dataset,unit`` + ``boundaries.BOUNDARY_COLUMNS``); return the path.

@@ -8,9 +8,11 @@
 - ``labels``: label checks and class order;
 - ``novelty``: how unlike every labelled curve a curve is;
 - ``compare``: two encoders' cross-validated scores on the same labels.
+- ``cache``: ``FeatureCache``, embeddings computed once per series for quick refits.
 """
 
 from ..defaults import PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
+from .cache import FeatureCache
 from .classifier import Classifier, ClassifierError, Embedder, FitSummary, LabelError
 from .compare import compare_encoders, describe_comparison
 from .fitting import DEFAULT_SOLVER, LBFGS_C_GRID, SOLVERS, fit_classifier, probe_strains
@@ -30,6 +32,7 @@ __all__ = [
     "Classifier",
     "ClassifierError",
     "Embedder",
+    "FeatureCache",
     "FitSummary",
     "LabelError",
     "check_labels",

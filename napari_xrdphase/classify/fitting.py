@@ -53,10 +53,11 @@ check, 6 simpler simulated series with a random-projection encoder, agreed: lbfg
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,7 @@ import torch.nn.functional as F
 from ..defaults import MAX_PROBE_STRAIN, PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
 from ..phases.masking import PhaseMask, resolve_mask, unknown_pressure_note
 from ..stack import SpectraStack, StackError
+from .cache import FeatureCache
 from .classifier import (
     Classifier,
     ClassifierError,
@@ -157,6 +159,7 @@ def fit_classifier(
     whitening_strain: float = PROBE_WHITENING_STRAIN,
     progress: Callable[[int, int], object] | None = None,
     ignore_phases: PhaseMask | str | Sequence[str] | None = None,
+    cache: FeatureCache | None = None,
 ) -> Classifier:
     """Return a linear classifier trained on the embeddings of the labelled curves.
 
@@ -193,7 +196,12 @@ def fit_classifier(
     curve's pressure (the external variable when it is a pressure in GPa; curves without one
     keep their lines, with a note). None: what the encoder was pretrained with, if anything;
     ``[]``: nothing.
+    ``cache``: a ``FeatureCache`` of this encoder; the curves' embeddings, their strained
+    copies and the whitening then come from it (computed there once), so that a refit after a
+    new label embeds only that curve's strained copies.
     """
+    if cache is not None and cache.encoder is not encoder:
+        raise ValueError("the feature cache holds another encoder's embeddings")
     if not callable(getattr(encoder, "embed", None)):
         raise TypeError(f"encoder must have an embed method, got {type(encoder).__name__}")
     if solver not in SOLVERS:
@@ -213,9 +221,12 @@ def fit_classifier(
     classes = order_classes({name for _, _, names in labelled for name in names})
     code_of = {name: k for k, name in enumerate(classes)}
     codes = np.array([code_of[name] for _, _, names in labelled for name in names], dtype=np.int64)
-    embeddings, curve_of_row = _labelled_embeddings(encoder, labelled, strains)
+    embeddings, curve_of_row = _labelled_embeddings(encoder, labelled, strains, cache)
     reference = embeddings[: codes.size].copy()  # the labelled curves themselves, for novelty
-    whitening, whitening_note = _strain_whitening(encoder, stacks, whitening_strain)
+    if cache is not None:
+        whitening, whitening_note = cache.whitening(stacks, whitening_strain)
+    else:
+        whitening, whitening_note = _strain_whitening(encoder, stacks, whitening_strain)
     if whitening is not None:
         embeddings = whitening.apply(embeddings)
     row_codes = codes[curve_of_row]
@@ -236,32 +247,13 @@ def fit_classifier(
         )
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
-    if solver == "lbfgs":
-        fit, mean, scale, validation = _fit_lbfgs_cross_validated(
-            embeddings, curve_of_row, codes, len(classes), val_fraction, seed, class_balanced,
-            progress,
+    with _one_thread_if_small(embeddings.size):
+        fit, mean, scale, validation = _solve(
+            solver, embeddings, curve_of_row, codes, classes, row_codes, train, val,
+            val_fraction=val_fraction, seed=seed, class_balanced=class_balanced,
+            patience=patience, max_epochs=max_epochs, lr=lr, weight_decay=weight_decay,
+            progress=progress,
         )  # fmt: skip
-    else:
-        train_rows = np.flatnonzero(np.isin(curve_of_row, train))
-        mean, scale = _standardisation(embeddings[train_rows])
-        x = torch.from_numpy((embeddings - mean) / scale)
-        y = torch.from_numpy(row_codes)
-        class_weight = torch.from_numpy(
-            _class_weights(row_codes[train_rows], len(classes), class_balanced)
-        )
-        train_t, val_t = torch.from_numpy(train_rows), torch.from_numpy(val)  # val: unstrained
-        fit = _fit_sgd(
-            x[train_t], y[train_t], x[val_t], y[val_t], class_weight,
-            seed=seed, patience=patience, max_epochs=max_epochs, lr=lr,
-            weight_decay=weight_decay, progress=progress,
-        )  # fmt: skip
-        val_accuracy = val_loss = None
-        if val.size:
-            with torch.no_grad():
-                logits = x[val_t] @ fit.weight.T + fit.bias
-                val_loss = float(F.cross_entropy(logits, y[val_t], weight=class_weight))
-                val_accuracy = float((logits.argmax(dim=1) == y[val_t]).double().mean())
-        validation = (int(train.size), int(val.size), val_accuracy, val_loss)
     summary = FitSummary(
         solver=solver,
         classes=classes,
@@ -291,6 +283,62 @@ def fit_classifier(
     )  # fmt: skip
 
 
+# fits smaller than this (rows × features) run torch on one thread: a pool of threads only
+# slows such tiny solves, many times over when the cores are busy (benchmarks/live_refit.py)
+ONE_THREAD_FIT_SIZE = 1_000_000
+
+
+@contextlib.contextmanager
+def _one_thread_if_small(size: int) -> Iterator[None]:
+    """Run the block with torch on one thread when ``size`` is small, then restore the count.
+
+    With torch's OpenMP backend the thread count belongs to the calling thread, so a fit in a
+    worker thread leaves other threads' embedding alone.
+    """
+    before = torch.get_num_threads()
+    if size > ONE_THREAD_FIT_SIZE or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _solve(
+    solver, embeddings, curve_of_row, codes, classes, row_codes, train, val, *, val_fraction,
+    seed, class_balanced, patience, max_epochs, lr, weight_decay, progress,
+):  # fmt: skip
+    """Return (fit, mean, scale, (n_train, n_validation, accuracy, loss)) of ``solver``."""
+    if solver == "lbfgs":
+        return _fit_lbfgs_cross_validated(
+            embeddings, curve_of_row, codes, len(classes), val_fraction, seed, class_balanced,
+            progress,
+        )  # fmt: skip
+    train_rows = np.flatnonzero(np.isin(curve_of_row, train))
+    mean, scale = _standardisation(embeddings[train_rows])
+    x = torch.from_numpy((embeddings - mean) / scale)
+    y = torch.from_numpy(row_codes)
+    class_weight = torch.from_numpy(
+        _class_weights(row_codes[train_rows], len(classes), class_balanced)
+    )
+    train_t, val_t = torch.from_numpy(train_rows), torch.from_numpy(val)  # val: unstrained
+    fit = _fit_sgd(
+        x[train_t], y[train_t], x[val_t], y[val_t], class_weight,
+        seed=seed, patience=patience, max_epochs=max_epochs, lr=lr,
+        weight_decay=weight_decay, progress=progress,
+    )  # fmt: skip
+    val_accuracy = val_loss = None
+    if val.size:
+        with torch.no_grad():
+            logits = x[val_t] @ fit.weight.T + fit.bias
+            val_loss = float(F.cross_entropy(logits, y[val_t], weight=class_weight))
+            val_accuracy = float((logits.argmax(dim=1) == y[val_t]).double().mean())
+    validation = (int(train.size), int(val.size), val_accuracy, val_loss)
+    return fit, mean, scale, validation
+
+
 def probe_strains(strain: float, n_strained: int) -> np.ndarray:
     """Return the ``n_strained`` non-zero strains, evenly spaced in ±``strain``, fit_classifier uses."""
     if not (math.isfinite(strain) and 0 <= strain < MAX_PROBE_STRAIN):
@@ -310,9 +358,16 @@ def _labelled_embeddings(
     encoder: Embedder,
     labelled: Sequence[tuple[SpectraStack, np.ndarray, list[str]]],
     strains: np.ndarray,
+    cache: FeatureCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (embeddings, labelled curve of each row): the curves in order, then once per strain."""
-    per_stack = [_embed_rows(encoder, stack, rows, strains) for stack, rows, _ in labelled]
+    if cache is None:
+        per_stack = [_embed_rows(encoder, stack, rows, strains) for stack, rows, _ in labelled]
+    else:
+        per_stack = [
+            [cache.rows(stack, rows), *(cache.strained(stack, rows, s) for s in strains)]
+            for stack, rows, _ in labelled
+        ]
     if len({block.shape[1] for blocks in per_stack for block in blocks}) != 1:
         raise ClassifierError(
             "the encoder returned embeddings of different lengths "
