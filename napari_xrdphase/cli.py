@@ -739,6 +739,8 @@ def cmd_phases(args: argparse.Namespace) -> None:
         cell = phase.cell()
         size = f"a = {cell.a:.4f} Å" + (f", c = {cell.c:.4f} Å" if cell.c != cell.a else "")
         print(f"\n{phase.name}  {phase.structure}, {size} at 0 GPa ({phase.source})")
+        if not phase.scales:
+            print("    no equation of state (a CIF without K0): lines at 0 GPa only")
         for scale_name, eos in phase.scales.items():
             mark = "*" if scale_name == phase.default_scale else " "
             print(
@@ -888,7 +890,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     phases.add_argument(
         "names", nargs="*", metavar="PHASE",
-        help="built-in phase names or .jcpds files to describe (default: every built-in phase)",
+        help="built-in phase names, .jcpds or .cif files to describe (default: every built-in "
+        "phase)",
     )  # fmt: skip
     phases.add_argument(
         "--lines", type=float, default=None, metavar="GPA",
