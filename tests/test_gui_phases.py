@@ -204,3 +204,28 @@ def test_demo_pressure_from_fits_every_series_and_draws_the_marker(viewer, pt_se
     np.testing.assert_allclose(stack.variable, pt_series.stack.variable, atol=0.3)
     assert any(lay.name == f"{layer.name} Pt lines" for lay in viewer.layers)
     assert "0 of 20 curves failed" in capsys.readouterr().err
+
+
+def test_a_cif_phase_is_offered_and_drawn(viewer, pt_series, errors, tmp_path):
+    xrd = get_session(viewer)
+    xrd.add_stack(pt_series.stack)
+    cif = (
+        "data_au\n_cell_length_a 4.0786\n_cell_length_b 4.0786\n_cell_length_c 4.0786\n"
+        "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+        "_space_group_name_H-M_alt 'F m -3 m'\n"
+        "loop_\n_atom_site_label\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+        "Au1 0 0 0\n"
+    )
+    plain = tmp_path / "plainau.cif"
+    plain.write_text(cif)
+    with_eos = tmp_path / "myau.cif"
+    with_eos.write_text(cif + "_xrdphase_eos_K0 167\n_xrdphase_eos_K0_prime 6\n")
+    dock = PhasesDock(viewer)
+    assert dock.add_jcpds(with_eos) == "myau"
+    assert "myau" in dock.reference.choices
+    shapes = xrd.show_phase_lines(["myau"])
+    assert {"(111)", "(200)"} <= set(shapes[0].features["text"])
+    assert dock.add_jcpds(plain) == "plainau"
+    dock.reference.value = "plainau"
+    assert dock.show_lines() == []
+    assert "no equation of state" in errors[-1]

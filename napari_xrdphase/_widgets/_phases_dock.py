@@ -38,7 +38,7 @@ class PhasesDock(Container):
         self.medium.tooltip = "pressure medium (Ne and Ar give lines once frozen)"
         self.reference = ComboBox(label="reference", choices=self._all_choices, nullable=True)
         self.reference.tooltip = "any other known phase whose lines to draw (e.g. a JCPDS file)"
-        self.load_jcpds = PushButton(text="Load JCPDS…")
+        self.load_jcpds = PushButton(text="Load JCPDS/CIF…")
         self.show_button = PushButton(text="Show lines")
         self.hide_button = PushButton(text="Hide lines")
         self.fit_button = PushButton(text="Use as pressure")
@@ -133,7 +133,7 @@ class PhasesDock(Container):
 
     # --- actions --------------------------------------------------------------------------------
     def add_jcpds(self, path: str | Path) -> str | None:
-        """Offer the phase of a JCPDS file in the lists (as reference); return its name."""
+        """Offer the phase of a JCPDS or CIF file in the lists (as reference); return its name."""
         with report_errors(f"Load {Path(path).name}"):
             name = self.session.add_phase_file(path)
             self.reference.value = name
@@ -144,7 +144,10 @@ class PhasesDock(Container):
         from qtpy.QtWidgets import QFileDialog
 
         path, _ = QFileDialog.getOpenFileName(
-            self.native, "Load a JCPDS phase", "", "JCPDS (*.jcpds);;All files (*)"
+            self.native,
+            "Load a JCPDS or CIF phase",
+            "",
+            "Phase files (*.jcpds *.cif);;All files (*)",
         )
         if path:
             self.add_jcpds(path)

@@ -1157,10 +1157,10 @@ class XRDSession(LabellingAssist):
 
     # --- known phases (Phases dock) -------------------------------------------------------------
     def add_phase_file(self, path: str | Path) -> str:
-        """Read a JCPDS file and offer its phase by name (the file's stem); return the name."""
+        """Read a JCPDS or CIF file and offer its phase by name (the file's stem); return the name."""
         from ..phases import get_phase
 
-        phase = get_phase(Path(path).expanduser())  # JcpdsError / PhaseError: one line
+        phase = get_phase(Path(path).expanduser())  # JcpdsError / CifError / PhaseError: one line
         self.phase_files[phase.name] = str(Path(path).expanduser().absolute())
         self._emit("phases_changed")
         return phase.name

@@ -197,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     phases.add_argument(
         "names", nargs="*", metavar="PHASE",
-        help="built-in phase names or .jcpds files to describe (default: every built-in phase)",
+        help="built-in phase names, .jcpds or .cif files to describe (default: every built-in "
+        "phase)",
     )  # fmt: skip
     phases.add_argument(
         "--lines", type=float, default=None, metavar="GPA",

@@ -90,6 +90,8 @@ def cmd_phases(args: argparse.Namespace) -> None:
         cell = phase.cell()
         size = f"a = {cell.a:.4f} Å" + (f", c = {cell.c:.4f} Å" if cell.c != cell.a else "")
         print(f"\n{phase.name}  {phase.structure}, {size} at 0 GPa ({phase.source})")
+        if not phase.scales:
+            print("    no equation of state (a CIF without K0): lines at 0 GPa only")
         for scale_name, eos in phase.scales.items():
             mark = "*" if scale_name == phase.default_scale else " "
             print(

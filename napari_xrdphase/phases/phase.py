@@ -50,8 +50,12 @@ class Phase:
     """A crystalline phase: structure, published equations of state (scales) and cell shape.
 
     The cell keeps its shape under pressure (axial ratios b/a, c/a and angles fixed) and its
-    volume follows the chosen scale. Built-in phases compute their lines from the atoms in
-    ``sites``; phases read from JCPDS files rescale the file's DIHKL lines instead.
+    volume follows the chosen scale. Built-in phases and CIF phases compute their lines from
+    the atoms in ``sites`` ((element, (x, y, z)) or, with an occupancy, (element, xyz, occ));
+    phases read from JCPDS files rescale the file's DIHKL lines instead. ``rotations`` (the
+    point group's matrices on hkl rows) group equivalent reflections where the phase is neither
+    cubic nor hexagonal m-3m / 6/mmm. A phase without scales (a CIF read without K0) has its
+    0-GPa cell volume in ``v0`` and its lines at 0 GPa only.
     """
 
     name: str
@@ -64,9 +68,17 @@ class Phase:
     jcpds_lines: tuple[JcpdsLine, ...] = ()
     source: str = "built-in"
     comments: tuple[str, ...] = field(default_factory=tuple)
+    rotations: tuple = ()
+    v0: float | None = None
 
     def scale(self, name: str | None = None) -> EquationOfState:
         """Return the scale ``name`` (case-insensitive), or the default one."""
+        if not self.scales:
+            raise PhaseError(
+                f"{self.name} has no equation of state, so it has lines at 0 GPa only: give K0 "
+                "and K0′ (read_cif(path, k0=..., k0p=...), or _xrdphase_eos_K0 and "
+                "_xrdphase_eos_K0_prime in the CIF)"
+            )
         if name is None:
             return self.scales[self.default_scale]
         for key, eos in self.scales.items():
@@ -87,7 +99,12 @@ class Phase:
 
     def cell(self, pressure: float = 0.0, scale: str | None = None) -> Cell:
         """Return the lattice parameters at ``pressure`` (GPa), the cell shape kept."""
-        volume = float(self.volume(pressure, scale)) if pressure != 0 else self.scale(scale).v0
+        if pressure == 0 and scale is None and not self.scales and self.v0:
+            volume = self.v0
+        elif pressure == 0:
+            volume = self.scale(scale).v0
+        else:
+            volume = float(self.volume(pressure, scale))
         a = (volume / self.shape.volume) ** (1.0 / 3.0)
         return Cell(a, a * self.shape.b, a * self.shape.c, *self.shape.as_tuple()[3:])
 
@@ -120,6 +137,7 @@ class Phase:
                 hexagonal=self.symmetry == "HEXAGONAL",
                 d_min=d_min,
                 wavelength=wavelength,
+                rotations=self.rotations,
             )
         hkl = np.array([line.hkl for line in self.jcpds_lines])
         d = d_spacings(cell.as_tuple(), hkl)

@@ -86,16 +86,46 @@ def form_factor(element: str, s: np.ndarray) -> np.ndarray:
     )
 
 
+def _occupancy(site) -> float:
+    return float(site[2]) if len(site) > 2 else 1.0
+
+
 def structure_factors(sites, hkl, s) -> np.ndarray:
-    """Return |F|² of ``hkl`` (N×3) for ``sites`` [(element, (x, y, z)), ...] at s = sin θ/λ."""
+    """Return |F|² of ``hkl`` (N×3) for ``sites`` at s = sin θ/λ.
+
+    ``sites`` is [(element, (x, y, z)), ...] or, with occupancies, [(element, (x, y, z), occ)].
+    """
     h = np.asarray(hkl, dtype=float)
     total = np.zeros(len(h), dtype=complex)
     factors = {}
-    for element, xyz in sites:
+    for site in sites:
+        element, xyz = site[0], site[1]
         if element not in factors:
             factors[element] = form_factor(element, s)
-        total += factors[element] * np.exp(2j * np.pi * (h @ np.asarray(xyz, dtype=float)))
+        phase = np.exp(2j * np.pi * (h @ np.asarray(xyz, dtype=float)))
+        total += _occupancy(site) * factors[element] * phase
     return np.abs(total) ** 2
+
+
+def _rank(hkl):
+    # the representative of equivalent reflections: h, k ≥ 0 first, then l ≥ 0, then largest
+    return (hkl[0] >= 0 and hkl[1] >= 0, hkl[2] >= 0, *hkl)
+
+
+def _family_keys(grid: np.ndarray, rotations) -> list:
+    """Return one key per hkl row of ``grid``, equal for reflections equivalent by ``rotations``.
+
+    ``rotations`` are integer 3×3 matrices acting on hkl rows (hkl′ = hkl · R); Friedel pairs
+    are equivalent too (a powder does not tell them apart).
+    """
+    span = int(np.abs(grid).max()) + 1
+    codes = []
+    for rotation in rotations:
+        equivalent = grid @ np.asarray(rotation, dtype=int)
+        for sign in (1, -1):
+            e = sign * equivalent + span
+            codes.append((e[:, 0] * (2 * span + 1) + e[:, 1]) * (2 * span + 1) + e[:, 2])
+    return np.min(codes, axis=0).tolist()
 
 
 def _family_key(hkl, hexagonal: bool):
@@ -120,11 +150,14 @@ def powder_lines(
     hexagonal: bool,
     d_min: float,
     wavelength: float | None = None,
+    rotations=None,
 ) -> list[Reflection]:
     """Return the allowed reflections with d ≥ ``d_min`` (Å), strongest line 100, d descending.
 
     ``cell`` is (a, b, c, α, β, γ) in Å and degrees; ``sites`` the atoms of the conventional
-    cell; ``hexagonal`` groups equivalent reflections by 6/mmm instead of m-3m. With a
+    cell (see ``structure_factors``); ``hexagonal`` groups equivalent reflections by 6/mmm
+    instead of m-3m, ``rotations`` (the point group's integer matrices on hkl rows, from a
+    space group) by that point group instead. With a
     ``wavelength`` (Å) the lines carry 2θ and the Lorentz–polarisation factor, and lines beyond
     2θ = 180° are left out; without one, the factor's small-angle limit (∝ d²) is used.
     """
@@ -139,11 +172,16 @@ def powder_lines(
     keep = d >= d_min * (1 - 1e-12)
     grid, d = grid[keep], d[keep]
     families: dict = {}
-    for hkl, spacing in zip(map(tuple, grid.tolist()), d, strict=True):
-        families.setdefault(_family_key(hkl, hexagonal), []).append((hkl, spacing))
+    if rotations:
+        keys = _family_keys(grid, rotations)
+    else:
+        keys = [_family_key(hkl, hexagonal) for hkl in map(tuple, grid.tolist())]
+    for key, hkl, spacing in zip(keys, map(tuple, grid.tolist()), d, strict=True):
+        families.setdefault(key, []).append((hkl, spacing))
     reps, spacings, mult = [], [], []
     for members in families.values():
-        reps.append(_representative([m[0] for m in members], hexagonal))
+        hkls = [m[0] for m in members]
+        reps.append(max(hkls, key=_rank) if rotations else _representative(hkls, hexagonal))
         spacings.append(members[0][1])
         mult.append(len(members))
     reps_a, d_a, m_a = np.array(reps), np.array(spacings), np.array(mult)
@@ -163,8 +201,8 @@ def powder_lines(
     # extinct against the largest |F|² any reflection could have at its s (every atom in phase),
     # not against the strongest line listed: where every listed line is extinct (fcc with only
     # (100) above d_min), none is returned
-    factors = {el: form_factor(el, s) for el in {element for element, _ in sites}}
-    bound = sum(np.abs(factors[element]) for element, _ in sites) ** 2
+    factors = {el: form_factor(el, s) for el in {site[0] for site in sites}}
+    bound = sum(_occupancy(site) * np.abs(factors[site[0]]) for site in sites) ** 2
     allowed = f2 > EXTINCT * bound
     if not allowed.any():
         return []
