@@ -25,7 +25,7 @@ from hypothesis.extra import numpy as hnp
 from napari_xrdphase.io import ReaderError, load_stack, save_stack
 from napari_xrdphase.stack import AXIS_UNITS, SpectraStack
 
-SECONDS_PER_READ = 5  # a read of these small files takes milliseconds; more means a hang
+SECONDS_PER_READ = 60  # a read of these small files takes milliseconds; a minute means a hang
 # XRDPHASE_FUZZ_EXAMPLES=2000 for a long fuzzing run; the default keeps the file under ~20 s
 FUZZ = settings(
     max_examples=int(os.environ.get("XRDPHASE_FUZZ_EXAMPLES", "40")),

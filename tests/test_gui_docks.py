@@ -7,6 +7,7 @@ import types
 import numpy as np
 import pytest
 from _answers import Answers
+from _waits import HANG_MS
 
 from napari_xrdphase._files import OutputError
 from napari_xrdphase._widgets._classify_dock import ClassifyDock
@@ -157,9 +158,9 @@ def test_classify_dock_runs_in_a_worker_and_exports(viewer, series, qtbot, tmp_p
     assert "at least two classes" in errors[-1]
     session.apply_ground_truth([1, 5, 9, 13, 16, 20, 25, 30, 34])
     worker = dock.start_classification()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
+    with qtbot.waitSignal(worker.finished, timeout=HANG_MS):
         pass
-    qtbot.waitUntil(lambda: dock.worker is None, timeout=5_000)
+    qtbot.waitUntil(lambda: dock.worker is None, timeout=HANG_MS)
     assert len(errors) == 2
     assert "Fe36 phase" in [layer.name for layer in viewer.layers]
     assert "→" in dock.summary.value and "linear classifier" in dock.summary.value

@@ -4,6 +4,7 @@ import types
 
 import numpy as np
 import pytest
+from _waits import HANG_MS
 
 from napari_xrdphase._widgets._encoder_dock import EncoderDock
 from napari_xrdphase._widgets._session import get_session
@@ -61,8 +62,8 @@ def test_pretraining_in_a_worker_reports_progress_and_keeps_the_gui_responsive(
     assert dock.cancel_button.enabled and not dock.pretrain_button.enabled
     progress_bar = worker.pbar
     assert progress_bar.total == 8
-    qtbot.waitUntil(lambda: not dock.is_training, timeout=60_000)
-    qtbot.waitUntil(lambda: session.encoder_source.startswith("pretrained"), timeout=5_000)
+    qtbot.waitUntil(lambda: not dock.is_training, timeout=HANG_MS)
+    qtbot.waitUntil(lambda: session.encoder_source.startswith("pretrained"), timeout=HANG_MS)
     timer.stop()
 
     assert [s["step"] for s in steps] == list(range(1, 9))
@@ -97,8 +98,8 @@ def test_cancel_stops_within_one_step_and_keeps_the_last_encoder(viewer_with_ser
             dock.cancel()
 
     worker.yielded.connect(cancel_after_two)
-    qtbot.waitUntil(lambda: not dock.is_training, timeout=30_000)
-    qtbot.waitUntil(lambda: "cancelled" in session.encoder_source, timeout=5_000)
+    qtbot.waitUntil(lambda: not dock.is_training, timeout=HANG_MS)
+    qtbot.waitUntil(lambda: "cancelled" in session.encoder_source, timeout=HANG_MS)
 
     training = session.encoder.config["training"]
     assert training["stopped_early"]
@@ -112,7 +113,7 @@ def test_closing_the_dock_during_training_stops_the_worker(viewer_with_series, q
     dock = EncoderDock(viewer_with_series)
     tiny_settings(dock, method="specmoco", epochs=50, batch_size=10)
     worker = dock.start_pretraining()
-    qtbot.waitSignal(worker.yielded, timeout=30_000)
+    qtbot.waitSignal(worker.yielded, timeout=HANG_MS)
     dock.close_training()
     assert not worker.is_running
 
@@ -185,7 +186,7 @@ def explore_dock(viewer_with_series, qtbot):
     dock.n_neighbors.value = 8
     worker = dock.compute()
     assert worker is not None
-    qtbot.waitUntil(lambda: dock.result is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: dock.result is not None, timeout=HANG_MS)
     return dock
 
 

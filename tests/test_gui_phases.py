@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _waits import HANG_MS
 
 from napari_xrdphase._widgets._data_dock import DataDock
 from napari_xrdphase._widgets._phases_dock import PhasesDock
@@ -101,9 +102,9 @@ def test_use_as_pressure_puts_the_fitted_pressure_on_an_index_series(viewer, pt_
     dock = PhasesDock(viewer)
     dock.marker.value = "Pt"
     worker = dock.start_pressure_fit()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
+    with qtbot.waitSignal(worker.finished, timeout=HANG_MS):
         pass
-    qtbot.waitUntil(lambda: dock.worker is None, timeout=5_000)
+    qtbot.waitUntil(lambda: dock.worker is None, timeout=HANG_MS)
     stack = xrd.compute_stack(layer)
     assert (stack.variable_name, stack.variable_unit) == ("pressure", "GPa")
     np.testing.assert_allclose(stack.variable, truth, atol=0.3)

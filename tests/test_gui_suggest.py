@@ -4,6 +4,7 @@ import csv
 
 import numpy as np
 import pytest
+from _waits import HANG_MS
 
 from napari_xrdphase import StackError
 from napari_xrdphase._widgets._classify_dock import ClassifyDock
@@ -109,7 +110,7 @@ def test_live_mode_refits_on_a_label_and_a_label_against_the_prediction_moves_th
     session.apply_ground_truth(TRUTH_ROWS)
     dock.live.value = True  # turning it on fits at once
     qtbot.waitUntil(
-        lambda: session.classifier is not None and dock.live_worker is None, timeout=120_000
+        lambda: session.classifier is not None and dock.live_worker is None, timeout=HANG_MS
     )
     predicted, _ = session.predictions["Fe36"]
     assert predicted[22] == "after" and "novelty" in [
@@ -120,7 +121,7 @@ def test_live_mode_refits_on_a_label_and_a_label_against_the_prediction_moves_th
     first = session.classifier
     session.label(22, "during")  # against the prediction: the refit keeps it
     qtbot.waitUntil(
-        lambda: session.classifier is not first and dock.live_worker is None, timeout=120_000
+        lambda: session.classifier is not first and dock.live_worker is None, timeout=HANG_MS
     )
     predicted, _ = session.predictions["Fe36"]
     assert predicted[22] == "during"
@@ -143,7 +144,7 @@ def test_a_label_during_a_live_refit_schedules_exactly_one_more(session, qtbot):
     assert dock.live_worker is running and dock._live_pending
     qtbot.waitUntil(
         lambda: dock.live_worker is None and dock._fitted_labels == session.labels,
-        timeout=120_000,
+        timeout=HANG_MS,
     )
     assert session.classifier.summary.labels_per_class["before"] == 5
 

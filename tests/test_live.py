@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 from _toy import AXIS, N_POINTS, ProjectionEncoder, peak
+from _waits import HANG_MS, HANG_S
 
 from napari_xrdphase.classify import fit_classifier
 from napari_xrdphase.live import (
@@ -77,7 +78,7 @@ def test_files_written_by_a_thread_arrive_complete_and_in_natural_order(tmp_path
     batches = []
     # stop once all 12 arrived; the long timeout only guards against a hang on a loaded machine
     for batch in watcher.watch(
-        timeout_s=30.0, should_stop=lambda: sum(len(b) for b in batches) >= 12
+        timeout_s=120.0, should_stop=lambda: sum(len(b) for b in batches) >= 12
     ):
         batches.append(batch)
     writer.join()
@@ -476,7 +477,7 @@ def watch(folder, labels, model, out, log):
 
 def stop(process):
     process.send_signal(signal.SIGINT)
-    stdout, _ = process.communicate(timeout=120)
+    stdout, _ = process.communicate(timeout=HANG_S)
     assert process.returncode == 0
     return stdout
 
@@ -616,7 +617,7 @@ def test_live_dock_starts_and_stops_watching_the_current_series(
     assert dock.live.running and dock.stop_button.enabled and not dock.start_button.enabled
     for i in range(30, 36):
         write_curve(folder, i)
-    qtbot.waitUntil(lambda: layer.data.shape[0] == 36, timeout=10_000)
+    qtbot.waitUntil(lambda: layer.data.shape[0] == 36, timeout=HANG_MS)
     assert "36 curves" in dock.status.value
     dock.stop()
     assert not dock.live.running and dock.status.value == "stopped"
