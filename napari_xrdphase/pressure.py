@@ -234,17 +234,32 @@ def _best_path(evidence: np.ndarray, coordinate: np.ndarray, cost: float) -> np.
     return path
 
 
-def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
+def pseudo_voigt(x: np.ndarray, x0, h, eta) -> np.ndarray:
+    """Return the pseudo-Voigt profile (peak 1) of centre ``x0``, FWHM ``h``, Lorentzian share ``eta``."""
+    z = 4 * (x - x0) ** 2 / (h * h)
+    return eta / (1 + z) + (1 - eta) * np.exp(-math.log(2.0) * z)
+
+
+def _pseudo_voigt_fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    p0: np.ndarray,
+    fixed: np.ndarray | None = None,
+    x0_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+):
     """Batched Levenberg–Marquardt fit of height·pV(x0, H, η) + b0 + b1·t on windows (N × M).
 
     Returns the parameters (N × 6: A, x0, H, η, b0, b1), their covariance (N × 6 × 6, scaled by
-    the residual variance) and the residual sum of squares.
+    the residual variance) and the residual sum of squares. ``fixed`` (6 bools) keeps those
+    parameters at ``p0``; ``x0_bounds`` (low, high per window) keeps the centre between them.
     """
     ln2 = math.log(2.0)
     xc = x.mean(axis=1, keepdims=True)
     t = x - xc
     p = p0.copy()
     lam = np.full(len(p), 1e-2)
+    free = np.ones(6) if fixed is None else (~np.asarray(fixed, dtype=bool)).astype(np.float64)
+    pinned = np.diag(1.0 - free)  # a fixed parameter's row of the normal equations: step 0
 
     def model(p):
         a, x0, h, eta, b0, b1 = (p[:, i : i + 1] for i in range(6))
@@ -266,7 +281,7 @@ def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
             ],
             axis=-1,
         )
-        return f, jac
+        return f, jac * free
 
     f, jac = model(p)
     r = y - f
@@ -276,7 +291,7 @@ def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
         jtj = jt @ jac
         g = (jt @ r[..., None])[..., 0]
         diag = np.einsum("nii->ni", jtj)
-        a = jtj + lam[:, None, None] * (np.eye(6) * np.maximum(diag, 1e-12)[:, :, None])
+        a = jtj + lam[:, None, None] * (np.eye(6) * np.maximum(diag, 1e-12)[:, :, None]) + pinned
         try:
             step = np.linalg.solve(a, g[..., None])[..., 0]
         except np.linalg.LinAlgError:
@@ -284,6 +299,8 @@ def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
         trial = p + step
         trial[:, 2] = np.maximum(trial[:, 2], 1e-6)
         trial[:, 3] = np.clip(trial[:, 3], 0.0, 1.0)
+        if x0_bounds is not None:
+            trial[:, 1] = np.clip(trial[:, 1], x0_bounds[0], x0_bounds[1])
         f_t, jac_t = model(trial)
         r_t = y - f_t
         cost_t = (r_t * r_t).sum(axis=1)
@@ -296,7 +313,7 @@ def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
         if np.all(np.abs(step[:, 1]) < 1e-4 * p[:, 2]):
             break
     jtj = jac.transpose(0, 2, 1) @ jac
-    dof = max(x.shape[1] - 6, 1)
+    dof = max(x.shape[1] - int(free.sum()), 1)
     cov = np.linalg.pinv(jtj) * (cost / dof)[:, None, None]
     return p, cov, cost
 
@@ -438,8 +455,21 @@ def _width_trend(width: np.ndarray, usable: np.ndarray, pressure: np.ndarray) ->
     against the trend of the series, not its median. Lines fitted in fewer than 3 curves, or
     all at one pressure, get their median.
     """
-    n_curves, n_lines = width.shape
-    out = np.full((n_curves, n_lines), np.nan)
+    coef = width_trend_coefficients(width, usable, pressure)
+    return np.exp(coef[:, 0][None, :] * pressure[:, None] + coef[:, 1][None, :])
+
+
+def width_trend_coefficients(
+    width: np.ndarray, usable: np.ndarray, pressure: np.ndarray
+) -> np.ndarray:
+    """Return per line (lines × 2) the slope and intercept of ln(FWHM) against pressure.
+
+    A robust straight line (refitted without widths more than WIDTH_TOLERANCE off it); a line
+    fitted in fewer than 3 curves, or all at one pressure, gets slope 0 and its median; a line
+    never fitted gets NaN.
+    """
+    n_lines = width.shape[1]
+    out = np.full((n_lines, 2), np.nan)
     for k in range(n_lines):
         keep = usable[:, k] & (width[:, k] > 0)
         if not keep.any():
@@ -454,7 +484,7 @@ def _width_trend(width: np.ndarray, usable: np.ndarray, pressure: np.ndarray) ->
             if np.array_equal(near & usable[:, k], keep):
                 break
             keep = near & usable[:, k]
-        out[:, k] = np.exp(np.polyval(coef, pressure))
+        out[k] = coef
     return out
 
 
