@@ -51,6 +51,8 @@ SUBTRACT_FWHM = 15.0
 # a phase counts as present in a series when at least this share of the curves that should
 # show it have a clean fit of one of its lines; a phase not found is left alone
 FOUND_SHARE = 0.3
+# a clean fit of a found phase lies within this many FWHM of the phase's typical offset
+OFFSET_TOLERANCE_FWHM = 0.35
 # curves spread over the series on which the lines' widths, shapes and offsets are measured
 PROFILE_CURVES = 64
 # lines weaker than this (strongest line of the phase = 100) are left alone
@@ -426,6 +428,12 @@ def _line_profiles(
     for label in dict.fromkeys(phase_of):
         cols = np.flatnonzero(np.asarray(phase_of) == label)
         expected = np.isfinite(centres[:, cols]).any(axis=1)
+        if clean[:, cols].any():
+            # a phase in the beam sits at its predicted places with one offset (the axis
+            # zero, the pressure's error); a sample line that happens to pass one does not
+            shift = params[:, cols, 1] - centres[:, cols]
+            typical = float(np.median(shift[clean[:, cols]]))
+            clean[:, cols] &= np.abs(shift - typical) < OFFSET_TOLERANCE_FWHM * fwhm
         seen = clean[:, cols].any(axis=1) if cols.size else np.zeros(0, bool)
         found[label] = bool(expected.any() and seen[expected].mean() >= FOUND_SHARE)
         if not found[label]:
