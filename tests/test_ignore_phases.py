@@ -66,6 +66,18 @@ def test_a_sample_line_crossing_a_marker_line_survives_it():
     np.testing.assert_allclose(kept, 1.0, atol=0.1)
 
 
+def test_a_strong_sample_line_beside_a_weaker_marker_line_is_not_taken_for_it():
+    # a sample line 6 times Pt (200)'s height, 1.3 FWHM beside it in every curve: (200) is never
+    # clean, so its height is its structure-factor share of Pt (111), fitted in the same curve
+    pressures = np.linspace(0.0, 40.0, 8)
+    stack = marker_stack(pressures)
+    q200 = np.array([2 * np.pi / get_phase("Pt").reflections(p)[1].d for p in pressures])
+    sample = 150.0 * np.exp(-0.5 * ((Q[None, :] - q200[:, None] + 0.012) / SIGMA_Q) ** 2)
+    masked = mask_phases(stack.replace(intensities=stack.curves() + sample), ["Pt"]).stack
+    kept = (masked.curves() - background(Q)[None, :]).sum(axis=1) / sample.sum(axis=1)
+    np.testing.assert_allclose(kept, 1.0, atol=0.1)
+
+
 def test_a_series_without_the_marker_is_left_as_it_is():
     from napari_xrdphase.synth import simulate_series
 

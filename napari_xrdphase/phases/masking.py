@@ -51,6 +51,9 @@ SUBTRACT_FWHM = 15.0
 # a phase counts as present in a series when at least this share of the curves that should
 # show it have a clean fit of one of its lines; a phase not found is left alone
 FOUND_SHARE = 0.3
+# a line's fitted height may exceed its typical share of its phase's strongest line by this
+# factor (grain statistics) before it is capped there
+HEIGHT_RATIO_SLACK = 1.3
 # a clean fit of a found phase lies within this many FWHM of the phase's typical offset
 OFFSET_TOLERANCE_FWHM = 0.35
 # curves spread over the series on which the lines' widths, shapes and offsets are measured
@@ -254,15 +257,18 @@ class _Lines:
         self.kind, self.unit, self.wavelength = stack.axis_kind, stack.axis_unit, stack.wavelength
         scales = dict(mask.scales)
         self.phases = []  # (name, eos, d0 of its lines, freezing pressure or None)
+        self.intensity: list[float] = []  # each line's tabulated relative intensity
         for name in mask.phases:
             phase = get_phase(name)
             scale = scales.get(name)
             builtin = phase.source == "built-in"
-            lines = [
-                r.d
+            kept = [
+                r
                 for r in phase.reflections(0.0, scale=scale, d_min=self.d_low / _X_MAX)
                 if r.intensity >= mask.min_intensity
             ]
+            lines = [r.d for r in kept]
+            self.intensity.extend(r.intensity for r in kept)
             freezing = FREEZING_GPA.get(phase.name) if builtin else None
             label = phase.name if builtin else str(name)
             self.phases.append((label, phase.scale(scale), np.asarray(lines), freezing))
@@ -375,6 +381,10 @@ class _Profiles:
     offset: np.ndarray
     order: np.ndarray
     found: dict[str, bool]
+    # height relative to its phase's strongest line (median over curves where both are clean;
+    # NaN: unknown) and that line's column: caps a fit that a sample line under it inflates
+    ratio: np.ndarray = field(default_factory=lambda: np.empty(0))
+    reference: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def widths(self, pressures: np.ndarray) -> np.ndarray:
         """Return the FWHM (points) of every line at every pressure (curves × lines)."""
@@ -408,7 +418,12 @@ def _clean_fits(curves: np.ndarray, centres: np.ndarray, fwhm: float):
 
 
 def _line_profiles(
-    curves: np.ndarray, centres: np.ndarray, pressures: np.ndarray, fwhm: float, phase_of
+    curves: np.ndarray,
+    centres: np.ndarray,
+    pressures: np.ndarray,
+    fwhm: float,
+    phase_of,
+    intensity,
 ) -> _Profiles:
     """Return the lines' profiles measured on ``curves`` (a sample of the series' curves).
 
@@ -424,6 +439,7 @@ def _line_profiles(
     present = np.zeros(n_lines, dtype=bool)
     coef = np.full((n_lines, 2), np.nan)
     eta, offset, height = np.zeros(n_lines), np.zeros(n_lines), np.zeros(n_lines)
+    ratio, reference = np.full(n_lines, np.nan), np.arange(n_lines)
     found: dict[str, bool] = {}
     for label in dict.fromkeys(phase_of):
         cols = np.flatnonzero(np.asarray(phase_of) == label)
@@ -454,7 +470,17 @@ def _line_profiles(
             shift = values[:, 1] - (centres[:, k] if mine.sum() >= 3 else centres[:, cols].ravel())
             offset[k] = float(np.median(shift[take]))
             height[k] = float(np.median(params[mine, k, 0])) if mine.any() else 0.0
-    return _Profiles(present, coef, eta, offset, np.argsort(-height, kind="stable"), found)
+        strongest = cols[int(np.argmax(height[cols]))]
+        for k in cols:
+            reference[k] = strongest
+            both = clean[:, k] & clean[:, strongest]
+            if k != strongest and both.sum() >= 3:
+                ratio[k] = float(np.median(params[both, k, 0] / params[both, strongest, 0]))
+            elif k != strongest:  # never clean beside it: the structure factors' ratio
+                ratio[k] = float(intensity[k]) / max(float(intensity[strongest]), 1e-12)
+    return _Profiles(
+        present, coef, eta, offset, np.argsort(-height, kind="stable"), found, ratio, reference
+    )
 
 
 def _subtract_lines(
@@ -485,6 +511,7 @@ def _subtract_lines(
     widths = profiles.widths(pressures)
     rows_all = np.arange(n)
     fixed = np.array([False, False, True, True, False, False])
+    heights = np.full(centres.shape, np.nan)  # fitted heights, for the cap of weaker lines
     for k in profiles.order:
         if not profiles.present[k]:
             continue
@@ -512,6 +539,21 @@ def _subtract_lines(
             good = np.all(np.isfinite(p), axis=1)
             params[inside] = p
             ok[inside] = good
+        ref = profiles.reference[k] if profiles.reference.size else k
+        if ref != k and np.isfinite(profiles.ratio[k]):
+            # grain statistics move a line's height by tens of %, not by factors: a fit far
+            # above its share of the phase's strongest line holds a sample line too, and a
+            # centre pushed to its bound means a neighbour pulls it: then the line's height is
+            # its share of the strongest line's, at its predicted place
+            share = profiles.ratio[k] * heights[rows, ref]
+            known = np.isfinite(share)
+            pulled = known & (np.abs(params[:, 1] - centre[rows]) >= 0.95 * CENTRE_TOLERANCE_FWHM
+                              * widths[rows, k])  # fmt: skip
+            params[pulled, 0] = share[pulled]
+            params[pulled, 1] = centre[rows][pulled]
+            capped = np.minimum(params[:, 0], HEIGHT_RATIO_SLACK * share)
+            params[:, 0] = np.where(known, capped, params[:, 0])
+        heights[rows[ok], k] = params[ok, 0]
         for i, row in enumerate(rows):
             if not ok[i]:
                 continue
@@ -611,11 +653,21 @@ def mask_phases(
     if sample.size:
         sample_curves = np.asarray(stack.curves(sample), dtype=np.float64)
         profiles = _line_profiles(
-            sample_curves, centres[sample], p[sample], float(fwhm_points), lines.phase_of
+            sample_curves,
+            centres[sample],
+            p[sample],
+            float(fwhm_points),
+            lines.phase_of,
+            lines.intensity,
         )
     else:
         profiles = _line_profiles(
-            np.zeros((0, stack.n_points)), centres[:0], p[:0], float(fwhm_points), lines.phase_of
+            np.zeros((0, stack.n_points)),
+            centres[:0],
+            p[:0],
+            float(fwhm_points),
+            lines.phase_of,
+            lines.intensity,
         )
     if stack.is_lazy:
         masked = _MaskedRows(stack.intensities, lines, p, profiles, cut_width)
