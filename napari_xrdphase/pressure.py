@@ -28,6 +28,8 @@ OVERLAP_FWHM = 3.0  # another peak within this many FWHM of a line: the line is 
 MAX_REDUCED_CHI2 = 4.0  # a line fit worse than this (Poisson noise) is skipped
 OUTLIER_SIGMA = 4.0  # a line this far from the cell fit (in its σ) is dropped
 _ITERATIONS = 15
+# structures whose a and c are refined apart where the lines allow it (else the fixed c/a)
+HEXAGONAL = ("hcp", "JCPDS (hexagonal)")
 
 
 class PressureError(ValueError):
@@ -47,6 +49,7 @@ class PressureFit:
     reason: list[str]  # per curve, "" where the fit worked
     zero_shift: float = 0.0  # axis offset fitted for the whole series (2θ axes), in axis units
     lattice: np.ndarray = field(default_factory=lambda: np.empty(0))  # a (Å) per curve
+    lattice_c: np.ndarray = field(default_factory=lambda: np.empty(0))  # c (Å) per curve
 
     @property
     def failed(self) -> np.ndarray:
@@ -234,17 +237,32 @@ def _best_path(evidence: np.ndarray, coordinate: np.ndarray, cost: float) -> np.
     return path
 
 
-def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
+def pseudo_voigt(x: np.ndarray, x0, h, eta) -> np.ndarray:
+    """Return the pseudo-Voigt profile (peak 1) of centre ``x0``, FWHM ``h``, Lorentzian share ``eta``."""
+    z = 4 * (x - x0) ** 2 / (h * h)
+    return eta / (1 + z) + (1 - eta) * np.exp(-math.log(2.0) * z)
+
+
+def _pseudo_voigt_fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    p0: np.ndarray,
+    fixed: np.ndarray | None = None,
+    x0_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+):
     """Batched Levenberg–Marquardt fit of height·pV(x0, H, η) + b0 + b1·t on windows (N × M).
 
     Returns the parameters (N × 6: A, x0, H, η, b0, b1), their covariance (N × 6 × 6, scaled by
-    the residual variance) and the residual sum of squares.
+    the residual variance) and the residual sum of squares. ``fixed`` (6 bools) keeps those
+    parameters at ``p0``; ``x0_bounds`` (low, high per window) keeps the centre between them.
     """
     ln2 = math.log(2.0)
     xc = x.mean(axis=1, keepdims=True)
     t = x - xc
     p = p0.copy()
     lam = np.full(len(p), 1e-2)
+    free = np.ones(6) if fixed is None else (~np.asarray(fixed, dtype=bool)).astype(np.float64)
+    pinned = np.diag(1.0 - free)  # a fixed parameter's row of the normal equations: step 0
 
     def model(p):
         a, x0, h, eta, b0, b1 = (p[:, i : i + 1] for i in range(6))
@@ -266,7 +284,7 @@ def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
             ],
             axis=-1,
         )
-        return f, jac
+        return f, jac * free
 
     f, jac = model(p)
     r = y - f
@@ -276,7 +294,7 @@ def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
         jtj = jt @ jac
         g = (jt @ r[..., None])[..., 0]
         diag = np.einsum("nii->ni", jtj)
-        a = jtj + lam[:, None, None] * (np.eye(6) * np.maximum(diag, 1e-12)[:, :, None])
+        a = jtj + lam[:, None, None] * (np.eye(6) * np.maximum(diag, 1e-12)[:, :, None]) + pinned
         try:
             step = np.linalg.solve(a, g[..., None])[..., 0]
         except np.linalg.LinAlgError:
@@ -284,6 +302,8 @@ def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
         trial = p + step
         trial[:, 2] = np.maximum(trial[:, 2], 1e-6)
         trial[:, 3] = np.clip(trial[:, 3], 0.0, 1.0)
+        if x0_bounds is not None:
+            trial[:, 1] = np.clip(trial[:, 1], x0_bounds[0], x0_bounds[1])
         f_t, jac_t = model(trial)
         r_t = y - f_t
         cost_t = (r_t * r_t).sum(axis=1)
@@ -296,7 +316,7 @@ def _pseudo_voigt_fit(x: np.ndarray, y: np.ndarray, p0: np.ndarray):
         if np.all(np.abs(step[:, 1]) < 1e-4 * p[:, 2]):
             break
     jtj = jac.transpose(0, 2, 1) @ jac
-    dof = max(x.shape[1] - 6, 1)
+    dof = max(x.shape[1] - int(free.sum()), 1)
     cov = np.linalg.pinv(jtj) * (cost / dof)[:, None, None]
     return p, cov, cost
 
@@ -396,17 +416,38 @@ def fit_pressure(
 
     # --- cell from the positions, zero shift for the series ------------------------------------
     zero = sig_zero = 0.0
-    if fit_zero_shift and kind == "2theta":
+    hexagonal = phase.structure in HEXAGONAL
+    cell0 = phase.cell(0.0, scale_name)
+    if fit_zero_shift and kind == "2theta" and hexagonal:
+        zero, sig_zero = _hexagonal_zero_shift(
+            x0, sig_x0, usable, lines.hkl, cell0.a, cell0.c, wavelength
+        )
+    elif fit_zero_shift and kind == "2theta":
         zero, sig_zero = _series_zero_shift(x0, sig_x0, usable, lines.d0, wavelength)
     scale_s, sig_s, usable = _fit_scale(x0 - zero, sig_x0, usable, lines.d0, kind, wavelength)
     if sig_zero > 0:  # the offset's own uncertainty moves every line of a curve together
         shifted, _, _ = _fit_scale(x0 - zero - sig_zero, sig_x0, usable, lines.d0, kind, wavelength)
         sig_s = np.hypot(sig_s, shifted - scale_s)
     volume = eos.v0 * scale_s**3
+    rel_sig_v = 3 * sig_s / scale_s
+    scale_a = scale_c = scale_s
+    if hexagonal:  # a and c apart where the lines tell them apart
+        scale_a, scale_c, rel_hex = _fit_hexagonal(
+            x0 - zero, sig_x0, usable, lines.hkl, cell0.a, cell0.c, kind, wavelength, scale_s
+        )
+        if sig_zero > 0:  # as above: the offset's uncertainty moves every line together
+            moved_a, moved_c, _ = _fit_hexagonal(
+                x0 - zero - sig_zero, sig_x0, usable, lines.hkl, cell0.a, cell0.c, kind,
+                wavelength, scale_s,
+            )  # fmt: skip
+            rel_hex = np.hypot(rel_hex, np.log(moved_a**2 * moved_c / (scale_a**2 * scale_c)))
+        apart = np.isfinite(rel_hex)
+        volume = np.where(apart, eos.v0 * scale_a**2 * scale_c, volume)
+        rel_sig_v = np.where(apart, rel_hex, rel_sig_v)
     pressure = np.interp(volume, v_grid[::-1], p_grid[::-1], left=np.nan, right=np.nan)
     dv = 1e-4 * eos.v0
     dp_dv = (eos.pressure(volume - dv) - eos.pressure(volume + dv)) / (2 * dv)
-    sigma = np.abs(dp_dv) * 3 * volume * sig_s / scale_s
+    sigma = np.abs(dp_dv) * volume * rel_sig_v
     lines_used, reasons = [], []
     for i in range(n_curves):
         used = tuple(lab for lab, u in zip(lines.labels, usable[i], strict=True) if u)
@@ -417,7 +458,6 @@ def fit_pressure(
             pressure[i] = sigma[i] = np.nan
             why = sorted({str(r) for r in reason[i] if r})
             reasons.append(f"no usable {phase.name} line" + (f" ({'; '.join(why)})" if why else ""))
-    a0 = phase.cell(0.0, scale_name).a
     return PressureFit(
         name=stack.name,
         calibrant=phase.name,
@@ -427,7 +467,8 @@ def fit_pressure(
         lines_used=lines_used,
         reason=reasons,
         zero_shift=float(zero),
-        lattice=np.where(np.isfinite(pressure), a0 * scale_s, np.nan),
+        lattice=np.where(np.isfinite(pressure), cell0.a * scale_a, np.nan),
+        lattice_c=np.where(np.isfinite(pressure), cell0.c * scale_c, np.nan),
     )
 
 
@@ -438,8 +479,21 @@ def _width_trend(width: np.ndarray, usable: np.ndarray, pressure: np.ndarray) ->
     against the trend of the series, not its median. Lines fitted in fewer than 3 curves, or
     all at one pressure, get their median.
     """
-    n_curves, n_lines = width.shape
-    out = np.full((n_curves, n_lines), np.nan)
+    coef = width_trend_coefficients(width, usable, pressure)
+    return np.exp(coef[:, 0][None, :] * pressure[:, None] + coef[:, 1][None, :])
+
+
+def width_trend_coefficients(
+    width: np.ndarray, usable: np.ndarray, pressure: np.ndarray
+) -> np.ndarray:
+    """Return per line (lines × 2) the slope and intercept of ln(FWHM) against pressure.
+
+    A robust straight line (refitted without widths more than WIDTH_TOLERANCE off it); a line
+    fitted in fewer than 3 curves, or all at one pressure, gets slope 0 and its median; a line
+    never fitted gets NaN.
+    """
+    n_lines = width.shape[1]
+    out = np.full((n_lines, 2), np.nan)
     for k in range(n_lines):
         keep = usable[:, k] & (width[:, k] > 0)
         if not keep.any():
@@ -454,7 +508,7 @@ def _width_trend(width: np.ndarray, usable: np.ndarray, pressure: np.ndarray) ->
             if np.array_equal(near & usable[:, k], keep):
                 break
             keep = near & usable[:, k]
-        out[:, k] = np.exp(np.polyval(coef, pressure))
+        out[k] = coef
     return out
 
 
@@ -580,6 +634,116 @@ def _fit_scale(x0, sig_x0, usable, d0, kind, wavelength):
             break
         usable[np.flatnonzero(drop), worst[drop]] = False
     return scale_s, sig_s, usable
+
+
+def _fit_hexagonal(x0, sig_x0, usable, hkl, a0, c0, kind, wavelength, scale_s):
+    """Return per curve the scales of a and c of a hexagonal cell and the relative σ of V.
+
+    Weighted least squares (Gauss–Newton from the isotropic scale) of 1/d² = 4/3 (h² + hk + k²)
+    / a² + l²/c², on curves with at least one usable line with l ≠ 0 and one with (h, k) ≠ 0
+    (two lines at least); elsewhere both scales are the isotropic one (fixed c/a) and the σ
+    is NaN. σ_V/V from the covariance of the two scales, scaled by the Birge ratio where > 1.
+    """
+    h, k, l_ = hkl[:, 0], hkl[:, 1], hkl[:, 2]
+    inv_a = 4.0 / 3.0 * (h * h + h * k + k * k) / a0**2  # 1/d² from a at V0, per line
+    inv_c = l_ * l_ / c0**2
+    n = x0.shape[0]
+    has_l = (usable & (l_ != 0)).any(axis=1)
+    has_hk = (usable & ((h != 0) | (k != 0))).any(axis=1)
+    rows = np.flatnonzero(has_l & has_hk & (usable.sum(axis=1) >= 2))
+    sa, sc = scale_s.astype(np.float64).copy(), scale_s.astype(np.float64).copy()
+    rel = np.full(n, np.nan)
+    if rows.size == 0:
+        return sa, sc, rel
+    u = usable[rows]
+    w = np.where(u, 1.0 / np.maximum(sig_x0[rows], 1e-12) ** 2, 0.0)
+    x_obs = np.where(u, x0[rows], 0.0)
+
+    def pred(a, c):
+        d = 1.0 / np.sqrt(inv_a[None, :] / a[:, None] ** 2 + inv_c[None, :] / c[:, None] ** 2)
+        return np.nan_to_num(_positions(d, kind, wavelength))
+
+    a, c = sa[rows], sc[rows]
+    for _ in range(8):
+        p0 = pred(a, c)
+        ja = (pred(a * (1 + 1e-7), c) - p0) / (1e-7 * a[:, None])
+        jc = (pred(a, c * (1 + 1e-7)) - p0) / (1e-7 * c[:, None])
+        r = np.where(u, x_obs - p0, 0.0)
+        a11, a12, a22 = (w * ja * ja).sum(1), (w * ja * jc).sum(1), (w * jc * jc).sum(1)
+        b1, b2 = (w * ja * r).sum(1), (w * jc * r).sum(1)
+        det = a11 * a22 - a12 * a12
+        ok = det > 1e-12 * np.maximum(a11 * a22, 1e-300)
+        safe = np.where(ok, det, 1.0)
+        a = a + np.where(ok, (a22 * b1 - a12 * b2) / safe, 0.0)
+        c = c + np.where(ok, (a11 * b2 - a12 * b1) / safe, 0.0)
+    r = np.where(u, (x_obs - pred(a, c)) * np.sqrt(w), 0.0)
+    n_used = u.sum(1)
+    birge = np.sqrt(np.maximum((r * r).sum(1) / np.maximum(n_used - 2, 1), 1.0))
+    safe = np.where(ok, det, 1.0)
+    var_a, var_c, cov = a22 / safe, a11 / safe, -a12 / safe
+    rel_v = np.sqrt(np.maximum(4 * var_a / a**2 + var_c / c**2 + 4 * cov / (a * c), 0.0)) * birge
+    good = ok & np.isfinite(rel_v) & (a > 0) & (c > 0)
+    sa[rows[good]], sc[rows[good]], rel[rows[good]] = a[good], c[good], rel_v[good]
+    return sa, sc, rel
+
+
+def _hexagonal_zero_shift(x0, sig_x0, usable, hkl, a0, c0, wavelength):
+    """Return the series' 2θ offset (and its σ) for a hexagonal cell: (a, c, offset) per curve.
+
+    As ``_series_zero_shift``, with a and c free, so a c/a that differs from the ambient one is
+    not taken for an offset; curves need ≥ 4 usable lines, one with l ≠ 0 and one with
+    (h, k) ≠ 0.
+    """
+    h, k, l_ = hkl[:, 0], hkl[:, 1], hkl[:, 2]
+    inv_a = 4.0 / 3.0 * (h * h + h * k + k * k) / a0**2
+    inv_c = l_ * l_ / c0**2
+    enough = (
+        (usable.sum(1) >= 4) & (usable & (l_ != 0)).any(1) & (usable & ((h != 0) | (k != 0))).any(1)
+    )
+    rows = np.flatnonzero(enough)
+    rows = (
+        rows[np.linspace(0, rows.size - 1, min(rows.size, 40)).astype(int)] if rows.size else rows
+    )
+    if rows.size == 0:
+        return 0.0, 0.0
+    u = usable[rows]
+    w = np.where(u, 1.0 / np.maximum(sig_x0[rows], 1e-12) ** 2, 0.0)
+    x_obs = np.where(u, x0[rows], 0.0)
+
+    def pred(a, c):
+        d = 1.0 / np.sqrt(inv_a[None, :] / a[:, None] ** 2 + inv_c[None, :] / c[:, None] ** 2)
+        return np.nan_to_num(_positions(d, "2theta", wavelength))
+
+    theta = np.stack([np.ones(rows.size), np.ones(rows.size), np.zeros(rows.size)], axis=1)
+    normal = np.zeros((rows.size, 3, 3))
+    for _ in range(10):  # Gauss–Newton in (a scale, c scale, offset), all rows at once
+        a, c, z = theta.T
+        p0 = pred(a, c)
+        jac = np.stack(
+            [
+                (pred(a * (1 + 1e-7), c) - p0) / (1e-7 * a[:, None]),
+                (pred(a, c * (1 + 1e-7)) - p0) / (1e-7 * c[:, None]),
+                np.ones_like(p0),
+            ],
+            axis=-1,
+        )
+        r = np.where(u, x_obs - p0 - z[:, None], 0.0)
+        normal = np.einsum("nk,nki,nkj->nij", w, jac, jac)
+        rhs = np.einsum("nk,nki,nk->ni", w, jac, r)
+        ok = np.linalg.cond(normal) < 1e12
+        step = np.zeros_like(theta)
+        step[ok] = np.linalg.solve(normal[ok], rhs[ok][..., None])[..., 0]
+        theta = theta + step
+    ok = np.linalg.cond(normal) < 1e12
+    if not ok.any():
+        return 0.0, 0.0
+    var_z = np.linalg.inv(normal[ok])[:, 2, 2]
+    estimates, weights = theta[ok, 2], 1.0 / np.maximum(var_z, 1e-30)
+    order = np.argsort(estimates)
+    cum = np.cumsum(weights[order])
+    zero = float(estimates[order][np.searchsorted(cum, cum[-1] / 2)])
+    spread = 1.4826 * float(np.median(np.abs(estimates - zero)))
+    return zero, spread
 
 
 def _series_zero_shift(x0, sig_x0, usable, d0, wavelength):

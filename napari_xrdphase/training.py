@@ -689,7 +689,7 @@ def pretrain(
     ``resume=False`` an existing checkpoint is ignored and overwritten.
 
     ``ignore_phases`` (names such as ``["Pt", "Ne"]``, 'Pt,Ne' or a ``phases.masking.PhaseMask``):
-    the lines of these markers and media are replaced by background in every curve before
+    the lines of these markers and media are fitted and subtracted from every curve before
     training (at each curve's pressure, ``phases.masking``); the encoder records the mask in
     ``config["ignored_phases"]`` and classifiers fitted on it apply the same mask.
 

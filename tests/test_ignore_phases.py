@@ -38,18 +38,54 @@ def marker_stack(pressures, phase="Pt", variable_unit="GPa", **kw):
     )  # fmt: skip
 
 
-def test_masked_windows_equal_the_local_background():
+def test_subtracted_lines_leave_the_background():
     stack = marker_stack(np.linspace(0.0, 40.0, 6))
     result = mask_phases(stack, ["Pt"])
     masked = result.stack.curves()
     assert result.n_masked == 6 and result.n_unknown_pressure == 0
-    assert result.lines["Pt"] >= 3
-    # the lines are gone: every curve is its linear background again, to float rounding
-    np.testing.assert_allclose(masked, np.broadcast_to(background(Q), masked.shape), atol=1e-3)
-    changed = masked != stack.curves()
+    assert result.lines["Pt"] >= 3 and result.found == {"Pt": True}
+    assert result.n_cut == 0 and result.n_subtracted >= 6 * 3
+    # the lines are gone: every curve is its linear background again (lines 50 high: < 0.1 %)
+    np.testing.assert_allclose(masked, np.broadcast_to(background(Q), masked.shape), atol=0.05)
+    changed = np.abs(masked - stack.curves()) > 1e-3
     assert changed.any(axis=1).all()
-    assert changed.mean() < 0.2  # only the windows changed
+    assert changed.mean() < 0.2  # only around the lines
     assert result.stack.metadata["ignored_phases"]["phases"] == ["Pt"]
+
+
+def test_a_sample_line_crossing_a_marker_line_survives_it():
+    # a sample line 1.5 FWHM (≈ 7 points) from Pt (111): a window cut would take half of it
+    pressures = np.linspace(0.0, 40.0, 8)
+    stack = marker_stack(pressures)
+    q111 = np.array([2 * np.pi / get_phase("Pt").reflections(p)[0].d for p in pressures])
+    sample = 80.0 * np.exp(-0.5 * ((Q[None, :] - q111[:, None] - 0.012) / SIGMA_Q) ** 2)
+    with_sample = stack.replace(intensities=stack.curves() + sample)
+    masked = mask_phases(with_sample, ["Pt"]).stack.curves()
+    kept = (masked - background(Q)[None, :]).sum(axis=1) / sample.sum(axis=1)
+    # the sample line keeps its area to 10 % (a ± 2 FWHM window cut keeps under 20 % of it)
+    np.testing.assert_allclose(kept, 1.0, atol=0.1)
+
+
+def test_a_strong_sample_line_beside_a_weaker_marker_line_is_not_taken_for_it():
+    # a sample line 6 times Pt (200)'s height, 1.3 FWHM beside it in every curve: (200) is never
+    # clean, so its height is its structure-factor share of Pt (111), fitted in the same curve
+    pressures = np.linspace(0.0, 40.0, 8)
+    stack = marker_stack(pressures)
+    q200 = np.array([2 * np.pi / get_phase("Pt").reflections(p)[1].d for p in pressures])
+    sample = 150.0 * np.exp(-0.5 * ((Q[None, :] - q200[:, None] + 0.012) / SIGMA_Q) ** 2)
+    masked = mask_phases(stack.replace(intensities=stack.curves() + sample), ["Pt"]).stack
+    kept = (masked.curves() - background(Q)[None, :]).sum(axis=1) / sample.sum(axis=1)
+    np.testing.assert_allclose(kept, 1.0, atol=0.1)
+
+
+def test_a_series_without_the_marker_is_left_as_it_is():
+    from napari_xrdphase.synth import simulate_series
+
+    stack = simulate_series("Fe", 10, 5, 10, n_points=1200, seed=4).stack
+    result = mask_phases(stack, ["Pt", "Ne"])
+    assert result.found == {"Pt": False, "Ne": False}
+    assert "not found: left alone" in result.describe()
+    np.testing.assert_array_equal(result.stack.curves(), stack.curves())
 
 
 def test_overlapping_windows_give_one_straight_background():
@@ -58,7 +94,7 @@ def test_overlapping_windows_give_one_straight_background():
     result = mask_phases(stack, ["Pt"], width=25.0, fwhm_points=4.7)
     masked = result.stack.curves()
     assert result.lines["Pt"] == 3
-    np.testing.assert_allclose(masked, np.broadcast_to(background(Q), masked.shape), atol=1e-3)
+    np.testing.assert_allclose(masked, np.broadcast_to(background(Q), masked.shape), atol=0.05)
 
 
 def test_lines_outside_the_axis_are_skipped_and_the_rest_masked():
@@ -71,14 +107,14 @@ def test_lines_outside_the_axis_are_skipped_and_the_rest_masked():
     result = mask_phases(stack, ["Pt"])
     assert result.lines == {"Pt": 1}
     expected = np.broadcast_to(background(Q[narrow]), curves.shape)
-    np.testing.assert_allclose(result.stack.curves(), expected, atol=1e-3)
+    np.testing.assert_allclose(result.stack.curves(), expected, atol=0.05)
 
 
 def test_a_medium_is_masked_only_above_its_freezing_pressure():
     stack = marker_stack([2.0, 8.0], phase="Ne")
     masked = mask_phases(stack, ["Ne"]).stack.curves()
     np.testing.assert_array_equal(masked[0], stack.curves()[0])  # fluid Ne: left alone
-    np.testing.assert_allclose(masked[1], background(Q), atol=1e-3)
+    np.testing.assert_allclose(masked[1], background(Q), atol=0.05)
 
 
 def test_curves_without_a_pressure_are_left_unmasked_and_counted():
@@ -98,7 +134,7 @@ def test_a_pressure_in_kbar_is_converted():
     curves = np.array([background(Q) + marker_lines(p) for p in (10.0, 20.0)])
     stack = stack.replace(intensities=curves)
     masked = mask_phases(stack, ["Pt"]).stack.curves()
-    np.testing.assert_allclose(masked, np.broadcast_to(background(Q), masked.shape), atol=1e-3)
+    np.testing.assert_allclose(masked, np.broadcast_to(background(Q), masked.shape), atol=0.05)
 
 
 def test_an_unknown_phase_names_the_known_ones():
@@ -140,8 +176,9 @@ def test_an_on_disk_stack_is_masked_as_its_curves_are_read(tmp_path):
         eager = mask_phases(stack, ["Pt"], fwhm_points=5.0).stack.curves()
         masked = mask_phases(lazy, ["Pt"], fwhm_points=5.0).stack
         assert masked.is_lazy
-        np.testing.assert_array_equal(masked.curves(), eager)
-        np.testing.assert_array_equal(masked.curves([5, 1]), eager[[5, 1]])
+        # the same profiles; fits batched differently agree to far below the noise
+        np.testing.assert_allclose(masked.curves(), eager, atol=1e-3)
+        np.testing.assert_allclose(masked.curves([5, 1]), eager[[5, 1]], atol=1e-3)
 
 
 # --- the classifier --------------------------------------------------------------------------
@@ -253,7 +290,7 @@ def test_cli_ignore_phases_end_to_end_records_what_was_ignored(pt_suite, tmp_pat
         "--ignore-phases", "Pt,Ne", "--ignore-width", "1.5",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "curves seen without the lines of Pt, Ne (lines ± 1.5 FWHM" in result.stderr
+    assert "without the lines of Pt, Ne (fitted lines subtracted; ± 1.5 FWHM cut" in result.stderr
 
 
 def test_cli_unknown_phase_is_a_one_line_error(pt_suite, tmp_path):

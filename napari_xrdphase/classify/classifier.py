@@ -187,7 +187,7 @@ class Classifier:
 
         A ``SpectraStack`` is embedded through the stored encoder ``chunk_size`` curves at a
         time, so lazy (on-disk) series never need to fit in memory, after the lines of the
-        phases the classifier ignores are replaced by background (``phases.masking``); an
+        phases the classifier ignores are fitted and subtracted (``phases.masking``); an
         array is taken as embeddings already computed that way.
         """
         if isinstance(stack_or_embeddings, SpectraStack):

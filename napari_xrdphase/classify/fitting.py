@@ -191,7 +191,7 @@ def fit_classifier(
     (``sgd``) or each regularisation strength (``lbfgs``).
 
     ``ignore_phases`` (names such as ``["Pt", "Ne"]``, 'Pt,Ne' or a ``PhaseMask``): the lines
-    of these pressure markers and media are replaced by background in every curve before it is
+    of these pressure markers and media are fitted and subtracted from every curve before it is
     embedded, here and whenever the classifier predicts (``phases.masking``), placed at each
     curve's pressure (the external variable when it is a pressure in GPa; curves without one
     keep their lines, with a note). None: what the encoder was pretrained with, if anything;

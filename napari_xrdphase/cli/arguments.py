@@ -74,8 +74,9 @@ def add_ignore_phases_arguments(parser: argparse.ArgumentParser, model_default: 
         "--ignore-phases",
         metavar="NAME[,NAME...]",
         help="pressure markers and media (built-in names as `xrdphase phases` lists them, or "
-        ".jcpds files), e.g. Pt,Ne: their lines are replaced by background in every curve "
-        "before it is embedded, placed at each curve's pressure (the external variable in GPa), "
+        ".jcpds or .cif files), e.g. Pt,Ne: their lines, placed at each curve's pressure (the "
+        "external variable in GPa), are fitted and subtracted from every curve before it is "
+        "embedded, "
         f"so they are never read as a phase change; Ne from 4.7 GPa, Ar from 1.3 GPa ({default})",
     )
     parser.add_argument(
@@ -83,8 +84,9 @@ def add_ignore_phases_arguments(parser: argparse.ArgumentParser, model_default: 
         type=float,
         default=DEFAULT_WIDTH_FWHM,
         metavar="FWHM",
-        help="half-width of each replaced window, in line widths (FWHM) measured on the "
-        f"curves (default {DEFAULT_WIDTH_FWHM:g})",
+        help="where a line cannot be fitted (at the end of the axis), half-width of the window "
+        "replaced by background instead, in the line's widths (FWHM) "
+        f"(default {DEFAULT_WIDTH_FWHM:g})",
     )
 
 
