@@ -317,25 +317,9 @@ class _Stopping:
 
     def score(self, run: _Run) -> float:
         """Return the separation score of ``run``'s backbone as it stands (eval mode)."""
-        import torch
-
         from .separation import separation_score
 
-        backbone = run.model.backbone
-        was_training = backbone.training
-        backbone.eval()
-        index = torch.from_numpy(self.index).to(run.curves.device)
-        try:
-            with torch.no_grad():
-                embeddings = torch.cat(
-                    [
-                        backbone(run.curves[index[i : i + 256]]).float().cpu()
-                        for i in range(0, len(index), 256)
-                    ]
-                ).numpy()
-        finally:
-            backbone.train(was_training)
-        return separation_score(embeddings, self.variable, self.series)
+        return separation_score(_embed_rows(run, self.index), self.variable, self.series)
 
     def record(self, run: _Run, epoch: int) -> bool:
         """Score the weights after ``epoch`` (0: the start); return True when training should stop."""
@@ -389,6 +373,26 @@ def _masked(stacks: Sequence[SpectraStack], ignore_phases: Any) -> tuple[list, A
     for note in filter(None, map(unknown_pressure_note, results)):
         warnings.warn(note, UserWarning, stacklevel=3)
     return [r.stack for r in results], mask
+
+
+def _embed_rows(run: _Run, rows: np.ndarray) -> np.ndarray:
+    """Return the backbone's embeddings of the prepared curves ``rows``, in eval mode, 256 at a time."""
+    import torch
+
+    backbone = run.model.backbone
+    was_training = backbone.training
+    backbone.eval()
+    index = torch.from_numpy(np.asarray(rows)).to(run.curves.device)
+    try:
+        with torch.no_grad():
+            return torch.cat(
+                [
+                    backbone(run.curves[index[i : i + 256]]).float().cpu()
+                    for i in range(0, len(index), 256)
+                ]
+            ).numpy()
+    finally:
+        backbone.train(was_training)
 
 
 def _run_settings(**settings: Any) -> dict[str, Any]:
@@ -1003,29 +1007,13 @@ def _check_run(run: _Run, config: dict[str, Any]) -> Any:
     """
     import warnings
 
-    import torch
-
     from .training_check import EMBEDDING_SAMPLE, check_training
 
     if not run.step:
         return None
     try:
         index = np.unique(np.linspace(0, run.n_curves - 1, EMBEDDING_SAMPLE).round().astype(int))
-        index = torch.from_numpy(index).to(run.curves.device)
-        backbone = run.model.backbone
-        was_training = backbone.training
-        backbone.eval()
-        try:
-            with torch.no_grad():
-                embeddings = torch.cat(
-                    [
-                        backbone(run.curves[index[i : i + 256]]).float().cpu()
-                        for i in range(0, len(index), 256)
-                    ]
-                ).numpy()
-        finally:
-            backbone.train(was_training)
-        return check_training(config, embeddings)
+        return check_training(config, _embed_rows(run, index))
     except Exception as exc:  # the check must not cost the user the trained encoder
         warnings.warn(f"the end-of-training check failed: {exc}", RuntimeWarning, stacklevel=2)
         return None

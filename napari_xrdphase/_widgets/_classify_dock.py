@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, Container, Label, PushButton, SpinBox, TextEdit
 
-from ._plot import USER_ERRORS, Confirm, ask_save_path, ask_yes_no, export_file, report_errors
+from ._plot import (
+    Confirm,
+    ask_save_path,
+    ask_yes_no,
+    export_file,
+    report_errors,
+    report_worker_error,
+)
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -97,7 +104,6 @@ class ClassifyDock(Container):
     def start_classification(self):
         """Classify in a worker thread; return the worker (layers update when it returns)."""
         from napari.qt.threading import create_worker
-        from napari.utils.notifications import show_error
 
         if self.worker is not None:
             return self.worker
@@ -112,19 +118,13 @@ class ClassifyDock(Container):
             with report_errors("Classify"):
                 self.session.apply_classification(result)
 
-        def on_errored(exc: Exception) -> None:
-            if isinstance(exc, USER_ERRORS):
-                show_error(f"Classify: {exc}")
-            else:
-                show_error(f"Classify failed: {type(exc).__name__}: {exc}")
-
         def on_finished() -> None:
             self.worker = None
             self.classify_button.enabled = True
             self.classify_button.text = "Classify"
 
         worker.returned.connect(on_returned)
-        worker.errored.connect(on_errored)
+        worker.errored.connect(report_worker_error("Classify"))
         worker.finished.connect(on_finished)
         self.worker = worker
         worker.start()
@@ -187,7 +187,6 @@ class ClassifyDock(Container):
     def start_proposal(self):
         """Propose phases in a worker thread; return the worker (the strips update when it returns)."""
         from napari.qt.threading import create_worker
-        from napari.utils.notifications import show_error
 
         _ = self.session.encoder
         self.propose_button.enabled = False
@@ -201,7 +200,7 @@ class ClassifyDock(Container):
             self.propose_button.enabled = True
 
         worker.returned.connect(on_returned)
-        worker.errored.connect(lambda exc: show_error(f"Propose phases: {exc}"))
+        worker.errored.connect(report_worker_error("Propose phases"))
         worker.finished.connect(on_finished)
         worker.start()
         return worker

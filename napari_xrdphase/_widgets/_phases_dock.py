@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 
-from ._plot import USER_ERRORS, ThemedPlot, report_errors
+from ._plot import USER_ERRORS, ThemedPlot, report_errors, report_worker_error
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -197,19 +197,13 @@ class PhasesDock(Container):
                 message = self.session.apply_pressure_fit(name, fit)
                 (show_warning if fit.failed.any() else show_info)(message)
 
-        def on_errored(exc: Exception) -> None:
-            if isinstance(exc, USER_ERRORS):
-                show_error(f"Use as pressure: {exc}")
-            else:
-                show_error(f"Use as pressure failed: {type(exc).__name__}: {exc}")
-
         def on_finished() -> None:
             self.worker = None
             self.fit_button.enabled = True
             self.fit_button.text = "Use as pressure"
 
         worker.returned.connect(on_returned)
-        worker.errored.connect(on_errored)
+        worker.errored.connect(report_worker_error("Use as pressure"))
         worker.finished.connect(on_finished)
         self.worker = worker
         worker.start()

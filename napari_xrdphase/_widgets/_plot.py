@@ -31,6 +31,20 @@ def report_errors(action: str) -> Iterator[None]:
         show_error(f"{action}: {exc}")
 
 
+def report_worker_error(action: str) -> Callable[[Exception], None]:
+    """Return a worker's ``errored`` handler: a user's error as "action: ...", else named as a failure."""
+
+    def report(exc: Exception) -> None:
+        from napari.utils.notifications import show_error
+
+        if isinstance(exc, USER_ERRORS):
+            show_error(f"{action}: {exc}")
+        else:
+            show_error(f"{action} failed: {type(exc).__name__}: {exc}")
+
+    return report
+
+
 def ask_yes_no(parent: Any, title: str, message: str) -> bool:
     """Ask ``message`` in a modal Yes/No dialog; True for Yes."""
     from qtpy.QtWidgets import QMessageBox
