@@ -38,6 +38,9 @@ def notifications():
 
 
 def tiny_settings(dock, method="specmoco", epochs=2, batch_size=10):
+    # from random weights: these tests follow the paper's training step by step; fine-tuning
+    # the built-in encoder (the dock's default) has its own test below
+    dock.init.value = "random"
     dock.method.value = method
     dock.epochs.value = epochs
     dock.batch_size.value = batch_size
@@ -83,6 +86,20 @@ def test_pretraining_in_a_worker_reports_progress_and_keeps_the_gui_responsive(
     assert "\ncheck: " in dock.loss_label.value
     assert "warning: Only 40 curves" in dock.loss_label.value
     assert sum("Only 40 curves" in m for m in notifications) == 1
+
+
+def test_the_dock_fine_tunes_the_builtin_encoder_by_default(viewer_with_series, qtbot):
+    dock = EncoderDock(viewer_with_series)
+    session = get_session(viewer_with_series)
+    assert dock.init.value == "builtin"
+    dock.epochs.value = 1
+    dock.batch_size.value = 10
+    dock.device.value = "cpu"
+    dock.start_pretraining()
+    qtbot.waitUntil(lambda: not dock.is_training, timeout=HANG_MS)
+    qtbot.waitUntil(lambda: session.encoder_source != "built-in", timeout=HANG_MS)
+    assert session.encoder_source.startswith(("fine-tuned from the built-in encoder", "pretrained"))
+    assert "fine_tuning" in session.encoder.config  # started from the built-in weights
 
 
 def test_cancel_stops_within_one_step_and_keeps_the_last_encoder(viewer_with_series, qtbot):
