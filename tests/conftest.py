@@ -29,3 +29,31 @@ def series():
     from napari_xrdphase.synth import simulate_series
 
     return simulate_series("Fe", 12, 6, 18, n_points=800, seed=4, name="Fe36")
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    """A real napari viewer (under Xvfb), closed after the test."""
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages of the error notifications the docks show (instead of raising)."""
+    from napari.utils import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    return shown
+
+
+@pytest.fixture
+def session(make_napari_viewer, series):
+    """The session of a real viewer showing ``series`` with its ground truth, a random encoder."""
+    from napari_xrdphase._widgets._session import get_session
+    from napari_xrdphase.encoder import Encoder
+
+    session = get_session(make_napari_viewer())
+    session.add_stack(series.stack, ground_truth=series.labels)
+    session.set_encoder(Encoder.random(1), "random (test)")
+    return session

@@ -22,21 +22,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    """Messages of the error notifications the docks show (instead of raising)."""
-    from napari.utils import notifications
-
-    shown = []
-    monkeypatch.setattr(notifications, "show_error", shown.append)
-    return shown
-
-
-@pytest.fixture
 def infos(monkeypatch):
     """Messages of the info notifications the docks show."""
     from napari.utils import notifications

@@ -14,21 +14,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    """Messages of the error notifications the docks show (instead of raising)."""
-    from napari.utils import notifications
-
-    shown = []
-    monkeypatch.setattr(notifications, "show_error", shown.append)
-    return shown
-
-
-@pytest.fixture
 def pt_series():
     """A 20-curve Fe series with Pt and Ne lines (pressure 4–29 GPa as its variable)."""
     return simulate_series("Fe", 8, 4, 8, marker="Pt", medium="Ne", n_points=1500, seed=1)

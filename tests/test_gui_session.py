@@ -17,15 +17,6 @@ TRUTH_ROWS = [1, 5, 9, 13, 16, 20, 25, 30, 34]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def session(make_napari_viewer, series):
-    viewer = make_napari_viewer()
-    session = get_session(viewer)
-    session.add_stack(series.stack, ground_truth=series.labels)
-    session.set_encoder(Encoder.random(1), "random (test)")
-    return session
-
-
 def layer_names(session):
     return [layer.name for layer in session.viewer.layers]
 

@@ -9,23 +9,12 @@ from _waits import HANG_MS
 from napari_xrdphase import StackError
 from napari_xrdphase._widgets._classify_dock import ClassifyDock
 from napari_xrdphase._widgets._labels_dock import LabelsDock
-from napari_xrdphase._widgets._session import get_session
-from napari_xrdphase.encoder import Encoder
 from napari_xrdphase.results import describe_series, novelty_warning
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # rows of the 36-curve series: before 0–11, during 12–17, after 18–35
 TRUTH_ROWS = [1, 5, 9, 13, 16, 20, 25, 30, 34]
-
-
-@pytest.fixture
-def session(make_napari_viewer, series):
-    viewer = make_napari_viewer()
-    session = get_session(viewer)
-    session.add_stack(series.stack, ground_truth=series.labels)
-    session.set_encoder(Encoder.random(1), "random (test)")
-    return session
 
 
 def camera(session):
