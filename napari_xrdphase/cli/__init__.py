@@ -27,8 +27,7 @@ from .arguments import (
     add_pressure_from_argument,
     add_pretraining_arguments,
     add_seed_argument,
-    add_variable_argument,
-    add_wavelength_argument,
+    add_series_reading_arguments,
 )
 from .classifying import cmd_classify, cmd_segment, cmd_suggest, cmd_watch
 from .demo import _demo_pressure, _demo_screenshot, cmd_demo
@@ -62,8 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="summarise series (folders of .xy/.chi/..., .h5/.nxs, .npz)")
     add_paths_argument(info)
-    add_wavelength_argument(info)
-    add_variable_argument(info)
+    add_series_reading_arguments(info)
     info.set_defaults(func=cmd_info)
 
     sim = sub.add_parser("simulate", help="write the simulated paper suite D1–D9 with labels.csv")
@@ -110,8 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_labels_out_model_arguments(cls, out_help="predictions CSV to write, one row per curve")
     add_classifier_arguments(cls)
     add_ignore_phases_arguments(cls, model_default=True)
-    add_wavelength_argument(cls)
-    add_variable_argument(cls)
+    add_series_reading_arguments(cls)
     add_pressure_from_argument(cls)
     cls.add_argument(
         "--compare-encoders",
@@ -137,8 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_classifier_arguments(watch)
     add_ignore_phases_arguments(watch, model_default=True)
-    add_wavelength_argument(watch)
-    add_variable_argument(watch)
+    add_series_reading_arguments(watch)
     add_overwrite_argument(watch)
     watch.set_defaults(func=cmd_watch)
 
@@ -157,8 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     sug.add_argument("-n", type=int, default=5, help="how many curves to propose (default 5)")
     sug.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     add_seed_argument(sug, "the classifier's folds and the clustering without labels")
-    add_wavelength_argument(sug)
-    add_variable_argument(sug)
+    add_series_reading_arguments(sug)
     add_overwrite_argument(sug)
     sug.set_defaults(func=cmd_suggest)
 
@@ -171,8 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV to write, one row per curve: dataset,index,<variable>,segment (S1, S2, ...)",
     )  # fmt: skip
     segm.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
-    add_wavelength_argument(segm)
-    add_variable_argument(segm)
+    add_series_reading_arguments(segm)
     add_overwrite_argument(segm)
     segm.set_defaults(func=cmd_segment)
 
@@ -225,8 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV to write: dataset,index,pressure_gpa,pressure_sigma_gpa,lines_used (pressure "
         "empty where the fit failed)",
     )  # fmt: skip
-    add_wavelength_argument(pressure)
-    add_variable_argument(pressure)
+    add_series_reading_arguments(pressure)
     add_overwrite_argument(pressure)
     pressure.set_defaults(func=cmd_pressure)
     return parser

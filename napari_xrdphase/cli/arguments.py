@@ -90,6 +90,12 @@ def add_ignore_phases_arguments(parser: argparse.ArgumentParser, model_default: 
     )
 
 
+def add_series_reading_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--wavelength`` and ``--variable``: how every command that reads series reads them."""
+    add_wavelength_argument(parser)
+    add_variable_argument(parser)
+
+
 def add_wavelength_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wavelength",
@@ -201,6 +207,5 @@ def add_pretraining_arguments(parser: argparse.ArgumentParser, out_help: str) ->
         help="q window (1/Å) the encoder reads, inside the range every series covers "
         "(default: all of that range)",
     )
-    add_wavelength_argument(parser)
-    add_variable_argument(parser)
+    add_series_reading_arguments(parser)
     add_overwrite_argument(parser)
