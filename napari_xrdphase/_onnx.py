@@ -42,10 +42,19 @@ class FoldedGraph(nn.Module):
     def __init__(self, folded: Any, length: int) -> None:
         super().__init__()
         matrix, _, _ = folded.pooled_linear(length)
-        k1 = folded.kernel1
-        self.stride = folded.stride1
-        self.register_buffer("w1", folded.conv1[:k1].t().unsqueeze(1).contiguous())
-        self.register_buffer("b1", folded.conv1[k1].contiguous())
+        k1, stride = folded.kernel1, folded.stride1
+        # conv1 then max-pooling by 2 is the max of conv1 at even and at odd output positions:
+        # ONE convolution of twice the filters (each kernel, and it shifted by the stride) at
+        # twice the stride, then an elementwise Max. ONNX Runtime's MaxPool over the 64-channel
+        # conv1 output cost as much as the convolution after it.
+        weight = folded.conv1[:k1].t()  # (filters, k1)
+        pad = torch.zeros(weight.shape[0], stride)
+        self.filters, self.stride = int(weight.shape[0]), 2 * stride
+        self.register_buffer(
+            "w1",
+            torch.cat([torch.cat([weight, pad], 1), torch.cat([pad, weight], 1)]).unsqueeze(1),
+        )
+        self.register_buffer("b1", folded.conv1[k1].repeat(2).contiguous())
         self.register_buffer(
             "w2", torch.stack([t.t() for t in folded.conv2_taps], dim=2).contiguous()
         )
@@ -70,8 +79,8 @@ class FoldedGraph(nn.Module):
         self.register_buffer("reduce_shift", folded.reduce_shift)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.conv1d(x.unsqueeze(1), self.w1, self.b1, stride=self.stride)
-        h = F.relu(F.max_pool1d(h, 2))
+        pairs = F.conv1d(x.unsqueeze(1), self.w1, self.b1, stride=self.stride)
+        h = F.relu(pairs.reshape(-1, 2, self.filters, pairs.shape[-1]).amax(1))
         h = F.relu(F.max_pool1d(F.conv1d(h, self.w2, self.b2), 2))  # (B, C, P2)
         e = torch.matmul(h, self.pool_linear) + self.linear_bias  # (B, C, D)
         d = self.dim

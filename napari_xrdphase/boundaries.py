@@ -76,6 +76,7 @@ def ramp_directions(variable: np.ndarray, turn_fraction: float = RAMP_TURN_FRACT
     if n < 2 or not span > 0:
         return np.zeros(n, dtype=np.int64)
     tolerance = turn_fraction * span
+    values = values.tolist()  # the scan below reads one value at a time: Python floats
     turns, direction, extreme = [], 0, 0
     for row in range(1, n):
         if direction == 0:
@@ -169,30 +170,20 @@ def order_contradiction(
     pinned: dict[int, int], rank: np.ndarray, directions: np.ndarray
 ) -> tuple[int, int] | None:
     """Return the first two consecutive labelled rows (a, b) on one leg that step back in rank, or None."""
-    rows = sorted(pinned)
-    for a, b in itertools.pairwise(rows):
-        one_leg = np.all(directions[a + 1 : b + 1] == directions[b])
-        if one_leg and (rank[pinned[b]] - rank[pinned[a]]) * directions[b] < 0:
-            return a, b
-    return None
-
-
-def _best_predecessors(total_by_rank: np.ndarray, direction: int) -> np.ndarray:
-    """For each rank r, the rank (≤ r on a rising step, ≥ r on a falling one) of least total."""
-    if direction < 0:
-        return total_by_rank.size - 1 - _running_argmin(total_by_rank[::-1])[::-1]
-    return _running_argmin(total_by_rank)
-
-
-def _running_argmin(values: np.ndarray) -> np.ndarray:
-    """Index of the minimum of ``values[: k + 1]`` for every k (the first one on ties)."""
-    out = np.empty(values.size, dtype=np.int64)
-    best = 0
-    for k in range(values.size):
-        if values[k] < values[best]:
-            best = k
-        out[k] = best
-    return out
+    rows = np.array(sorted(pinned), dtype=np.int64)
+    if rows.size < 2:
+        return None
+    steps = np.asarray(directions, dtype=np.int64)
+    # leg[i]: how many times the direction has changed up to row i; rows a+1..b lie on one
+    # leg exactly when leg[a + 1] == leg[b]
+    leg = np.concatenate([[0], np.cumsum(steps[1:] != steps[:-1])])
+    a, b = rows[:-1], rows[1:]
+    ranks = np.asarray(rank)[np.array([pinned[int(r)] for r in rows])]
+    back = (leg[a + 1] == leg[b]) & ((ranks[1:] - ranks[:-1]) * steps[b] < 0)
+    if not back.any():
+        return None
+    first = int(np.argmax(back))
+    return int(a[first]), int(b[first])
 
 
 def _format_value_and_uncertainty(value: float, uncertainty: float) -> tuple[str, str]:
@@ -366,30 +357,50 @@ def _segment(
     """Return the class per row of the least-cost piecewise-constant labelling (Viterbi).
 
     With ``rank`` and ``directions`` (``ramp_directions``), a change of label may only move
-    the rank the way the ramp goes on that step.
+    the rank the way the ramp goes on that step: on a rising step a class may follow any
+    class of lower or equal rank, on a falling one any of higher or equal rank.
     """
+    # plain Python floats: with a handful of classes, numpy's per-call overhead would cost
+    # several times the arithmetic on each of the (up to millions of) rows
     n, n_classes = cost.shape
-    total = cost[0].copy()
-    # came_from[i, k]: the class of row i-1 on the best path that has class k at row i
-    came_from = np.empty((n, n_classes), dtype=np.int64)
-    came_from[0] = np.arange(n_classes)
-    stay = np.arange(n_classes)
-    by_rank = None if rank is None else np.argsort(rank)
+    rows = cost.tolist()
+    classes = range(n_classes)
+    by_rank = list(classes) if rank is None else [int(c) for c in np.argsort(rank, kind="stable")]
+    steps = [0] * n if directions is None else np.asarray(directions).tolist()
+    rising, falling = by_rank, by_rank[::-1]
+    total = rows[0]
+    # came_from[i][k]: the class of row i-1 on the best path that has class k at row i
+    came_from: list[list[int]] = [list(classes)]
+    best = [0] * n_classes
     for i in range(1, n):
-        if by_rank is None:
-            best = np.full(n_classes, int(np.argmin(total)))
+        if rank is None:
+            least = min(classes, key=total.__getitem__)  # the first on ties, as argmin
+            best = [least] * n_classes
         else:
-            best = np.empty(n_classes, dtype=np.int64)
-            best[by_rank] = by_rank[_best_predecessors(total[by_rank], int(directions[i]))]
-        switch_cost = total[best] + penalty
-        # `<=` keeps the current label on ties, so noise never moves a boundary for free
-        keep = total <= switch_cost
-        came_from[i] = np.where(keep, stay, best)
-        total = np.where(keep, total, switch_cost) + cost[i]
+            # least total among the classes a change may come from: a running minimum over
+            # the classes by rank (from the top on a falling step); the first wins ties
+            scan = falling if steps[i] < 0 else rising
+            least = scan[0]
+            for c in scan:
+                if total[c] < total[least]:
+                    least = c
+                best[c] = least
+        row, came, new_total = rows[i], [0] * n_classes, [0.0] * n_classes
+        for k in classes:
+            switch = total[best[k]] + penalty
+            # `<=` keeps the current label on ties, so noise never moves a boundary for free
+            if total[k] <= switch:
+                came[k], new_total[k] = k, total[k] + row[k]
+            else:
+                came[k], new_total[k] = best[k], switch + row[k]
+        came_from.append(came)
+        total = new_total
     path = np.empty(n, dtype=np.int64)
-    path[-1] = int(np.argmin(total))
+    state = min(classes, key=total.__getitem__)
+    path[-1] = state
     for i in range(n - 1, 0, -1):
-        path[i - 1] = came_from[i, path[i]]
+        state = came_from[i][state]
+        path[i - 1] = state
     return path
 
 
