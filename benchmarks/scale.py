@@ -10,6 +10,7 @@ folder (written and renamed into place) to its row being classified.
 
     nice -n 5 python -m benchmarks.scale                 # 10⁴ and 10⁵
     python -m benchmarks.scale --full                    # adds 10⁶ (8 GB of disk, tens of minutes on CPU)
+    python -m benchmarks.scale --baseline-src DIR        # each size also with another version's code
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def peak_memory_mb() -> float:
 
 
 def base_series(n_points: int, seed: int = 0):
-    """Return a few simulated series (curves, labels) on one 2θ axis to tile from."""
+    """Return a few simulated series on one 2θ axis to tile from: axis, wavelength (Å), curves, labels."""
     from napari_xrdphase.synth import simulate_series
 
     parts = [
@@ -50,13 +51,15 @@ def base_series(n_points: int, seed: int = 0):
         simulate_series("Fe", 25, 10, 45, n_points=n_points, seed=seed + 1, name="fe2"),
         simulate_series("FeO", 30, 15, 35, n_points=n_points, seed=seed + 2, name="feo"),
     ]
-    axis = parts[0].stack.axis
+    axis, wavelength = parts[0].stack.axis, parts[0].stack.wavelength
     curves = np.concatenate([p.stack.resampled(axis).curves() for p in parts])
     labels = np.concatenate([np.asarray(p.labels, dtype=str) for p in parts])
-    return axis, curves.astype(np.float32), labels
+    return axis, wavelength, curves.astype(np.float32), labels
 
 
-def write_tiled_series(path: Path, n_curves: int, axis, curves, chunk: int = 8192, seed: int = 0):
+def write_tiled_series(
+    path: Path, n_curves: int, axis, wavelength: float, curves, chunk: int = 8192, seed: int = 0
+):
     """Write an (n_curves × points) NeXus series by tiling and perturbing ``curves``, chunk by chunk."""
     rng = np.random.default_rng(seed)
     n_points = axis.size
@@ -68,6 +71,8 @@ def write_tiled_series(path: Path, n_curves: int, axis, curves, chunk: int = 819
         group.attrs["NX_class"], group.attrs["signal"] = "NXdata", "intensity"
         group.attrs["axes"], group.attrs["two_theta_indices"] = [".", "two_theta"], 1
         group.create_dataset("two_theta", data=axis).attrs["units"] = "degree"
+        beam = entry.create_group("instrument").create_group("beam")
+        beam.create_dataset("incident_wavelength", data=wavelength).attrs["units"] = "angstrom"
         rows_per_chunk = max(1, (1 << 20) // (4 * n_points))
         signal = group.create_dataset(
             "intensity", (n_curves, n_points), np.float32, chunks=(rows_per_chunk, n_points)
@@ -80,7 +85,9 @@ def write_tiled_series(path: Path, n_curves: int, axis, curves, chunk: int = 819
             signal[start:stop] = block
 
 
-def fit_and_save(axis, curves, labels, folder: Path, seed: int = 0) -> tuple[Path, Path]:
+def fit_and_save(
+    axis, wavelength: float, curves, labels, folder: Path, seed: int = 0
+) -> tuple[Path, Path]:
     """Fit a classifier on every 10th base curve; save encoder and classifier files."""
     from napari_xrdphase.classify import fit_classifier
     from napari_xrdphase.encoder import Encoder, ModelError
@@ -90,7 +97,7 @@ def fit_and_save(axis, curves, labels, folder: Path, seed: int = 0) -> tuple[Pat
         encoder = Encoder.builtin()
     except ModelError:
         encoder = Encoder.random(seed)
-    stack = SpectraStack(curves, axis, name="base")
+    stack = SpectraStack(curves, axis, name="base", wavelength=wavelength)
     rows = {i: str(labels[i]) for i in range(0, len(labels), 10)}
     classifier = fit_classifier(encoder, stack, {"base": rows}, seed=seed)
     return encoder.save(folder / "encoder.safetensors"), classifier.save(folder / "clf.safetensors")
@@ -118,7 +125,28 @@ def child(args: argparse.Namespace) -> None:
     }))  # fmt: skip
 
 
-def live_latency(axis, curves, classifier_files, n_files: int = 20, poll_s: float = 0.1) -> dict:
+def _classify_in_child(
+    path: Path, files, output: Path, args, source: str | None = None
+) -> dict | None:
+    """Classify ``path`` in a fresh process (of the code in ``source``, else this one); its JSON."""
+    command = [
+        sys.executable, "-m", "benchmarks.scale", "--chunk-size", str(args.chunk_size),
+        "--device", args.device, "--child", str(path), *map(str, files), str(output),
+    ]  # fmt: skip
+    env = None if source is None else {**os.environ, "PYTHONPATH": str(Path(source).resolve())}
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, env=env,
+        cwd=None if source is None else source,
+    )  # fmt: skip
+    if done.returncode:
+        print(done.stderr, file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def live_latency(
+    axis, wavelength: float, curves, classifier_files, n_files: int = 20, poll_s: float = 0.1
+) -> dict:
     """Return the time from a curve file landing in a watched folder to its row being classified."""
     from napari_xrdphase.classify import Classifier
     from napari_xrdphase.encoder import Encoder
@@ -129,7 +157,7 @@ def live_latency(axis, curves, classifier_files, n_files: int = 20, poll_s: floa
     landed: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        stack = SpectraStack(curves[:40], axis, name=folder.name)
+        stack = SpectraStack(curves[:40], axis, name=folder.name, wavelength=wavelength)
         live = LiveSeries(stack, classifier)
         watcher = FolderWatcher(folder, poll_s, axis=axis)
 
@@ -169,6 +197,12 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workdir", default=None, help="folder for the generated files (temp)")
     parser.add_argument("--out", default="benchmarks/results/scale.json")
+    parser.add_argument(
+        "--baseline-src",
+        default=None,
+        help="also classify each file with the code in this folder (e.g. a `git archive` of an "
+        "older version), in a fresh process right after this version (default: none)",
+    )
     parser.add_argument("--child", nargs=4, metavar=("INPUT", "ENCODER", "CLASSIFIER", "OUTPUT"))
     args = parser.parse_args(argv)
     if args.child:
@@ -177,26 +211,19 @@ def main(argv=None) -> int:
         return 0
 
     sizes = [*args.sizes, FULL_SIZE] if args.full else args.sizes
-    axis, curves, labels = base_series(args.points)
+    axis, wavelength, curves, labels = base_series(args.points)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         tmp = Path(tmp)
-        files = fit_and_save(axis, curves, labels, tmp)
+        files = fit_and_save(axis, wavelength, curves, labels, tmp)
         runs = []
         for n in sizes:
             path = tmp / f"series_{n}.h5"
             started = time.perf_counter()
-            write_tiled_series(path, n, axis, curves)
+            write_tiled_series(path, n, axis, wavelength, curves)
             write_s = time.perf_counter() - started
-            command = [
-                sys.executable, "-m", "benchmarks.scale", "--chunk-size", str(args.chunk_size),
-                "--device", args.device, "--child", str(path), *map(str, files),
-                str(tmp / f"pred_{n}.h5"),
-            ]  # fmt: skip
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode:
-                print(done.stderr, file=sys.stderr)
+            run = _classify_in_child(path, files, tmp / f"pred_{n}.h5", args)
+            if run is None:
                 return 1
-            run = json.loads(done.stdout.strip().splitlines()[-1])
             run.update(
                 curves=n, points=args.points, file_mb=path.stat().st_size / 2**20,
                 write_s=write_s, curves_per_s=n / run["classify_s"],
@@ -208,8 +235,21 @@ def main(argv=None) -> int:
                 f"classify {run['classify_s']:.1f} s, CSV {run['export_csv_s']:.1f} s, "
                 f"peak RSS {run['peak_mb']:.0f} MB (+{run['peak_growth_mb']:.0f} MB while classifying)"
             )
+            if args.baseline_src:
+                base = _classify_in_child(
+                    path, files, tmp / f"pred_{n}_base.h5", args, args.baseline_src
+                )
+                if base is None:
+                    return 1
+                base.update(curves_per_s=n / base["classify_s"], source=args.baseline_src)
+                run["baseline"] = base
+                print(
+                    f"{'':>9}  baseline {args.baseline_src}: {base['curves_per_s']:,.0f} curves/s, "
+                    f"classify {base['classify_s']:.1f} s, peak RSS {base['peak_mb']:.0f} MB; "
+                    f"time ratio {run['classify_s'] / base['classify_s']:.2f}"
+                )
             path.unlink()
-        latency = live_latency(axis, curves, files)
+        latency = live_latency(axis, wavelength, curves, files)
     print(
         f"live: {latency['files']} files, poll {latency['poll_s']} s: landed → classified "
         f"median {latency['median_s'] * 1000:.0f} ms, max {latency['max_s'] * 1000:.0f} ms"
