@@ -9,7 +9,9 @@ from pathlib import Path
 
 from ._common import CommandError
 
-DEMO_LABEL_FRACTION = 0.05
+# a sparse start (two or three curves per phase), then one round of answered suggestions
+DEMO_LABEL_FRACTION = 0.03
+DEMO_ANSWERS = 4
 
 
 DEMO_DOCKS = ("Data", "Labels", "Classify")
@@ -87,11 +89,17 @@ def _demo_pressure(viewer, session, args: argparse.Namespace) -> None:
 
 
 def _demo_screenshot(viewer, session, args: argparse.Namespace) -> None:
+    """Label a few curves, classify, answer one round of suggestions, classify again, show the next ones."""
     from qtpy.QtWidgets import QApplication
 
+    simulated = {}
     for layer in session.series_layers:
-        if not session.labels.get(session.compute_stack(layer).name):
-            if "ground_truth" not in layer.metadata.get("xrdphase", {}):
+        truth = layer.metadata.get("xrdphase", {}).get("ground_truth")
+        name = session.compute_stack(layer).name
+        if truth is not None:
+            simulated[name] = (layer, truth)
+        if not session.labels.get(name):
+            if truth is None:
                 raise CommandError(
                     f"{layer.name} has no labels: give --labels LABELS.csv (dataset,index,label) "
                     "or use a simulated series"
@@ -99,11 +107,22 @@ def _demo_screenshot(viewer, session, args: argparse.Namespace) -> None:
             n = session.apply_ground_truth(DEMO_LABEL_FRACTION, seed=args.seed, series=layer)
             print(f"{layer.name}: labelled {n} curves from the ground truth", file=sys.stderr)
     print(f"classifying with the {session.encoder_source} encoder", file=sys.stderr)
-    found = session.classify(seed=args.seed)
-    for name, boundaries in found.items():
-        print(f"{name}:", file=sys.stderr)
-        for boundary in boundaries:
-            print(f"  {boundary}", file=sys.stderr)
+    _print_boundaries(session.classify(seed=args.seed), session, simulated)
+    if simulated:
+        # the labelling loop, the simulated truth playing the user
+        asked = session.suggest(n=DEMO_ANSWERS, seed=args.seed)
+        for name, (layer, _) in simulated.items():
+            rows = [s.index for s in asked if s.dataset == name]
+            if rows:
+                session.apply_ground_truth(rows, series=layer)
+                shown = ", ".join(str(r) for r in rows)
+                print(
+                    f"{name}: answered the suggested curves {shown} from the ground truth",
+                    file=sys.stderr,
+                )
+        print("classifying again", file=sys.stderr)
+        _print_boundaries(session.classify(seed=args.seed), session, simulated)
+        session.suggest(n=DEMO_ANSWERS, seed=args.seed)  # the stars: what to label next
     viewer.window.resize(1700, 1000)
     viewer.layers.selection.active = session.current_layer
     _settle(QApplication)
@@ -117,6 +136,21 @@ def _demo_screenshot(viewer, session, args: argparse.Namespace) -> None:
     if not out.is_file() or out.stat().st_size == 0:
         raise CommandError(f"the screenshot {out} was not written")
     print(f"wrote {out}", file=sys.stderr)
+
+
+def _print_boundaries(found, session, simulated) -> None:
+    """Print each series' boundaries and, for a simulated one, how many curves are right."""
+    import numpy as np
+
+    for name, boundaries in found.items():
+        score = ""
+        if name in simulated:
+            predicted = np.asarray(session.predictions[name][0], dtype=str)
+            truth = np.asarray(simulated[name][1], dtype=str)
+            score = f" ({int((predicted == truth).sum())} of {truth.size} curves as simulated)"
+        print(f"{name}:{score}", file=sys.stderr)
+        for boundary in boundaries:
+            print(f"  {boundary}", file=sys.stderr)
 
 
 def _show_status_of_a_curve(viewer, layer) -> None:
