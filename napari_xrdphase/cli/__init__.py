@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_arguments(watch)
     add_ignore_phases_arguments(watch, model_default=True)
     add_series_reading_arguments(watch)
+    add_pressure_from_argument(watch, live=True)
     add_overwrite_argument(watch)
     watch.set_defaults(func=cmd_watch)
 

@@ -16,13 +16,19 @@ from ..defaults import (
 SIMULATION_FORMATS = {"xy": "", "h5": ".h5", "npz": ".npz"}
 
 
-def add_pressure_from_argument(parser: argparse.ArgumentParser) -> None:
+def add_pressure_from_argument(parser: argparse.ArgumentParser, live: bool = False) -> None:
     """Add ``--pressure-from`` and ``--pressure-scale``: the fitted pressure as the variable."""
+    failing = (
+        "a series with a curve whose fit fails is refused; each new curve's fit starts from "
+        "the pressure of the curve before it, and a new curve whose fit fails gets no pressure"
+        if live
+        else "a series with a curve whose fit fails is refused"
+    )
     parser.add_argument(
         "--pressure-from", metavar="NAME",
         help="fit the pressure of every curve from the lines of this calibrant (Au, Pt, … or a "
-        ".jcpds file) and use it as the external variable (boundaries in GPa); a series with a "
-        "curve whose fit fails is refused (default: the series' own variable)",
+        ".jcpds file) and use it as the external variable (boundaries in GPa; the series' own "
+        f"variable stays in the CSV); {failing} (default: the series' own variable)",
     )  # fmt: skip
     parser.add_argument(
         "--pressure-scale", metavar="NAME",
