@@ -8,7 +8,12 @@ import pytest
 from napari_xrdphase.cli import main
 from napari_xrdphase.io import save_stack, write_labels_csv
 from napari_xrdphase.phases import get_phase
-from napari_xrdphase.pressure import PressureError, fit_pressure, with_fitted_pressure
+from napari_xrdphase.pressure import (
+    PressureError,
+    PressureTrack,
+    fit_pressure,
+    with_fitted_pressure,
+)
 from napari_xrdphase.stack import SpectraStack
 from napari_xrdphase.synth import simulate_series
 
@@ -228,6 +233,57 @@ def test_pretrain_with_pressure_from_runs_on_the_fitted_pressure(tmp_path, capsy
     err = capsys.readouterr().err
     assert "fe4: pressure from Pt (Fei2007)" in err and "fe5: pressure from Pt" in err
     assert model.is_file()
+
+
+@pytest.mark.parametrize(("marker", "seed"), [("Pt", 1), ("Au", 2)])
+def test_curves_fitted_as_they_arrive_agree_with_the_fit_of_the_finished_series(marker, seed):
+    stack = series(marker, seed)
+    whole = fit_pressure(stack, marker)
+    track = PressureTrack(marker)
+    first = track.begin(stack.subset(slice(0, 6)))
+    arrived = [track.extend(stack.curves()[i : i + 1]) for i in range(6, stack.n_curves)]
+    pressure = np.concatenate([first.pressure, *(f.pressure for f in arrived)])
+    sigma = np.concatenate([first.sigma, *(f.sigma for f in arrived)])
+    np.testing.assert_array_equal(track.pressures, pressure)
+    assert np.all(np.isfinite(pressure))
+    # the same story: within the larger σ of the two fits, and as close to the simulated truth
+    assert np.all(np.abs(pressure - whole.pressure) <= 1.5 * np.maximum(sigma, whole.sigma))
+    assert np.median(np.abs(pressure - stack.variable)) < 0.3
+    assert np.max(np.abs(pressure - stack.variable)) < 1.0
+    assert all("111" in f.lines_used[0] for f in arrived)
+
+
+def test_the_track_carries_a_curve_without_the_calibrant_and_a_jump_after_it():
+    pressures = np.array([5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 30.0, 30.5])
+    stack = synthetic(pressures)
+    curves = stack.curves().copy()
+    curves[5] = np.random.default_rng(3).poisson(200.0, curves.shape[1])  # no Pt lines
+    track = PressureTrack("Pt")
+    track.begin(stack.subset(slice(0, 3)))
+    fits = [track.extend(curves[i : i + 1]) for i in range(3, 8)]
+    assert np.isnan(fits[2].pressure[0]) and fits[2].reason[0].startswith("no usable Pt line")
+    assert fits[2].lines_used == [()]
+    got = np.array([f.pressure[0] for f in fits])
+    np.testing.assert_allclose(np.delete(got, 2), np.delete(pressures[3:], 2), atol=0.3)
+
+
+def test_the_track_starts_from_the_pressure_it_is_given():
+    # two full sets of Pt lines, 40 GPa apart: the lines alone cannot tell which is the marker
+    pressures = np.array([20.0, 20.5, 21.0])
+    pt = get_phase("Pt")
+    extra = [
+        [(r.two_theta, 50 * r.intensity) for r in pt.reflections(p + 40.0, wavelength=0.4133)]
+        for p in pressures
+    ]
+    stack = synthetic(pressures, extra=extra)
+    for start, expected in ((19.5, pressures), (59.5, pressures + 40.0)):
+        fit = fit_pressure(stack, "Pt", start=start, fit_zero_shift=False)
+        np.testing.assert_allclose(fit.pressure, expected, atol=0.3)
+
+
+def test_a_track_refuses_an_unknown_calibrant_at_once():
+    with pytest.raises(PressureError, match="unknown calibrant 'Pd'; known: Au, Pt"):
+        PressureTrack("Pd")
 
 
 def test_rhenium_a_and_c_are_refined_apart_on_a_simulated_re_marker_series():

@@ -199,6 +199,7 @@ def cmd_watch(args: argparse.Namespace) -> None:
                 _print_boundaries(live.stack.name, update.boundaries, live.labels, live.indices)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
+    _print_boundaries(live.stack.name, live.boundaries, live.labels, live.indices)
     skipped = f", {len(live.skipped)} skipped" if live.skipped else ""
     if track is not None and live.missing.any():
         skipped += f", {int(live.missing.sum())} without a pressure"
