@@ -49,6 +49,16 @@ def _phase_mask(args: argparse.Namespace) -> Any:
     return PhaseMask(names, width=args.ignore_width) if names else ()
 
 
+def _resolved_mask(args: argparse.Namespace, encoder: Any) -> Any:
+    """Return the ``PhaseMask`` to use (``--ignore-phases``, else the encoder's), printing it; or None."""
+    from ..phases.masking import resolve_mask
+
+    mask = resolve_mask(_phase_mask(args), encoder)
+    if mask is not None:
+        print(f"curves seen without the lines of {mask.describe()}", file=sys.stderr)
+    return mask
+
+
 def cmd_classify(args: argparse.Namespace) -> None:
     """Fit the linear classifier on the labels, write per-curve predictions, print boundaries."""
     from ..encoder import Encoder
@@ -116,15 +126,20 @@ def cmd_suggest(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise CommandError(f"-n must be a whole number ≥ 1, got {args.n}")
-    stacks = _load_all(args.paths, args.wavelength, args.variable)
+    stacks = _load_all(
+        args.paths, args.wavelength, args.variable, args.pressure_from, args.pressure_scale
+    )
     _unique_names(stacks)
     labels = read_labels_csv(args.labels) if args.labels else {}
     inputs = [*args.paths, args.labels, args.model]
     out = _output_path(args, inputs=[p for p in inputs if p])
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
+    mask = _resolved_mask(args, encoder)
     if not any(labels.values()):
         print("no labels yet: proposing curves spread over each series", file=sys.stderr)
-    suggestions = suggest_curves(encoder, stacks, labels, args.n, seed=args.seed)
+    suggestions = suggest_curves(
+        encoder, stacks, labels, args.n, seed=args.seed, ignore_phases=mask or ()
+    )
     for s in suggestions:
         known = f"  predicted {s.predicted} (p {s.confidence:.2f}), novelty {s.novelty:.2f}"
         print(f"{s.dataset} curve {s.index} ({s.variable:.4g}){known if s.predicted else ''}")
@@ -138,11 +153,13 @@ def cmd_segment(args: argparse.Namespace) -> None:
     from ..io.proposals_csv import write_segments_csv
     from ..segment import propose_phases
 
-    stacks = _load_all(args.paths, args.wavelength, args.variable)
+    stacks = _load_all(
+        args.paths, args.wavelength, args.variable, args.pressure_from, args.pressure_scale
+    )
     _unique_names(stacks)
     out = _output_path(args, inputs=[p for p in [*args.paths, args.model] if p])
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
-    segments = propose_phases(encoder, stacks)
+    segments = propose_phases(encoder, stacks, ignore_phases=_resolved_mask(args, encoder) or ())
     for series, stack in zip(segments, stacks, strict=True):
         print("\n".join(series.describe(stack)))
     path = write_segments_csv(out, segments, stacks)
