@@ -88,10 +88,12 @@ class _Lines:
 
 
 def _phase_and_scale(calibrant, scale):
-    from .phases import PhaseError, builtin_phase_names, get_phase
+    from .phases import CifError, JcpdsError, PhaseError, builtin_phase_names, get_phase
 
     try:
         phase = get_phase(calibrant)
+    except (JcpdsError, CifError) as exc:  # a phase file that cannot be read: its file and line
+        raise PressureError(str(exc)) from None
     except PhaseError:
         raise PressureError(
             f"unknown calibrant {str(calibrant)!r}; known: {', '.join(builtin_phase_names())} "

@@ -324,3 +324,85 @@ def test_rhenium_with_another_c_over_a_gives_its_a_c_and_volume():
     np.testing.assert_allclose(fit.lattice_c / fit.lattice, ratio, rtol=5e-4)
     # the volume, and so the pressure, is that of the distorted cell
     np.testing.assert_allclose(fit.pressure, pressures, atol=0.3)
+
+
+# --- bad input on the command line: one line each ----------------------------------------------
+
+
+def error_line(capsys):
+    """The one error line the command printed (after any progress lines)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if "error" in line]
+    assert len(errors) == 1 and err[-1] == errors[0]
+    return errors[0]
+
+
+@pytest.fixture
+def pt_run(tmp_path):
+    """A Pt series saved as .xy curves with the wavelength in their headers, and labels."""
+    path = save_stack(synthetic(np.linspace(3.0, 30.0, 6)).replace(name="run"), tmp_path / "run")
+    labels = write_labels_csv(tmp_path / "labels.csv", {"run": {0: "low", 5: "high"}})
+    return path, labels
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("old.jcpds", "VERSION: 3\nCOMMENT: old\n", "line 1: JCPDS version '3'"),
+        ("bad.cif", "data_x\n_cell_length_a 4\n'unterminated\n", "line 3"),
+    ],
+)
+def test_an_unreadable_calibrant_file_is_one_line_naming_the_file_and_line(
+    pt_run, tmp_path, capsys, name, text, expected
+):
+    path, labels = pt_run
+    phase_file = tmp_path / name
+    phase_file.write_text(text)
+    out = tmp_path / "out.csv"
+    for argv in (
+        ["pressure", str(path), "--calibrant", str(phase_file)],
+        ["classify", str(path), "--labels", str(labels), "--pressure-from", str(phase_file)],
+        ["classify", str(path), "--labels", str(labels), "--ignore-phases", str(phase_file)],
+    ):
+        assert main([*argv, "--out", str(out)]) == 2
+        line = error_line(capsys)
+        assert line.startswith(f"xrdphase: error: {phase_file}") and expected in line
+        assert "unknown" not in line and not out.exists()
+
+
+def test_the_command_line_refuses_a_missing_wavelength_in_one_line(pt_run, tmp_path, capsys):
+    path, labels = pt_run
+    for xy in path.glob("*.xy"):  # the same curves, without the wavelength in their headers
+        xy.write_text("".join(x for x in xy.read_text().splitlines(True) if "Wavelength" not in x))
+    out = tmp_path / "out.csv"
+    for argv in (
+        ["pressure", str(path), "--calibrant", "Pt"],
+        ["classify", str(path), "--labels", str(labels), "--pressure-from", "Pt"],
+        ["watch", str(path), "--labels", str(labels), "--pressure-from", "Pt"],
+    ):
+        assert main([*argv, "--out", str(out)]) == 2
+        line = error_line(capsys)
+        assert "needs the X-ray wavelength for a 2θ axis; give --wavelength" in line
+    assert main(["pressure", str(path), "--calibrant", "Pt", "--out", str(out),
+                 "--wavelength", "0.4133"]) == 0  # fmt: skip
+
+
+def test_the_command_line_names_the_known_calibrants_and_an_empty_range(pt_run, tmp_path, capsys):
+    path, labels = pt_run
+    out = tmp_path / "out.csv"
+    for argv in (
+        ["pressure", str(path), "--calibrant", "Pd"],
+        ["watch", str(path), "--labels", str(labels), "--pressure-from", "Pd"],
+        ["segment", str(path), "--pressure-from", "Pd"],
+    ):
+        assert main([*argv, "--out", str(out)]) == 2
+        assert "unknown calibrant 'Pd'; known: Au, Pt, Cu" in error_line(capsys)
+    # 6.0–7.0°: below Pt (111) at every pressure up to 150 GPa
+    stack = synthetic([5.0, 6.0])
+    narrow = save_stack(
+        stack.replace(intensities=stack.curves()[:, :200], axis=stack.axis[:200], name="narrow"),
+        tmp_path / "narrow.h5",
+    )
+    assert main(["pressure", str(narrow), "--calibrant", "Pt", "--out", str(out)]) == 2
+    line = error_line(capsys)
+    assert line.startswith("xrdphase: error: narrow: no line of Pt falls inside the curves' range")
