@@ -550,6 +550,13 @@ class LiveSeries:
     whose external variable is unknown (their ``stack.variable`` repeats the row before, only
     to keep the series valid: they are left out of the phase order and the boundaries, and
     written as empty). ``labels_given`` ({row: class}) are the labelled curves.
+
+    ``pressure``: a ``pressure.PressureTrack`` begun on ``stack``'s curves, where ``stack`` is
+    the series with that fit's pressure as its variable (``pressure.stack_with_pressure``):
+    each new curve's pressure is then fitted from the calibrant's lines, continuing the
+    track; the value a new curve brings (metadata.csv, HDF5, its index) is its own variable,
+    kept in ``metadata["own_variable"]``. A curve whose fit fails has no pressure (missing,
+    with a warning naming it).
     """
 
     stack: SpectraStack
@@ -557,9 +564,15 @@ class LiveSeries:
     probabilities: np.ndarray | None = None
     boundaries: list = field(default_factory=list)
     labels_given: Mapping[int, str] | None = None
+    pressure: Any = None
 
     def __post_init__(self) -> None:
         self.stack = self.stack.load() if self.stack.is_lazy else self.stack
+        if self.pressure is not None and "own_variable" not in self.stack.metadata:
+            raise ValueError(
+                f"{self.stack.name}: a live pressure track needs the series with the fitted "
+                "pressure as its variable (pressure.stack_with_pressure)"
+            )
         self._buffer = np.array(self.stack.intensities, dtype=np.float32)
         self._rows = self.stack.n_curves
         self.indices = np.arange(self._rows, dtype=np.int64)
@@ -587,9 +600,16 @@ class LiveSeries:
         )
         self._labels, self.boundaries = result.labels, result.boundaries
 
+    @property
+    def own_variable_name(self) -> str:
+        """The variable new curves bring: the series' own (the fitted pressure replaced it)."""
+        if self.pressure is None:
+            return self.stack.variable_name
+        return str(self.stack.metadata["own_variable"]["name"])
+
     def add(self, arrivals: Sequence[CurveFile | NewRows | SkippedCurve]) -> LiveUpdate | None:
         """Append curve files or HDF5 rows, classify them, and return what changed (None for nothing)."""
-        by_index = self.stack.variable_name == INDEX_VARIABLE
+        by_index = self.own_variable_name == INDEX_VARIABLE
         blocks, values, names, indices, skipped = [], [], [], [], []
         for item in arrivals:
             if isinstance(item, CurveFile):
@@ -641,7 +661,8 @@ class LiveSeries:
         """Append curves already on the series' axis; classify them; return what changed.
 
         ``variable`` may hold NaN (unknown); ``indices`` are the curves' indices in the series
-        (default: the next ones).
+        (default: the next ones). With a ``pressure`` track, ``variable`` is the curves' own
+        variable and their variable is the fitted pressure.
         """
         block = np.asarray(intensities, dtype=np.float32)
         old, new = self._rows, self._rows + block.shape[0]
@@ -650,6 +671,9 @@ class LiveSeries:
         indices = np.asarray(indices, dtype=np.int64)
         self.next_index = max(self.next_index, int(indices.max(initial=-1)) + 1)
         values = np.asarray(variable, dtype=np.float64)
+        metadata = self.stack.metadata
+        if self.pressure is not None:
+            values, metadata = self._fitted_pressure(block, values, sources)
         missing = ~np.isfinite(values)
         filled, previous = values.copy(), float(self.stack.variable[-1])
         for i in range(filled.size):  # keep the series valid; these rows are marked missing
@@ -665,6 +689,7 @@ class LiveSeries:
             intensities=self._buffer[:new],
             variable=np.concatenate([self.stack.variable, filled]),
             sources=[*self.stack.sources, *sources],
+            metadata=metadata,
         )
         self.indices = np.concatenate([self.indices, indices])
         self.missing = np.concatenate([self.missing, missing])
@@ -682,6 +707,43 @@ class LiveSeries:
         changed = _boundary_key(self.boundaries) != before
         return LiveUpdate(rows, labels, fresh, self.boundaries, changed)
 
+    def _fitted_pressure(
+        self, block: np.ndarray, own: np.ndarray, sources: Sequence[str]
+    ) -> tuple[np.ndarray, dict]:
+        """Return the new curves' fitted pressure (NaN where the fit failed, with a warning).
+
+        And the series' metadata with their own variable, σ and lines used added.
+        """
+        fit = self.pressure.extend(block)
+        metadata = dict(self.stack.metadata)
+        own_variable = metadata["own_variable"]
+        metadata["own_variable"] = {
+            **own_variable,
+            "values": [*own_variable["values"], *own.tolist()],
+        }
+        metadata["pressure_sigma_gpa"] = [*metadata["pressure_sigma_gpa"], *fit.sigma.tolist()]
+        metadata["pressure_lines_used"] = [
+            *metadata["pressure_lines_used"], *(" ".join(u) for u in fit.lines_used)
+        ]  # fmt: skip
+        for source, reason in zip(sources, fit.reason, strict=True):
+            if reason:
+                warnings.warn(
+                    f"{source}: no pressure from {fit.calibrant}: {reason}; its pressure is left "
+                    "missing, out of the phase order and the boundaries",
+                    UserWarning, stacklevel=4,
+                )  # fmt: skip
+        return fit.pressure, metadata
+
+    def _own_values(self, rows: range) -> list[tuple[float, ...]]:
+        """Per row, the own variable that follows the probabilities in the CSV (none: ())."""
+        if not self._own_column():
+            return [() for _ in rows]
+        values = self.stack.metadata["own_variable"]["values"]
+        return [(float(values[r]),) for r in rows]
+
+    def _own_column(self) -> bool:
+        return self.pressure is not None and self.own_variable_name != INDEX_VARIABLE
+
     def _on_grid(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         axis = self.stack.axis
         if x.shape == axis.shape and np.allclose(x, axis, rtol=1e-9, atol=0):
@@ -692,18 +754,24 @@ class LiveSeries:
     def prediction_rows(self, update: LiveUpdate | None = None) -> list[tuple]:
         """The predictions CSV rows of ``update`` (all so far when None), in index order.
 
-        Each is ``(index, source, variable or NaN, label, probabilities or None, skipped reason)``.
+        Each is ``(index, source, variable or NaN, label, probabilities or None, skipped reason,
+        own variable)``; the last is ``(value,)`` where a fitted pressure replaced the series'
+        own variable (index left out), else ``()``. A skipped curve has no fitted pressure.
         """
         rows = range(self._rows) if update is None else update.rows
         skipped = self.skipped if update is None else update.skipped
         have = self._labels is not None
         out = []
-        for r in rows:
+        for r, own in zip(rows, self._own_values(rows), strict=True):
             value = math.nan if self.missing[r] else float(self.stack.variable[r])
             label = str(self._labels[r]) if have else ""
             proba = self.probabilities[r] if have else None
-            out.append((int(self.indices[r]), self.stack.sources[r], value, label, proba, ""))
-        out += [(s.index, s.source, _nan_if_none(s.variable), "", None, s.reason) for s in skipped]
+            out.append((int(self.indices[r]), self.stack.sources[r], value, label, proba, "", own))
+        for s in skipped:
+            value, own = _nan_if_none(s.variable), ()
+            if self.pressure is not None:  # its own variable, and no pressure
+                value, own = math.nan, (value,) if self._own_column() else ()
+            out.append((s.index, s.source, value, "", None, s.reason, own))
         return sorted(out, key=lambda row: row[0])
 
 
@@ -716,16 +784,23 @@ class PredictionsCsvAppender:
     """Writes the predictions CSV of ``xrdphase classify`` and appends rows as curves arrive.
 
     The columns are ``io.predictions_csv``'s; every row is flushed at once, so readers see it.
+    ``extra`` names the own-variable columns after the probabilities (``own_variable_names``).
     """
 
-    def __init__(self, path: str | os.PathLike, variable_name: str, classes: Sequence[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        variable_name: str,
+        classes: Sequence[str],
+        extra: Sequence[str] = (),
+    ) -> None:
         from .io.predictions_csv import predictions_header
 
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.n_classes = len(classes)
         with open(self.path, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerow(predictions_header(variable_name, classes))
+            csv.writer(fh).writerow(predictions_header(variable_name, classes, extra))
 
     def append(
         self, stack: SpectraStack, rows: Sequence[int], labels: Sequence[str], proba: np.ndarray
@@ -734,7 +809,7 @@ class PredictionsCsvAppender:
         self._write(
             stack.name,
             [
-                (row, stack.sources[row], float(stack.variable[row]), str(label), p, "")
+                (row, stack.sources[row], float(stack.variable[row]), str(label), p, "", ())
                 for row, label, p in zip(rows, labels, proba, strict=True)
             ],
         )
@@ -748,9 +823,9 @@ class PredictionsCsvAppender:
 
         with open(self.path, "a", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            for index, source, value, label, proba, reason in rows:
+            for index, source, value, label, proba, reason, own in rows:
                 writer.writerow(
                     prediction_row(
-                        dataset, index, source, value, label, proba, self.n_classes, reason
+                        dataset, index, source, value, label, proba, self.n_classes, reason, own
                     )
                 )

@@ -27,7 +27,14 @@ WIDTH_TOLERANCE = 0.3  # a line's width may differ this much (relative) from its
 OVERLAP_FWHM = 3.0  # another peak within this many FWHM of a line: the line is skipped
 MAX_REDUCED_CHI2 = 4.0  # a line fit worse than this (Poisson noise) is skipped
 OUTLIER_SIGMA = 4.0  # a line this far from the cell fit (in its σ) is dropped
+# live mode: a new curve is fitted together with this many curves before it (their line
+# widths judge its lines' widths; a window of the series rather than all of it keeps each
+# arrival's cost fixed)
+TRACK_CONTEXT = 16
 _ITERATIONS = 15
+ZERO_SHIFT_CURVES = (
+    40  # the 2θ offset is measured on at most this many curves spread over the series
+)
 # structures whose a and c are refined apart where the lines allow it (else the fixed c/a)
 HEXAGONAL = ("hcp", "JCPDS (hexagonal)")
 
@@ -48,6 +55,8 @@ class PressureFit:
     lines_used: list[tuple[str, ...]]  # per curve, e.g. ("111", "200")
     reason: list[str]  # per curve, "" where the fit worked
     zero_shift: float = 0.0  # axis offset fitted for the whole series (2θ axes), in axis units
+    zero_shift_sigma: float = 0.0  # its uncertainty (the spread of the curves' estimates)
+    zero_shift_curves: int = 0  # curves it was fitted on (0: held, or not fitted)
     lattice: np.ndarray = field(default_factory=lambda: np.empty(0))  # a (Å) per curve
     lattice_c: np.ndarray = field(default_factory=lambda: np.empty(0))  # c (Å) per curve
 
@@ -79,10 +88,12 @@ class _Lines:
 
 
 def _phase_and_scale(calibrant, scale):
-    from .phases import PhaseError, builtin_phase_names, get_phase
+    from .phases import CifError, JcpdsError, PhaseError, builtin_phase_names, get_phase
 
     try:
         phase = get_phase(calibrant)
+    except (JcpdsError, CifError) as exc:  # a phase file that cannot be read: its file and line
+        raise PressureError(str(exc)) from None
     except PhaseError:
         raise PressureError(
             f"unknown calibrant {str(calibrant)!r}; known: {', '.join(builtin_phase_names())} "
@@ -212,19 +223,23 @@ def _line_evidence(
     return (near[:, i] * w).sum(axis=2) / max(float(weight.sum()), 1e-12)
 
 
-def _best_path(evidence: np.ndarray, coordinate: np.ndarray, cost: float) -> np.ndarray:
+def _best_path(
+    evidence: np.ndarray, coordinate: np.ndarray, cost: float, start: int | None = None
+) -> np.ndarray:
     """Return the grid index per curve that maximises the summed evidence less the jump costs.
 
     Dynamic programming (Viterbi) over the series: a jump between neighbouring curves costs
     ``cost`` per unit of |Δ coordinate| (monotonic along the grid), so a pressure that holds
     over several curves is followed wherever it goes, and a curve without evidence keeps its
     neighbours' pressure. The L1 jump cost lets each step run in O(grid) with running minima.
+    ``start``: the grid index of the curve before the first (a neighbour fitted earlier): the
+    first curve's jump from it costs as any other.
     """
     n_curves = evidence.shape[0]
     # monotonic along the grid, so |c_g − c_h| = cost·|Δ coordinate|
     c = cost * np.abs(coordinate - coordinate[0])
     total = np.empty_like(evidence, dtype=np.float64)
-    total[0] = -evidence[0]
+    total[0] = -evidence[0] + (0.0 if start is None else np.abs(c - c[start]))
     for i in range(1, n_curves):
         prev = total[i - 1]
         ahead = np.minimum.accumulate(prev - c) + c  # from a grid point at or before
@@ -336,8 +351,16 @@ def fit_pressure(
     *,
     p_max: float = P_MAX_GPA,
     fit_zero_shift: bool = True,
+    start: float | None = None,
+    zero_shift: float | None = None,
+    zero_shift_sigma: float = 0.0,
 ) -> PressureFit:
-    """Return the pressure of each curve of ``stack`` from the lines of ``calibrant``."""
+    """Return the pressure of each curve of ``stack`` from the lines of ``calibrant``.
+
+    ``start`` (GPa): the pressure of the curve before the first, fitted earlier: the tracking
+    starts from it (``PressureTrack``). ``zero_shift``: hold a 2θ axis's offset (degrees) at
+    this value, of uncertainty ``zero_shift_sigma``, instead of fitting it to the series.
+    """
     phase, eos, scale_name = _phase_and_scale(calibrant, scale)
     x_axis, kind = _axis_of(stack)
     wavelength = stack.wavelength
@@ -380,7 +403,10 @@ def fit_pressure(
     pos_fine = _positions(lines.d0[None, :] * s_fine[:, None], kind, wavelength)
     index_fine = (pos_fine - x_lo) / step
     evidence = _line_evidence(y, noise, index_fine, lines)
-    track = fine[_best_path(evidence, 100.0 * np.log(s_fine), TRACK_STEP_COST)]
+    start_index = None
+    if start is not None and math.isfinite(start):
+        start_index = int(np.clip(round(start / GRID_STEP_GPA), 0, fine.size - 1))
+    track = fine[_best_path(evidence, 100.0 * np.log(s_fine), TRACK_STEP_COST, start_index)]
 
     # --- local fits of every line of every curve ------------------------------------------------
     centre = _positions(lines.d0[None, :] * np.interp(track, p_grid, s_grid)[:, None], kind,
@@ -416,14 +442,17 @@ def fit_pressure(
 
     # --- cell from the positions, zero shift for the series ------------------------------------
     zero = sig_zero = 0.0
+    zero_curves = 0
     hexagonal = phase.structure in HEXAGONAL
     cell0 = phase.cell(0.0, scale_name)
-    if fit_zero_shift and kind == "2theta" and hexagonal:
-        zero, sig_zero = _hexagonal_zero_shift(
+    if zero_shift is not None and kind == "2theta":
+        zero, sig_zero = float(zero_shift), float(zero_shift_sigma)
+    elif fit_zero_shift and kind == "2theta" and hexagonal:
+        zero, sig_zero, zero_curves = _hexagonal_zero_shift(
             x0, sig_x0, usable, lines.hkl, cell0.a, cell0.c, wavelength
         )
     elif fit_zero_shift and kind == "2theta":
-        zero, sig_zero = _series_zero_shift(x0, sig_x0, usable, lines.d0, wavelength)
+        zero, sig_zero, zero_curves = _series_zero_shift(x0, sig_x0, usable, lines.d0, wavelength)
     scale_s, sig_s, usable = _fit_scale(x0 - zero, sig_x0, usable, lines.d0, kind, wavelength)
     if sig_zero > 0:  # the offset's own uncertainty moves every line of a curve together
         shifted, _, _ = _fit_scale(x0 - zero - sig_zero, sig_x0, usable, lines.d0, kind, wavelength)
@@ -467,6 +496,8 @@ def fit_pressure(
         lines_used=lines_used,
         reason=reasons,
         zero_shift=float(zero),
+        zero_shift_sigma=float(sig_zero),
+        zero_shift_curves=zero_curves,
         lattice=np.where(np.isfinite(pressure), cell0.a * scale_a, np.nan),
         lattice_c=np.where(np.isfinite(pressure), cell0.c * scale_c, np.nan),
     )
@@ -688,7 +719,7 @@ def _fit_hexagonal(x0, sig_x0, usable, hkl, a0, c0, kind, wavelength, scale_s):
 
 
 def _hexagonal_zero_shift(x0, sig_x0, usable, hkl, a0, c0, wavelength):
-    """Return the series' 2θ offset (and its σ) for a hexagonal cell: (a, c, offset) per curve.
+    """Return the series' 2θ offset, its σ and its curves for a hexagonal cell: (a, c, offset) per curve.
 
     As ``_series_zero_shift``, with a and c free, so a c/a that differs from the ambient one is
     not taken for an offset; curves need ≥ 4 usable lines, one with l ≠ 0 and one with
@@ -702,10 +733,12 @@ def _hexagonal_zero_shift(x0, sig_x0, usable, hkl, a0, c0, wavelength):
     )
     rows = np.flatnonzero(enough)
     rows = (
-        rows[np.linspace(0, rows.size - 1, min(rows.size, 40)).astype(int)] if rows.size else rows
+        rows[np.linspace(0, rows.size - 1, min(rows.size, ZERO_SHIFT_CURVES)).astype(int)]
+        if rows.size
+        else rows
     )
     if rows.size == 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0
     u = usable[rows]
     w = np.where(u, 1.0 / np.maximum(sig_x0[rows], 1e-12) ** 2, 0.0)
     x_obs = np.where(u, x0[rows], 0.0)
@@ -736,24 +769,26 @@ def _hexagonal_zero_shift(x0, sig_x0, usable, hkl, a0, c0, wavelength):
         theta = theta + step
     ok = np.linalg.cond(normal) < 1e12
     if not ok.any():
-        return 0.0, 0.0
+        return 0.0, 0.0, 0
     var_z = np.linalg.inv(normal[ok])[:, 2, 2]
     estimates, weights = theta[ok, 2], 1.0 / np.maximum(var_z, 1e-30)
     order = np.argsort(estimates)
     cum = np.cumsum(weights[order])
     zero = float(estimates[order][np.searchsorted(cum, cum[-1] / 2)])
     spread = 1.4826 * float(np.median(np.abs(estimates - zero)))
-    return zero, spread
+    return zero, spread, int(ok.sum())
 
 
 def _series_zero_shift(x0, sig_x0, usable, d0, wavelength):
-    """Return one 2θ offset for the series (and its σ) from curves with ≥ 3 usable lines."""
+    """Return one 2θ offset for the series, its σ and the curves it came from (≥ 3 usable lines)."""
     rows = np.flatnonzero(usable.sum(1) >= 3)
     rows = (
-        rows[np.linspace(0, rows.size - 1, min(rows.size, 40)).astype(int)] if rows.size else rows
+        rows[np.linspace(0, rows.size - 1, min(rows.size, ZERO_SHIFT_CURVES)).astype(int)]
+        if rows.size
+        else rows
     )
     if rows.size == 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0
     u = usable[rows]
     w = np.where(u, 1.0 / np.maximum(sig_x0[rows], 1e-12) ** 2, 0.0)
     x_obs = np.where(u, x0[rows], 0.0)
@@ -774,7 +809,7 @@ def _series_zero_shift(x0, sig_x0, usable, d0, wavelength):
     det = a11 * a22 - a12 * a12
     ok = det > 1e-12 * np.maximum(a11 * a22, 1e-300)
     if not ok.any():
-        return 0.0, 0.0
+        return 0.0, 0.0, 0
     var_z = a11[ok] / det[ok]
     estimates, weights = z[ok], 1.0 / np.maximum(var_z, 1e-30)
     # a weighted median resists curves whose lines were disturbed
@@ -784,7 +819,7 @@ def _series_zero_shift(x0, sig_x0, usable, d0, wavelength):
     # its uncertainty: the robust spread of the curves' estimates (not divided by √n: curves
     # share systematic errors, e.g. the same neighbouring sample lines)
     spread = 1.4826 * float(np.median(np.abs(estimates - zero)))
-    return zero, spread
+    return zero, spread, int(ok.sum())
 
 
 def with_fitted_pressure(
@@ -797,7 +832,17 @@ def with_fitted_pressure(
     failed is refused (``PressureError`` naming the curves): a made-up pressure would place
     boundaries, so such curves are left for the user to look at (``xrdphase pressure``).
     """
-    fit = fit_pressure(stack, calibrant, scale)
+    return stack_with_pressure(stack, fit_pressure(stack, calibrant, scale))
+
+
+def stack_with_pressure(stack: SpectraStack, fit: PressureFit) -> SpectraStack:
+    """Return a copy of ``stack`` whose variable is ``fit``'s pressure (every curve must have one).
+
+    The own variable goes to ``metadata["own_variable"]``, σ to ``metadata["pressure_sigma_gpa"]``;
+    a fit with failed curves is refused (``PressureError`` naming them).
+    """
+    if fit.pressure.size != stack.n_curves:
+        raise PressureError(f"{stack.name}: the pressure fit does not cover every curve")
     failed = np.flatnonzero(fit.failed)
     if failed.size:
         shown = ", ".join(f"{i} ({fit.reason[i]})" for i in failed[:3])
@@ -807,16 +852,6 @@ def with_fitted_pressure(
             f"{fit.calibrant}: curve {shown}{more}; check them with `xrdphase pressure` and "
             "leave them out of the series"
         )
-    return stack_with_pressure(stack, fit)
-
-
-def stack_with_pressure(stack: SpectraStack, fit: PressureFit) -> SpectraStack:
-    """Return a copy of ``stack`` whose variable is ``fit``'s pressure (every curve must have one).
-
-    The own variable goes to ``metadata["own_variable"]``, σ to ``metadata["pressure_sigma_gpa"]``.
-    """
-    if fit.pressure.size != stack.n_curves or fit.failed.any():
-        raise PressureError(f"{stack.name}: the pressure fit does not cover every curve")
     metadata = dict(stack.metadata)
     if "pressure_calibrant" not in metadata:  # fitted again: the own variable stays the first
         metadata["own_variable"] = {
@@ -833,6 +868,84 @@ def stack_with_pressure(stack: SpectraStack, fit: PressureFit) -> SpectraStack:
         variable_unit="GPa",
         metadata=metadata,
     )
+
+
+class PressureTrack:
+    """The pressure of a series' curves as they arrive (live mode), each batch continuing the track.
+
+    ``begin(stack)`` fits the curves already there, as ``fit_pressure`` does, and keeps the
+    series' 2θ offset. Each ``extend(curves)`` fits the new curves (on the series' axis)
+    together with up to ``context`` curves before them, which give the lines' widths; the
+    tracking starts from the pressure of the curve before those. The 2θ offset is held at the
+    one measured on the most curves so far (a window measures it again while that is fewer
+    than the window holds). Curves fitted earlier keep their pressure; a new curve whose fit
+    fails gets NaN.
+    """
+
+    def __init__(self, calibrant: str, scale: str | None = None, context: int = TRACK_CONTEXT):
+        _phase_and_scale(calibrant, scale)  # an unknown calibrant or scale: refused at once
+        self.calibrant, self.scale = calibrant, scale
+        self.context = max(int(context), 1)
+        self.pressures = np.empty(0)
+        self._template: SpectraStack | None = None
+        self._recent = np.empty((0, 0), dtype=np.float32)
+        self._zero = (0.0, 0.0, 0)  # the series' 2θ offset, its σ, the curves it rests on
+
+    def begin(self, stack: SpectraStack) -> PressureFit:
+        """Return the fit of every curve of ``stack``, the series the new curves will join."""
+        fit = fit_pressure(stack, self.calibrant, self.scale)
+        self._template = stack.subset(slice(0, 2))  # the axis, λ and name; not the curves
+        self._zero = (fit.zero_shift, fit.zero_shift_sigma, fit.zero_shift_curves)
+        self.pressures = fit.pressure.copy()
+        curves = np.asarray(stack.curves(), dtype=np.float32)
+        self._recent = curves[-self.context :].copy()
+        return fit
+
+    def extend(self, curves: np.ndarray) -> PressureFit:
+        """Return the fit of new curves (curves × the series' points), continuing the track."""
+        if self._template is None:
+            raise PressureError("the pressure track has no series yet: call begin() first")
+        new = np.asarray(curves, dtype=np.float32).reshape(-1, self._template.n_points)
+        window = np.concatenate([self._recent, new])
+        before = self.pressures[: self.pressures.size - self._recent.shape[0]]
+        known = before[np.isfinite(before)]
+        stack = self._template.replace(
+            intensities=window,
+            variable=np.arange(window.shape[0], dtype=np.float64),
+            variable_name="index",
+            variable_unit="",
+            sources=[f"{self._template.name}[{i}]" for i in range(window.shape[0])],
+        )
+        start = float(known[-1]) if known.size else None
+        fit = None
+        if self._zero[2] < min(window.shape[0], ZERO_SHIFT_CURVES):
+            # the offset so far rests on fewer curves than this window may hold: measure it here
+            fit = fit_pressure(stack, self.calibrant, self.scale, start=start)
+            if fit.zero_shift_curves > self._zero[2]:
+                self._zero = (fit.zero_shift, fit.zero_shift_sigma, fit.zero_shift_curves)
+            else:
+                fit = None
+        if fit is None:
+            fit = fit_pressure(
+                stack, self.calibrant, self.scale, start=start, zero_shift=self._zero[0],
+                zero_shift_sigma=self._zero[1],
+            )  # fmt: skip
+        k = self._recent.shape[0]
+        self.pressures = np.concatenate([self.pressures, fit.pressure[k:]])
+        self._recent = window[-self.context :].copy()
+        return PressureFit(
+            name=self._template.name,
+            calibrant=fit.calibrant,
+            scale=fit.scale,
+            pressure=fit.pressure[k:],
+            sigma=fit.sigma[k:],
+            lines_used=fit.lines_used[k:],
+            reason=fit.reason[k:],
+            zero_shift=fit.zero_shift,
+            zero_shift_sigma=fit.zero_shift_sigma,
+            lattice=fit.lattice[k:],
+            lattice_c=fit.lattice_c[k:],
+        )
 
 
 def pressure_rows(fit: PressureFit) -> list[dict]:

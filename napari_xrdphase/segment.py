@@ -78,8 +78,16 @@ def propose_phases(
     penalty_factor: float = PENALTY_FACTOR,
     merge_factor: float = MERGE_FACTOR,
     min_segment: int = MIN_SEGMENT,
+    ignore_phases: Any = None,
 ) -> list[SeriesSegments]:
-    """Return each series cut at its change points, segments named by common phase S1, S2, ..."""
+    """Return each series cut at its change points, segments named by common phase S1, S2, ...
+
+    ``embeddings`` {series: curves × features}: the encoder's, when already computed.
+    ``ignore_phases`` (names such as ``["Pt", "Ne"]``, 'Pt,Ne' or a ``PhaseMask``): the lines
+    of these markers and media, at each curve's pressure, are fitted and subtracted before
+    the curves are embedded (``phases.masking``); None: what the encoder was pretrained with,
+    ``[]``: nothing.
+    """
     import ruptures as rpt
     from scipy.cluster.hierarchy import fcluster, linkage
     from sklearn.decomposition import PCA
@@ -90,6 +98,10 @@ def propose_phases(
     if not (penalty_factor > 0 and merge_factor > 0):
         raise StackError("the penalty and merge factors must be positive numbers")
     given = embeddings or {}
+    if any(s.name not in given for s in stacks):
+        from .phases.masking import masked_stacks
+
+        stacks, _ = masked_stacks(stacks, ignore_phases, encoder)
     emb = [
         np.asarray(given[s.name] if s.name in given else encoder.embed(s), dtype=np.float64)
         for s in stacks

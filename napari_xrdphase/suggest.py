@@ -59,6 +59,7 @@ def suggest_curves(
     seed: int = 0,
     classifier: Any = None,
     embeddings: Mapping[str, np.ndarray] | None = None,
+    ignore_phases: Any = None,
     **fit_options: Any,
 ) -> list[Suggestion]:
     """Return the ``n`` unlabelled curves whose labels would help most, best first.
@@ -66,7 +67,11 @@ def suggest_curves(
     ``labels`` {series: {row: class}} (None or empty: no labels yet); ``classifier``: one
     already fitted on these labels (else ``fit_classifier(encoder, stacks, labels, seed=seed,
     **fit_options)`` when the labels hold two classes or more); ``embeddings`` {series:
-    curves × features}: the encoder's embeddings when already computed.
+    curves × features}: the encoder's embeddings when already computed. ``ignore_phases``
+    (names such as ``["Pt", "Ne"]``, 'Pt,Ne' or a ``PhaseMask``): the lines of these markers
+    and media, at each curve's pressure, are fitted and subtracted before the curves are
+    embedded, as ``fit_classifier`` does; None: what the encoder was pretrained with, ``[]``:
+    nothing.
     """
     if isinstance(n, bool) or int(n) != n or n < 1:
         raise StackError(f"the number of curves to suggest must be a whole number ≥ 1, got {n}")
@@ -75,6 +80,11 @@ def suggest_curves(
         raise StackError("no series to suggest curves from")
     names = [s.name for s in stacks]
     labels = {k: dict(v) for k, v in (labels or {}).items() if k in names and v}
+    if embeddings is None or any(s.name not in embeddings for s in stacks):
+        from .phases.masking import masked_stacks
+
+        stacks, mask = masked_stacks(stacks, ignore_phases, encoder)
+        ignore_phases = () if mask is not None else ignore_phases  # masked once, here
     emb = {}
     for stack in stacks:
         given = None if embeddings is None else embeddings.get(stack.name)
@@ -83,7 +93,9 @@ def suggest_curves(
     if classifier is None and len(classes) >= 2:
         from .classify import fit_classifier
 
-        classifier = fit_classifier(encoder, stacks, labels, seed=seed, **fit_options)
+        classifier = fit_classifier(
+            encoder, stacks, labels, seed=seed, ignore_phases=ignore_phases, **fit_options
+        )
     if classifier is None:
         return _spread(stacks, emb, labels, int(n), seed)
     return _greedy(stacks, emb, labels, int(n), classifier)

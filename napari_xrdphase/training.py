@@ -364,15 +364,9 @@ _NOT_RUN_SETTINGS = ("progress", "should_stop", "checkpoint", "resume")
 
 def _masked(stacks: Sequence[SpectraStack], ignore_phases: Any) -> tuple[list, Any]:
     """Return the stacks with the lines of ``ignore_phases`` removed, and the mask (None: none)."""
-    from .phases.masking import resolve_mask, unknown_pressure_note
+    from .phases.masking import masked_stacks
 
-    mask = resolve_mask(ignore_phases or ())
-    if mask is None:
-        return list(stacks), None
-    results = [mask.apply(stack) for stack in stacks]
-    for note in filter(None, map(unknown_pressure_note, results)):
-        warnings.warn(note, UserWarning, stacklevel=3)
-    return [r.stack for r in results], mask
+    return masked_stacks(stacks, ignore_phases or ())
 
 
 def _embed_rows(run: _Run, rows: np.ndarray) -> np.ndarray:

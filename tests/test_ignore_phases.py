@@ -313,8 +313,130 @@ def test_every_classifying_command_takes_ignore_phases():
         ["pretrain", "run", "--out", "m.safetensors"],
         ["classify", "run", "--labels", "l.csv", "--out", "p.csv"],
         ["watch", "run", "--labels", "l.csv", "--out", "p.csv"],
+        ["suggest", "run", "--out", "s.csv"],
+        ["segment", "run", "--out", "s.csv"],
     ):
-        args = parser.parse_args([*argv, "--ignore-phases", "Pt,Ne"])
+        args = parser.parse_args([*argv, "--ignore-phases", "Pt,Ne", "--pressure-from", "Pt"])
         assert args.ignore_phases == "Pt,Ne" and args.ignore_width == 2.0
+        assert args.pressure_from == "Pt"
+        assert parser.parse_args(argv).ignore_phases is None  # the default: see the help
+    for command in ("suggest", "segment"):
+        text = " ".join(run_cli(command, "--help").stdout.split())
+        assert "(default: what the --model was pretrained with, else none; '' for none)" in text
     assert json.dumps(PhaseMask(("pt", "NE")).as_dict())  # names canonical, JSON-ready
     assert PhaseMask(("pt", "NE")).phases == ("Pt", "Ne")
+
+
+# --- suggest and segment -----------------------------------------------------------------------
+
+
+class RecordingEncoder:
+    """A fixed random projection of the curves (ReLU) that keeps every curve it embeds."""
+
+    def __init__(self, n_points, dim=16, seed=0):
+        self.projection = np.random.default_rng(seed).standard_normal((n_points, dim))
+        self.config = {}
+        self.seen = []
+
+    def embed(self, stack, batch_size=4096, device=None):
+        self.seen.append(np.array(stack.curves()))
+        return np.maximum(self.seen[-1] @ self.projection, 0.0).astype(np.float32)
+
+
+def marker_and_sample(n=30):
+    """A series whose sample never changes while the Pt lines move with pressure."""
+    stack = marker_stack(np.linspace(2.0, 40.0, n))
+    sample = 80 * np.exp(-0.5 * ((Q - 3.1) / SIGMA_Q) ** 2)
+    noisy = np.random.default_rng(0).poisson(stack.curves() + sample).astype(np.float32)
+    return stack.replace(intensities=noisy)
+
+
+@pytest.mark.parametrize("command", ["suggest", "segment"])
+def test_suggest_and_segment_embed_the_curves_without_the_ignored_lines(command):
+    from napari_xrdphase.segment import propose_phases
+    from napari_xrdphase.suggest import suggest_curves
+
+    stack = marker_and_sample()
+    masked = mask_phases(stack, ["Pt"]).stack.curves()
+    assert np.abs(masked - stack.curves()).max() > 20  # the lines were there to remove
+    for ignore, expected in ((["Pt"], masked), ([], stack.curves())):
+        encoder = RecordingEncoder(Q.size)
+        if command == "suggest":
+            found = suggest_curves(encoder, [stack], None, 3, ignore_phases=ignore)
+            assert len(found) == 3
+        else:
+            (segments,) = propose_phases(encoder, [stack], ignore_phases=ignore)
+            assert len(segments.labels) == stack.n_curves
+        (seen,) = encoder.seen
+        np.testing.assert_allclose(seen, expected, rtol=1e-6)
+
+
+def test_suggest_and_segment_default_to_the_mask_the_encoder_was_pretrained_with():
+    from napari_xrdphase.segment import propose_phases
+
+    stack = marker_and_sample()
+    encoder = RecordingEncoder(Q.size)
+    encoder.config = {"ignored_phases": PhaseMask(("Pt",)).as_dict()}
+    propose_phases(encoder, [stack])
+    np.testing.assert_allclose(encoder.seen[0], mask_phases(stack, ["Pt"]).stack.curves())
+
+
+@pytest.fixture(scope="module")
+def pt_series_by_index(tmp_path_factory):
+    """A simulated Fe series with Pt lines, numbered by index (no pressure log), with labels."""
+    from napari_xrdphase.io import save_stack
+    from napari_xrdphase.synth import simulate_series
+
+    folder = tmp_path_factory.mktemp("pt_index")
+    series = simulate_series("Fe", 10, 4, 10, n_points=1200, seed=3, name="fe", marker="Pt")
+    indexed = series.stack.replace(
+        variable=np.arange(24.0), variable_name="index", variable_unit=""
+    )
+    path = save_stack(indexed, folder / "fe.npz")
+    rows = "".join(f"fe,{i},{series.labels[i]}\n" for i in (0, 2, 12, 21, 23))
+    (folder / "labels.csv").write_text("dataset,index,label\n" + rows)
+    return path, folder / "labels.csv"
+
+
+def test_cli_suggest_and_segment_ignore_the_marker_at_its_fitted_pressure(
+    pt_series_by_index, tmp_path
+):
+    path, labels = pt_series_by_index
+    ignore = ("--pressure-from", "Pt", "--ignore-phases", "Pt")
+    result = run_cli(
+        "suggest", str(path), "--labels", str(labels), "--out", str(tmp_path / "s.csv"), *ignore
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fe: pressure from Pt (Fei2007)" in result.stderr
+    assert "curves seen without the lines of Pt (fitted lines subtracted" in result.stderr
+    assert "keep the lines" not in result.stderr  # every curve has its fitted pressure
+    header = (tmp_path / "s.csv").read_text().splitlines()[0]
+    assert header.startswith("dataset,index,pressure")
+    result = run_cli("segment", str(path), "--out", str(tmp_path / "g.csv"), *ignore)
+    assert result.returncode == 0, result.stderr
+    assert "curves seen without the lines of Pt" in result.stderr
+    assert len((tmp_path / "g.csv").read_text().splitlines()) == 25
+    assert "GPa" in result.stdout
+
+
+def test_cli_segment_without_a_pressure_keeps_the_lines_and_says_so(pt_series_by_index, tmp_path):
+    path, _ = pt_series_by_index
+    out = tmp_path / "g.csv"
+    result = run_cli("segment", str(path), "--out", str(out), "--ignore-phases", "Pt")
+    assert result.returncode == 0, result.stderr
+    assert "warning: fe: 24 of 24 curves keep the lines of Pt: its external variable is" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize("command", ["suggest", "segment"])
+def test_cli_suggest_and_segment_name_the_known_phases_for_an_unknown_one(
+    pt_series_by_index, tmp_path, command
+):
+    path, _ = pt_series_by_index
+    out = tmp_path / "out.csv"
+    result = run_cli(command, str(path), "--out", str(out), "--ignore-phases", "Kryptonite")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("xrdphase: error: unknown phase 'Kryptonite'; built in: Au, Pt")
+    assert not out.exists()

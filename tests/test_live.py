@@ -1,5 +1,6 @@
 """Live mode: watching a folder or a growing HDF5 file and classifying curves as they arrive."""
 
+import contextlib
 import csv
 import signal
 import subprocess
@@ -178,8 +179,8 @@ def test_a_skipped_file_keeps_its_place_in_the_series(classifier, tmp_path):
     assert live.stack.sources[43] == "f_44.xy"
     rows = live.prediction_rows(update)
     assert [r[0] for r in rows] == list(range(40, 50))
-    index, source, value, label, proba, reason = rows[3]
-    assert (index, source, value, label, proba) == (43, "f_43.xy", 43.0, "", None)
+    index, source, value, label, proba, reason, own = rows[3]
+    assert (index, source, value, label, proba, own) == (43, "f_43.xy", 43.0, "", None, ())
     assert reason.startswith("line 31: cannot read")
     assert rows[4][:2] == (44, "f_44.xy") and rows[4][3] and rows[4][5] == ""
 
@@ -466,10 +467,12 @@ def csv_lines(path):
     return len(path.read_text().splitlines()) if path.is_file() else 0
 
 
-def watch(folder, labels, model, out, log):
+def watch(folder, labels, model, out, log, *options):
+    """Start ``xrdphase watch`` (``model`` None: the built-in encoder) with more ``options``."""
     command = [
         sys.executable, "-m", "napari_xrdphase.cli", "watch", str(folder), "--labels",
-        str(labels), "--out", str(out), "--model", str(model), "--poll", "0.05",
+        str(labels), "--out", str(out), *(["--model", str(model)] if model else []),
+        "--poll", "0.05", *options,
         "--timeout", "600",  # stopped by Ctrl-C (SIGINT) below, once every row is there
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
@@ -644,3 +647,115 @@ def test_live_dock_reports_a_missing_folder_as_a_notification(
     dock.start()
     assert not dock.live.running
     assert shown and "Live:" in shown[0] and "nowhere" in shown[0]
+
+
+# --- live pressure from the calibrant's lines ------------------------------------------------
+
+
+def pt_series_folder(tmp_path):
+    """A simulated Fe series with Pt lines as .xy files (own variable: membrane, bar), labels."""
+    from napari_xrdphase.io import save_stack
+    from napari_xrdphase.synth import simulate_series
+
+    simulated = simulate_series("Fe", 12, 6, 12, marker="Pt", n_points=1500, seed=4)
+    membrane = np.linspace(5.0, 60.0, simulated.stack.n_curves)
+    own = simulated.stack.replace(variable=membrane, variable_name="membrane", variable_unit="bar")
+    staging = save_stack(own.replace(name="run"), tmp_path / "staging")
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "dataset,index,label\n"
+        + "".join(f"run,{i},{simulated.labels[i]}\n" for i in (0, 3, 13, 15, 18, 19))
+    )
+    return staging, labels, simulated
+
+
+def copy_curve(staging, folder, name):
+    """Add a curve file to ``folder``: its metadata.csv row, then the file (written, renamed)."""
+    row = next(
+        line for line in (staging / "metadata.csv").read_text().splitlines()
+        if line.startswith(f"{name},")
+    )  # fmt: skip
+    add_row(folder, row)
+    hidden = folder / f".{name}.part"
+    hidden.write_bytes((staging / name).read_bytes())
+    hidden.rename(folder / name)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_watch_with_pressure_from_tells_the_story_classify_tells_of_the_finished_folder(tmp_path):
+    pytest.importorskip("torch")
+    from napari_xrdphase.cli import main
+
+    staging, labels, simulated = pt_series_folder(tmp_path)
+    names = [f"run_{i}.xy" for i in range(30)]
+    assert all((staging / name).is_file() for name in names)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "metadata.csv").write_text("file,membrane (bar)\n")
+    for name in names[:20]:
+        copy_curve(staging, folder, name)
+    out, log = tmp_path / "live.csv", tmp_path / "watch.log"
+    process = watch(folder, labels, None, out, log, "--pressure-from", "Pt")
+    wait_for(lambda: csv_lines(out) == 21, process, "the first 20 rows")
+    for k, name in enumerate(names[20:], start=21):
+        copy_curve(staging, folder, name)  # curve by curve: each fit continues the track
+        wait_for(lambda k=k: csv_lines(out) == k + 1, process, f"row {k}")
+    stdout = stop(process)
+    text = log.read_text()
+    assert "run: pressure from Pt (Fei2007)" in text and "now 30), last after at " in text
+    batch, printed = tmp_path / "batch.csv", tmp_path / "batch.log"
+    with open(printed, "w") as fh, contextlib.redirect_stdout(fh):
+        assert main(["classify", str(folder), "--labels", str(labels), "--out", str(batch),
+                     "--pressure-from", "Pt"]) == 0  # fmt: skip
+    header, live_rows = read_rows(out)
+    batch_header, batch_rows = read_rows(batch)
+    assert batch_header == [*header, "novelty"]
+    assert header[3] == "pressure" and header[-1] == "membrane"
+    columns = ("dataset", "index", "source", "label", "skipped", "membrane")
+    for got, want in zip(live_rows, batch_rows, strict=True):
+        assert [got[c] for c in columns] == [want[c] for c in columns]
+    live_p = np.array([float(r["pressure"]) for r in live_rows])
+    batch_p = np.array([float(r["pressure"]) for r in batch_rows])
+    np.testing.assert_allclose(live_p, batch_p, atol=0.2)
+    np.testing.assert_allclose(live_p, simulated.stack.variable, atol=1.0)
+    # the last summary watch prints is the one classify prints: same boundaries, same counts
+    live_summary = stdout[stdout.rindex("run:") :].splitlines()
+    batch_summary = printed.read_text().splitlines()
+    batch_summary = batch_summary[batch_summary.index("run:") :]
+
+    def story(lines):
+        return [line.split(" at ")[0] + line[line.index("(curves") :] if "→" in line else line
+                for line in lines if "→" in line or "curves per phase" in line]  # fmt: skip
+
+    assert story(live_summary) == story(batch_summary) and len(story(live_summary)) == 3
+    assert all("GPa" in line for line in live_summary if "→" in line)
+
+
+def test_a_new_curve_without_the_calibrant_gets_no_pressure_but_keeps_its_own_variable(tmp_path):
+    from napari_xrdphase.pressure import PressureTrack, stack_with_pressure
+
+    _, _, simulated = pt_series_folder(tmp_path)
+    stack = simulated.stack.replace(
+        variable=np.linspace(5.0, 60.0, 30), variable_name="membrane", variable_unit="bar"
+    )
+    track = PressureTrack("Pt")
+    first = stack.subset(slice(0, 10))
+    live = LiveSeries(stack_with_pressure(first, track.begin(first)), pressure=track)
+    curves = stack.curves()[10:14].copy()
+    curves[2] = np.random.default_rng(0).poisson(curves[2].mean(), curves.shape[1])  # no Pt
+    sources = [f"run_{i}.xy" for i in range(10, 14)]
+    with pytest.warns(UserWarning, match="run_12.xy: no pressure from Pt: no usable Pt line"):
+        update = live.append(curves, stack.variable[10:14], sources)
+    assert live.missing[10:14].tolist() == [False, False, True, False]
+    rows = live.prediction_rows(update)
+    assert np.isnan(rows[2][2]) and rows[2][6] == (stack.variable[12],)
+    np.testing.assert_allclose([rows[i][2] for i in (0, 1, 3)],
+                               simulated.stack.variable[[10, 11, 13]], atol=1.0)  # fmt: skip
+    assert [r[6] for r in rows] == [(v,) for v in stack.variable[10:14]]
+    out = PredictionsCsvAppender(tmp_path / "live.csv", "pressure", [], ["membrane"])
+    out.append_live(live, update)
+    header, written = read_rows(out.path)
+    assert header == ["dataset", "index", "source", "pressure", "label", "skipped", "membrane"]
+    assert written[2]["pressure"] == "" and float(written[2]["membrane"]) == pytest.approx(
+        stack.variable[12], rel=1e-5
+    )

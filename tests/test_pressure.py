@@ -8,7 +8,12 @@ import pytest
 from napari_xrdphase.cli import main
 from napari_xrdphase.io import save_stack, write_labels_csv
 from napari_xrdphase.phases import get_phase
-from napari_xrdphase.pressure import PressureError, fit_pressure, with_fitted_pressure
+from napari_xrdphase.pressure import (
+    PressureError,
+    PressureTrack,
+    fit_pressure,
+    with_fitted_pressure,
+)
 from napari_xrdphase.stack import SpectraStack
 from napari_xrdphase.synth import simulate_series
 
@@ -230,6 +235,57 @@ def test_pretrain_with_pressure_from_runs_on_the_fitted_pressure(tmp_path, capsy
     assert model.is_file()
 
 
+@pytest.mark.parametrize(("marker", "seed"), [("Pt", 1), ("Au", 2)])
+def test_curves_fitted_as_they_arrive_agree_with_the_fit_of_the_finished_series(marker, seed):
+    stack = series(marker, seed)
+    whole = fit_pressure(stack, marker)
+    track = PressureTrack(marker)
+    first = track.begin(stack.subset(slice(0, 6)))
+    arrived = [track.extend(stack.curves()[i : i + 1]) for i in range(6, stack.n_curves)]
+    pressure = np.concatenate([first.pressure, *(f.pressure for f in arrived)])
+    sigma = np.concatenate([first.sigma, *(f.sigma for f in arrived)])
+    np.testing.assert_array_equal(track.pressures, pressure)
+    assert np.all(np.isfinite(pressure))
+    # the same story: within the larger σ of the two fits, and as close to the simulated truth
+    assert np.all(np.abs(pressure - whole.pressure) <= 1.5 * np.maximum(sigma, whole.sigma))
+    assert np.median(np.abs(pressure - stack.variable)) < 0.3
+    assert np.max(np.abs(pressure - stack.variable)) < 1.0
+    assert all("111" in f.lines_used[0] for f in arrived)
+
+
+def test_the_track_carries_a_curve_without_the_calibrant_and_a_jump_after_it():
+    pressures = np.array([5.0, 5.5, 6.0, 6.5, 7.0, 7.5, 30.0, 30.5])
+    stack = synthetic(pressures)
+    curves = stack.curves().copy()
+    curves[5] = np.random.default_rng(3).poisson(200.0, curves.shape[1])  # no Pt lines
+    track = PressureTrack("Pt")
+    track.begin(stack.subset(slice(0, 3)))
+    fits = [track.extend(curves[i : i + 1]) for i in range(3, 8)]
+    assert np.isnan(fits[2].pressure[0]) and fits[2].reason[0].startswith("no usable Pt line")
+    assert fits[2].lines_used == [()]
+    got = np.array([f.pressure[0] for f in fits])
+    np.testing.assert_allclose(np.delete(got, 2), np.delete(pressures[3:], 2), atol=0.3)
+
+
+def test_the_track_starts_from_the_pressure_it_is_given():
+    # two full sets of Pt lines, 40 GPa apart: the lines alone cannot tell which is the marker
+    pressures = np.array([20.0, 20.5, 21.0])
+    pt = get_phase("Pt")
+    extra = [
+        [(r.two_theta, 50 * r.intensity) for r in pt.reflections(p + 40.0, wavelength=0.4133)]
+        for p in pressures
+    ]
+    stack = synthetic(pressures, extra=extra)
+    for start, expected in ((19.5, pressures), (59.5, pressures + 40.0)):
+        fit = fit_pressure(stack, "Pt", start=start, fit_zero_shift=False)
+        np.testing.assert_allclose(fit.pressure, expected, atol=0.3)
+
+
+def test_a_track_refuses_an_unknown_calibrant_at_once():
+    with pytest.raises(PressureError, match="unknown calibrant 'Pd'; known: Au, Pt"):
+        PressureTrack("Pd")
+
+
 def test_rhenium_a_and_c_are_refined_apart_on_a_simulated_re_marker_series():
     stack = simulate_series("Fe", 8, 4, 12, marker="Re", n_points=2000, seed=1).stack
     fit = fit_pressure(stack, "Re")
@@ -268,3 +324,85 @@ def test_rhenium_with_another_c_over_a_gives_its_a_c_and_volume():
     np.testing.assert_allclose(fit.lattice_c / fit.lattice, ratio, rtol=5e-4)
     # the volume, and so the pressure, is that of the distorted cell
     np.testing.assert_allclose(fit.pressure, pressures, atol=0.3)
+
+
+# --- bad input on the command line: one line each ----------------------------------------------
+
+
+def error_line(capsys):
+    """The one error line the command printed (after any progress lines)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if "error" in line]
+    assert len(errors) == 1 and err[-1] == errors[0]
+    return errors[0]
+
+
+@pytest.fixture
+def pt_run(tmp_path):
+    """A Pt series saved as .xy curves with the wavelength in their headers, and labels."""
+    path = save_stack(synthetic(np.linspace(3.0, 30.0, 6)).replace(name="run"), tmp_path / "run")
+    labels = write_labels_csv(tmp_path / "labels.csv", {"run": {0: "low", 5: "high"}})
+    return path, labels
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("old.jcpds", "VERSION: 3\nCOMMENT: old\n", "line 1: JCPDS version '3'"),
+        ("bad.cif", "data_x\n_cell_length_a 4\n'unterminated\n", "line 3"),
+    ],
+)
+def test_an_unreadable_calibrant_file_is_one_line_naming_the_file_and_line(
+    pt_run, tmp_path, capsys, name, text, expected
+):
+    path, labels = pt_run
+    phase_file = tmp_path / name
+    phase_file.write_text(text)
+    out = tmp_path / "out.csv"
+    for argv in (
+        ["pressure", str(path), "--calibrant", str(phase_file)],
+        ["classify", str(path), "--labels", str(labels), "--pressure-from", str(phase_file)],
+        ["classify", str(path), "--labels", str(labels), "--ignore-phases", str(phase_file)],
+    ):
+        assert main([*argv, "--out", str(out)]) == 2
+        line = error_line(capsys)
+        assert line.startswith(f"xrdphase: error: {phase_file}") and expected in line
+        assert "unknown" not in line and not out.exists()
+
+
+def test_the_command_line_refuses_a_missing_wavelength_in_one_line(pt_run, tmp_path, capsys):
+    path, labels = pt_run
+    for xy in path.glob("*.xy"):  # the same curves, without the wavelength in their headers
+        xy.write_text("".join(x for x in xy.read_text().splitlines(True) if "Wavelength" not in x))
+    out = tmp_path / "out.csv"
+    for argv in (
+        ["pressure", str(path), "--calibrant", "Pt"],
+        ["classify", str(path), "--labels", str(labels), "--pressure-from", "Pt"],
+        ["watch", str(path), "--labels", str(labels), "--pressure-from", "Pt"],
+    ):
+        assert main([*argv, "--out", str(out)]) == 2
+        line = error_line(capsys)
+        assert "needs the X-ray wavelength for a 2θ axis; give --wavelength" in line
+    assert main(["pressure", str(path), "--calibrant", "Pt", "--out", str(out),
+                 "--wavelength", "0.4133"]) == 0  # fmt: skip
+
+
+def test_the_command_line_names_the_known_calibrants_and_an_empty_range(pt_run, tmp_path, capsys):
+    path, labels = pt_run
+    out = tmp_path / "out.csv"
+    for argv in (
+        ["pressure", str(path), "--calibrant", "Pd"],
+        ["watch", str(path), "--labels", str(labels), "--pressure-from", "Pd"],
+        ["segment", str(path), "--pressure-from", "Pd"],
+    ):
+        assert main([*argv, "--out", str(out)]) == 2
+        assert "unknown calibrant 'Pd'; known: Au, Pt, Cu" in error_line(capsys)
+    # 6.0–7.0°: below Pt (111) at every pressure up to 150 GPa
+    stack = synthetic([5.0, 6.0])
+    narrow = save_stack(
+        stack.replace(intensities=stack.curves()[:, :200], axis=stack.axis[:200], name="narrow"),
+        tmp_path / "narrow.h5",
+    )
+    assert main(["pressure", str(narrow), "--calibrant", "Pt", "--out", str(out)]) == 2
+    line = error_line(capsys)
+    assert line.startswith("xrdphase: error: narrow: no line of Pt falls inside the curves' range")

@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_arguments(cls)
     add_ignore_phases_arguments(cls, model_default=True)
     add_series_reading_arguments(cls)
-    add_pressure_from_argument(cls)
+    add_pressure_from_argument(cls, own_in_csv=True)
     cls.add_argument(
         "--compare-encoders",
         action="store_true",
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_arguments(watch)
     add_ignore_phases_arguments(watch, model_default=True)
     add_series_reading_arguments(watch)
+    add_pressure_from_argument(watch, live=True, own_in_csv=True)
     add_overwrite_argument(watch)
     watch.set_defaults(func=cmd_watch)
 
@@ -153,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     sug.add_argument("-n", type=int, default=5, help="how many curves to propose (default 5)")
     sug.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
     add_seed_argument(sug, "the classifier's folds and the clustering without labels")
+    add_ignore_phases_arguments(sug, model_default=True)
     add_series_reading_arguments(sug)
+    add_pressure_from_argument(sug)
     add_overwrite_argument(sug)
     sug.set_defaults(func=cmd_suggest)
 
@@ -166,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV to write, one row per curve: dataset,index,<variable>,segment (S1, S2, ...)",
     )  # fmt: skip
     segm.add_argument("--model", metavar="MODEL", help=MODEL_HELP)
+    add_ignore_phases_arguments(segm, model_default=True)
     add_series_reading_arguments(segm)
+    add_pressure_from_argument(segm)
     add_overwrite_argument(segm)
     segm.set_defaults(func=cmd_segment)
 

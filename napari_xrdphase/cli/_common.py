@@ -54,19 +54,24 @@ def _load_all(
         if stack.wavelength is None and wavelength is not None:
             stack.wavelength = float(wavelength)
     if pressure_from is not None:
-        import numpy as np
-
         from ..pressure import with_fitted_pressure
 
         stacks = [with_fitted_pressure(s, pressure_from, pressure_scale) for s in stacks]
         for s in stacks:
-            sigma = np.median(s.metadata["pressure_sigma_gpa"])
-            print(
-                f"{s.name}: pressure from {s.metadata['pressure_calibrant']}: "
-                f"{s.variable.min():.2f}–{s.variable.max():.2f} GPa (median σ {sigma:.2f} GPa)",
-                file=sys.stderr,
-            )
+            _print_pressure(s)
     return stacks
+
+
+def _print_pressure(stack: Any) -> None:
+    """Print the range of a series' fitted pressure (``pressure.stack_with_pressure``)."""
+    import numpy as np
+
+    sigma = np.median(stack.metadata["pressure_sigma_gpa"])
+    print(
+        f"{stack.name}: pressure from {stack.metadata['pressure_calibrant']}: "
+        f"{stack.variable.min():.2f}–{stack.variable.max():.2f} GPa (median σ {sigma:.2f} GPa)",
+        file=sys.stderr,
+    )
 
 
 def _unique_names(stacks) -> None:

@@ -16,13 +16,26 @@ from ..defaults import (
 SIMULATION_FORMATS = {"xy": "", "h5": ".h5", "npz": ".npz"}
 
 
-def add_pressure_from_argument(parser: argparse.ArgumentParser) -> None:
-    """Add ``--pressure-from`` and ``--pressure-scale``: the fitted pressure as the variable."""
+def add_pressure_from_argument(
+    parser: argparse.ArgumentParser, live: bool = False, own_in_csv: bool = False
+) -> None:
+    """Add ``--pressure-from`` and ``--pressure-scale``: the fitted pressure as the variable.
+
+    ``live``: new curves are fitted as they arrive; ``own_in_csv``: the predictions CSV keeps
+    the series' own variable.
+    """
+    failing = (
+        "a series with a curve whose fit fails is refused; each new curve's fit starts from "
+        "the pressure of the curve before it, and a new curve whose fit fails gets no pressure"
+        if live
+        else "a series with a curve whose fit fails is refused"
+    )
+    kept = "; the series' own variable stays in the CSV" if own_in_csv else ""
     parser.add_argument(
         "--pressure-from", metavar="NAME",
         help="fit the pressure of every curve from the lines of this calibrant (Au, Pt, … or a "
-        ".jcpds file) and use it as the external variable (boundaries in GPa); a series with a "
-        "curve whose fit fails is refused (default: the series' own variable)",
+        ".jcpds file) and use it as the external variable (boundaries in GPa"
+        f"{kept}); {failing} (default: the series' own variable)",
     )  # fmt: skip
     parser.add_argument(
         "--pressure-scale", metavar="NAME",

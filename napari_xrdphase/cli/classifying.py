@@ -13,6 +13,7 @@ from ._common import (
     _output_path,
     _print_boundaries,
     _print_phase_order,
+    _print_pressure,
     _unique_names,
     _warn_constant_variable,
     _warn_repeated_curves,
@@ -46,6 +47,16 @@ def _phase_mask(args: argparse.Namespace) -> Any:
         return None
     names = parse_phase_list(args.ignore_phases)
     return PhaseMask(names, width=args.ignore_width) if names else ()
+
+
+def _resolved_mask(args: argparse.Namespace, encoder: Any) -> Any:
+    """Return the ``PhaseMask`` to use (``--ignore-phases``, else the encoder's), printing it; or None."""
+    from ..phases.masking import resolve_mask
+
+    mask = resolve_mask(_phase_mask(args), encoder)
+    if mask is not None:
+        print(f"curves seen without the lines of {mask.describe()}", file=sys.stderr)
+    return mask
 
 
 def cmd_classify(args: argparse.Namespace) -> None:
@@ -115,15 +126,20 @@ def cmd_suggest(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise CommandError(f"-n must be a whole number ≥ 1, got {args.n}")
-    stacks = _load_all(args.paths, args.wavelength, args.variable)
+    stacks = _load_all(
+        args.paths, args.wavelength, args.variable, args.pressure_from, args.pressure_scale
+    )
     _unique_names(stacks)
     labels = read_labels_csv(args.labels) if args.labels else {}
     inputs = [*args.paths, args.labels, args.model]
     out = _output_path(args, inputs=[p for p in inputs if p])
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
+    mask = _resolved_mask(args, encoder)
     if not any(labels.values()):
         print("no labels yet: proposing curves spread over each series", file=sys.stderr)
-    suggestions = suggest_curves(encoder, stacks, labels, args.n, seed=args.seed)
+    suggestions = suggest_curves(
+        encoder, stacks, labels, args.n, seed=args.seed, ignore_phases=mask or ()
+    )
     for s in suggestions:
         known = f"  predicted {s.predicted} (p {s.confidence:.2f}), novelty {s.novelty:.2f}"
         print(f"{s.dataset} curve {s.index} ({s.variable:.4g}){known if s.predicted else ''}")
@@ -137,11 +153,13 @@ def cmd_segment(args: argparse.Namespace) -> None:
     from ..io.proposals_csv import write_segments_csv
     from ..segment import propose_phases
 
-    stacks = _load_all(args.paths, args.wavelength, args.variable)
+    stacks = _load_all(
+        args.paths, args.wavelength, args.variable, args.pressure_from, args.pressure_scale
+    )
     _unique_names(stacks)
     out = _output_path(args, inputs=[p for p in [*args.paths, args.model] if p])
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
-    segments = propose_phases(encoder, stacks)
+    segments = propose_phases(encoder, stacks, ignore_phases=_resolved_mask(args, encoder) or ())
     for series, stack in zip(segments, stacks, strict=True):
         print("\n".join(series.describe(stack)))
     path = write_segments_csv(out, segments, stacks)
@@ -152,17 +170,28 @@ def cmd_watch(args: argparse.Namespace) -> None:
     """Classify a series, then every curve that arrives in its folder or HDF5 file, until stopped."""
     from ..encoder import Encoder
     from ..io import read_labels_csv
+    from ..io.predictions_csv import own_variable_names
     from ..live import LiveSeries, PredictionsCsvAppender, watcher_for
 
     path = Path(args.path).expanduser()
-    (stack,) = _load_all([path], args.wavelength, args.variable)
+    (own,) = _load_all([path], args.wavelength, args.variable)
     out_path = _output_path(args, inputs=[path, args.labels, args.model])
+    stack, track = own, None
+    if args.pressure_from is not None:  # as classify: a curve without a pressure is refused
+        from ..pressure import PressureTrack, stack_with_pressure
+
+        track = PressureTrack(args.pressure_from, args.pressure_scale)
+        stack = stack_with_pressure(own, track.begin(own))
+        _print_pressure(stack)
     encoder = Encoder.load(args.model) if args.model else Encoder.builtin()
     labels = read_labels_csv(args.labels)
     classifier = _fit_classifier(encoder, [stack], labels, args)
-    live = LiveSeries(stack, classifier, labels_given=labels.get(stack.name))
-    watcher = watcher_for(path, live.stack, poll_s=args.poll, variable=args.variable)
-    out = PredictionsCsvAppender(out_path, live.stack.variable_name, classifier.classes)
+    live = LiveSeries(stack, classifier, labels_given=labels.get(stack.name), pressure=track)
+    # new curves bring the series' own variable (metadata.csv, HDF5), whatever replaced it
+    watcher = watcher_for(path, own, poll_s=args.poll, variable=args.variable)
+    out = PredictionsCsvAppender(
+        out_path, live.stack.variable_name, classifier.classes, own_variable_names([live.stack])
+    )
     out.append_live(live)
     _print_boundaries(live.stack.name, live.boundaries, live.labels, live.indices)
     waiting = f"{args.timeout:g} s without new curves" if args.timeout else "Ctrl-C"
@@ -174,14 +203,21 @@ def cmd_watch(args: argparse.Namespace) -> None:
                 continue
             out.append_live(live, update)  # a skipped curve: a row with its reason, no label
             if len(update.rows):
+                last = update.rows[-1]
+                at = ""
+                if track is not None and not live.missing[last]:
+                    at = f" at {live.stack.variable[last]:.2f} GPa"
                 print(
                     f"{live.stack.name}: +{len(update.rows)} curves (now {live.stack.n_curves}), "
-                    f"last {update.labels[-1]!s}",
+                    f"last {update.labels[-1]!s}{at}",
                     file=sys.stderr, flush=True,
                 )  # fmt: skip
             if update.boundaries_changed:
                 _print_boundaries(live.stack.name, update.boundaries, live.labels, live.indices)
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
+    _print_boundaries(live.stack.name, live.boundaries, live.labels, live.indices)
     skipped = f", {len(live.skipped)} skipped" if live.skipped else ""
+    if track is not None and live.missing.any():
+        skipped += f", {int(live.missing.sum())} without a pressure"
     print(f"wrote {out.path} ({live.stack.n_curves} curves{skipped})", file=sys.stderr)

@@ -737,6 +737,27 @@ def resolve_mask(
     return PhaseMask(names) if names else None
 
 
+def masked_stacks(
+    stacks: Sequence[SpectraStack],
+    ignore_phases: PhaseMask | str | Sequence[str] | None,
+    encoder: Any = None,
+) -> tuple[list[SpectraStack], PhaseMask | None]:
+    """Return the stacks without the lines of the mask ``resolve_mask`` picks, and that mask.
+
+    None: no mask (the stacks as given). A series whose curves keep their lines because their
+    pressure is unknown gets a warning (``unknown_pressure_note``).
+    """
+    import warnings
+
+    mask = resolve_mask(ignore_phases, encoder)
+    if mask is None:
+        return list(stacks), None
+    results = [mask.apply(stack) for stack in stacks]
+    for note in filter(None, map(unknown_pressure_note, results)):
+        warnings.warn(note, UserWarning, stacklevel=3)
+    return [r.stack for r in results], mask
+
+
 def unknown_pressure_note(result: MaskedStack) -> str:
     """Return a note when some curves of the series could not be masked, else ''."""
     n, stack = result.n_unknown_pressure, result.stack
