@@ -27,6 +27,9 @@ def test_demo_screenshot_runs_the_whole_path_and_exits_0(tmp_path):
     assert out.read_bytes().startswith(PNG_SIGNATURE)
     assert out.stat().st_size > 50_000  # a window with an image, not a blank frame
     assert "labelled" in result.stderr and " → " in result.stderr
+    # the labelling loop: suggested curves answered, classified again, each time scored
+    assert "answered the suggested curves" in result.stderr
+    assert result.stderr.count("curves as simulated)") == 2
     assert "DeprecationWarning" not in result.stderr
 
 

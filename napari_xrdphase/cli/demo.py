@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ._common import CommandError
 
-# a sparse start (two or three curves per phase), then one round of answered suggestions
+# a sparse start (one curve per phase on the 120-curve sample), then one round of answered suggestions
 DEMO_LABEL_FRACTION = 0.03
 DEMO_ANSWERS = 4
 
