@@ -215,3 +215,24 @@ def test_a_cif_phase_is_offered_and_drawn(viewer, pt_series, errors, tmp_path):
     dock.reference.value = "plainau"
     assert dock.show_lines() == []
     assert "no equation of state" in errors[-1]
+
+
+def test_ignore_in_classification_reaches_suggest_and_propose_phases(viewer, pt_series):
+    from napari_xrdphase.segment import propose_phases
+    from napari_xrdphase.suggest import suggest_curves
+
+    xrd = get_session(viewer)
+    xrd.add_stack(pt_series.stack, ground_truth=pt_series.labels)
+    xrd.apply_ground_truth([0, 1, 18, 19])
+    dock = PhasesDock(viewer)
+    dock.marker.value = "Pt"
+    dock.medium.value = "Ne"
+    dock.ignore.value = True
+    stack, labels = xrd.stack, xrd.labels
+    masked = suggest_curves(xrd.encoder, [stack], labels, 4, ignore_phases=["Pt", "Ne"])
+    plain = suggest_curves(xrd.encoder, [stack], labels, 4)
+    assert masked != plain  # the lines change the suggestions: the test can tell them apart
+    assert xrd.suggest(n=4) == masked
+    seen = xrd.propose_phases()[stack.name].labels
+    expected = propose_phases(xrd.encoder, [stack], ignore_phases=["Pt", "Ne"])[0].labels
+    np.testing.assert_array_equal(seen, expected)

@@ -54,6 +54,13 @@ class LabellingAssist:
         self._cache.keep_only(self.stacks)
         return self._cache
 
+    def _phase_mask(self):
+        """The ``PhaseMask`` of the lines to remove before embedding (the Phases dock's choice,
+        else what the encoder was pretrained without), or None: the cached embeddings serve."""
+        from ..phases.masking import resolve_mask
+
+        return resolve_mask(self.chosen_ignore_phases(), self.encoder)
+
     def _open_stacks(self) -> list:
         stacks = self.stacks
         if not stacks:
@@ -79,11 +86,13 @@ class LabellingAssist:
         stacks = self._open_stacks()
         names = {s.name for s in stacks}
         labels = {name: rows for name, rows in self.labels.items() if name in names}
+        mask = self._phase_mask()
         cache = self.feature_cache
-        embeddings = {s.name: cache.embeddings(s) for s in stacks}
+        embeddings = None if mask is not None else {s.name: cache.embeddings(s) for s in stacks}
         return suggest_curves(
-            self.encoder, stacks, labels, n, seed=seed, embeddings=embeddings, cache=cache
-        )
+            self.encoder, stacks, labels, n, seed=seed, embeddings=embeddings, cache=cache,
+            ignore_phases=mask,
+        )  # fmt: skip
 
     def apply_suggestions(self, found: Sequence[Suggestion]) -> list[Suggestion]:
         """Keep ``found`` as the session's suggestions and mark them on the image; return them."""
@@ -190,6 +199,9 @@ class LabellingAssist:
         from ..segment import propose_phases
 
         stacks = self._open_stacks()
+        mask = self._phase_mask()
+        if mask is not None:  # the masked curves are embedded there, not cached
+            return propose_phases(self.encoder, stacks, ignore_phases=mask, **options)
         cache = self.feature_cache
         embeddings = {s.name: cache.embeddings(s) for s in stacks}
         return propose_phases(self.encoder, stacks, embeddings=embeddings, **options)

@@ -915,8 +915,8 @@ class XRDSession(LabellingAssist):
                 f"labels of series that are not open are not used: {', '.join(ignored)}"
             )
         encoder = self.encoder
-        if ignore_phases is None and self.ignore_phases:  # the Phases dock's choice
-            ignore_phases = [self.phase_files.get(n, n) for n in self.ignore_phases]
+        if ignore_phases is None:
+            ignore_phases = self.chosen_ignore_phases()
         cache = self.feature_cache
         classifier = fit_classifier(
             encoder, stacks, labels, seed=seed, ordered=ordered, strain=strain,
@@ -953,6 +953,12 @@ class XRDSession(LabellingAssist):
         self.viewer.layers.selection.active = self.current_layer
         self._emit("classified")
         return self.boundaries
+
+    def chosen_ignore_phases(self) -> list[str] | None:
+        """The phases the Phases dock's "ignore in classification" names (files by path), or None."""
+        if not self.ignore_phases:
+            return None
+        return [self.phase_files.get(n, n) for n in self.ignore_phases]
 
     def classify(
         self,
