@@ -9,7 +9,8 @@ from _toy import ProjectionEncoder, phase_series
 from napari_xrdphase.cli import main
 from napari_xrdphase.encoder import Encoder
 from napari_xrdphase.io import save_stack
-from napari_xrdphase.segment import propose_phases
+from napari_xrdphase.segment import propose_phases, series_strains, strain_aligned
+from napari_xrdphase.stack import SpectraStack
 from napari_xrdphase.synth import simulate_series
 
 
@@ -36,6 +37,43 @@ def test_three_phase_series_are_cut_at_their_changes_and_matched_across_series()
     # the same phases in both series get the same provisional names
     assert found[0].labels[0] == found[1].labels[0] and found[0].labels[-1] == found[1].labels[-1]
     assert len(set(found[0].labels) | set(found[1].labels)) == 3
+
+
+def _compressed_series(strains, seed=0):
+    """One pattern (five lines at fixed d) under growing uniform strain, 2θ at 0.4 Å."""
+    rng = np.random.default_rng(seed)
+    two_theta = np.linspace(5.0, 25.0, 3000)
+    d_lines, heights = np.array([2.9, 2.05, 1.67, 1.45, 1.3]), np.array([1.0, 0.5, 0.7, 0.3, 0.4])
+    curves = []
+    for strain in strains:
+        centres = 2 * np.degrees(np.arcsin(0.4 * (1 + strain) / (2 * d_lines)))
+        lines = heights * np.exp(-0.5 * ((two_theta[:, None] - centres) / 0.05) ** 2)
+        curves.append(lines.sum(axis=1) + 0.05 + 0.01 * rng.standard_normal(two_theta.size))
+    return SpectraStack(np.array(curves), two_theta, name="strained", wavelength=0.4)
+
+
+def test_series_strains_measure_a_uniform_compression_and_alignment_undoes_it():
+    strains = np.linspace(0.0, 0.03, 31)
+    stack = _compressed_series(strains)
+    expected = np.log1p(strains) - np.log1p(strains).mean()
+    measured = series_strains(stack)
+    assert np.max(np.abs(measured - expected)) < 2e-4
+    aligned = strain_aligned(stack, measured).curves()
+    before = np.abs(stack.curves() - stack.curves()[15]).max(axis=1)
+    after = np.abs(aligned - aligned[15]).max(axis=1)
+    assert before.max() > 0.5 and after.max() < 0.15
+
+
+def test_a_step_is_found_on_embeddings_that_drift_linearly_with_pressure():
+    stack, _ = phase_series("drift", n=60, seed=2)
+    rng = np.random.default_rng(3)
+    slope, step = rng.normal(0.0, 1.0, 16), rng.normal(0.0, 1.0, 16)
+    pressure = np.asarray(stack.variable)[:, None]
+    # the drift moves the embeddings 10× further over the series than the step does
+    embeddings = 10 * slope * pressure / 30 + step * (np.arange(60) >= 30)[:, None]
+    embeddings = embeddings + 0.05 * rng.standard_normal(embeddings.shape)
+    found = propose_phases(ProjectionEncoder(), [stack], embeddings={"drift": embeddings})[0]
+    assert found.breaks == [30]
 
 
 @pytest.mark.xfail(
