@@ -77,9 +77,10 @@ def test_a_step_is_found_on_embeddings_that_drift_linearly_with_pressure():
 
 
 @pytest.mark.xfail(
-    reason="built-in encoder: its embeddings drift with pressure inside a phase and the "
-    "coexistence-to-hcp change is gradual; even with the true number of changes a "
-    "change-of-mean split reaches ARI ~0.5 (benchmarks/active_learning.py); docs/labelling.md",
+    reason="built-in encoder: on this 60-curve series alone it finds no change at the default "
+    "penalty; over the simulated suites (benchmarks/segment.py) the change points land inside "
+    "the coexistence region, mean ARI 0.75 (paper suite) and 0.63 (independent simulator) on "
+    "compression series, not the 0.9 targeted; docs/labelling.md",
     strict=False,
 )
 def test_segment_finds_the_changes_of_a_simulated_fe_series_with_the_builtin_encoder():
