@@ -26,8 +26,8 @@
 4. **Common phases.** The segments' mean features are clustered across all series
    (average-linkage agglomerative clustering, scipy) with a distance threshold of
    ``MERGE_FACTOR`` (3) times the median within-segment spread (root-mean-square distance
-   of a segment's curves to its mean): segments closer than curves of one segment are to each
-   other are the same provisional phase. Phases are named S1, S2, ... in order of their first
+   of a segment's curves to its straight-line fit, the same model as the cost): segments
+   closer than that are the same provisional phase. Phases are named S1, S2, ... in order of their first
    curve (series in the given order).
 
 Only numpy, scipy, scikit-learn and ruptures; the encoder needs torch.
@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from ruptures.base import BaseCost
 
 from .stack import SpectraStack, StackError
 
@@ -52,6 +53,7 @@ MERGE_FACTOR = 3.0
 ALIGN_LAGS = 4
 ALIGN_POINTS = 8192
 ALIGN_MAX_STEP = 0.02
+ALIGN_BLOCK = 256  # curves prepared at a time
 
 
 @dataclass
@@ -95,27 +97,33 @@ def _log_q(stack: SpectraStack) -> np.ndarray:
         return np.log(x) if stack.axis_kind == "q" else -np.log(x)
 
 
-def _line_profiles(stack: SpectraStack, grid: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Curves on the ln q ``grid``: background (rolling minimum) removed, zero mean, unit norm."""
+def _line_spectra(stack: SpectraStack, rows: range, grid: np.ndarray, order: np.ndarray):
+    """Fourier transforms (padded to twice the grid) of curves ``rows`` on the ln q ``grid``.
+
+    Each curve is interpolated onto the grid, its background (a rolling minimum over 2.5 % of
+    the window, wider than any line) removed, lightly smoothed, and scaled to zero mean and
+    unit norm, so that the correlation of two curves is at most 1.
+    """
     from scipy.ndimage import gaussian_filter1d, minimum_filter1d, uniform_filter1d
 
     u = _log_q(stack)[order]
-    data = stack.curves()[:, order].astype(np.float64)
+    data = stack.curves(np.arange(rows.start, rows.stop))[:, order].astype(np.float64)
     out = np.stack([np.interp(grid, u, row) for row in data])
-    width = max(grid.size // 40, 3)  # 2.5 % of the window: wider than any line
+    width = max(grid.size // 40, 3)
     out -= uniform_filter1d(minimum_filter1d(out, width, axis=1), width, axis=1)
     out = gaussian_filter1d(out, 1.5, axis=1)
     out -= out.mean(axis=1, keepdims=True)
-    return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-12)
+    out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-12
+    return np.fft.rfft(out, 2 * grid.size, axis=1)
 
 
 def _lag(first: np.ndarray, second: np.ndarray, max_lag: int) -> float:
-    """Return the sub-sample lag of ``second`` against ``first`` (peak of their correlation)."""
-    n = first.size
-    cc = np.fft.irfft(np.conj(np.fft.rfft(first, 2 * n)) * np.fft.rfft(second, 2 * n), 2 * n)
+    """Return the sub-sample lag of ``second`` against ``first`` (their spectra) at best match."""
+    cc = np.fft.irfft(np.conj(first) * second)
+    size = cc.size
     lags = np.r_[np.arange(0, max_lag + 1), np.arange(-max_lag, 0)]
     best = int(lags[int(np.argmax(cc[lags]))])
-    y0, y1, y2 = (cc[(best + k) % (2 * n)] for k in (-1, 0, 1))
+    y0, y1, y2 = (cc[(best + k) % size] for k in (-1, 0, 1))
     curvature = y0 - 2 * y1 + y2
     return best + (0.5 * (y0 - y2) / curvature if curvature < 0 else 0.0)
 
@@ -125,7 +133,8 @@ def series_strains(stack: SpectraStack) -> np.ndarray:
 
     The shift between every curve and each of its next ``ALIGN_LAGS`` neighbours is measured
     by cross-correlation on ``ALIGN_POINTS`` points of ln q; the shifts of all curves are
-    their least-squares solution (sparse, so long series stay cheap).
+    their least-squares solution (sparse; curves are prepared in blocks, so long series stay
+    cheap in memory).
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.linalg import lsqr
@@ -136,18 +145,22 @@ def series_strains(stack: SpectraStack) -> np.ndarray:
         return np.zeros(stack.n_curves)
     order = np.argsort(np.where(finite, u, np.inf))[: int(finite.sum())]
     grid = np.linspace(u[order[0]], u[order[-1]], ALIGN_POINTS)
-    profiles = _line_profiles(stack, grid, order)
     step = grid[1] - grid[0]
     n = stack.n_curves
+    max_lags = [min(int(np.ceil(ALIGN_MAX_STEP * lag / step)), ALIGN_POINTS - 1)
+                for lag in range(ALIGN_LAGS + 1)]  # fmt: skip
     rows, cols, values, measured = [], [], [], []
-    for lag in range(1, min(ALIGN_LAGS, n - 1) + 1):
-        max_lag = min(int(np.ceil(ALIGN_MAX_STEP * lag / step)), ALIGN_POINTS - 1)
-        for i in range(n - lag):
-            k = len(measured)
-            rows += [k, k]
-            cols += [i + lag, i]
-            values += [1.0, -1.0]
-            measured.append(_lag(profiles[i], profiles[i + lag], max_lag) * step)
+    for start in range(0, n - 1, ALIGN_BLOCK):
+        block = range(start, min(n, start + ALIGN_BLOCK + ALIGN_LAGS))
+        spectra = _line_spectra(stack, block, grid, order)
+        for i in range(start, min(n - 1, start + ALIGN_BLOCK)):
+            for lag in range(1, min(ALIGN_LAGS, n - 1 - i) + 1):
+                k = len(measured)
+                rows += [k, k]
+                cols += [i + lag, i]
+                values += [1.0, -1.0]
+                first, second = spectra[i - start], spectra[i + lag - start]
+                measured.append(_lag(first, second, max_lags[lag]) * step)
     k = len(measured)  # the shifts sum to zero: the series' own mean lattice is the reference
     rows += [k] * n
     cols += list(range(n))
@@ -172,7 +185,7 @@ def strain_aligned(stack: SpectraStack, shifts: np.ndarray | None = None) -> Spe
     return stack.replace(intensities=out.astype(np.float32))
 
 
-class LinearDriftCost:
+class LinearDriftCost(BaseCost):
     """ruptures cost: residual sum of squares of a straight line in ``x`` per component.
 
     Prefix sums make each segment's cost O(d), so ``Pelt`` stays fast on long series.
@@ -189,25 +202,26 @@ class LinearDriftCost:
         """Remember the prefix sums of ``signal`` (curves × components) and ``x``."""
         y = np.asarray(signal, dtype=np.float64)
         self.signal = y
-        x = self.x
-
-        def prefix(a: np.ndarray) -> np.ndarray:
-            return np.concatenate([np.zeros((1, *a.shape[1:])), np.cumsum(a, axis=0)])
-
-        self._n, self._x, self._xx = prefix(np.ones_like(x)), prefix(x), prefix(x * x)
-        self._y, self._xy, self._yy = prefix(y), prefix(x[:, None] * y), prefix(y * y)
+        x = self.x[:, None]
+        # one row per curve: 1, x, x², then y, x·y, y² summed over components, in one array so
+        # that a segment's sums are one subtraction (Pelt calls ``error`` O(n²) times)
+        terms = np.hstack([np.ones_like(x), x, x * x, y, x * y, (y * y).sum(axis=1, keepdims=True)])
+        self._sums = np.vstack([np.zeros((1, terms.shape[1])), np.cumsum(terms, axis=0)])
+        self._d = y.shape[1]
         return self
 
     def error(self, start: int, end: int) -> float:
         """Return the residual sum of squares of the line fits on curves ``start:end``."""
-        n = self._n[end] - self._n[start]
-        sx, sxx = self._x[end] - self._x[start], self._xx[end] - self._xx[start]
-        sy, sxy = self._y[end] - self._y[start], self._xy[end] - self._xy[start]
-        residual = (self._yy[end] - self._yy[start]) - sy * sy / n
+        sums = self._sums[end] - self._sums[start]
+        d = self._d
+        n, sx, sxx = sums[0], sums[1], sums[2]
+        sy, sxy = sums[3 : 3 + d], sums[3 + d : 3 + 2 * d]
+        residual = sums[-1] - float(sy @ sy) / n
         vxx = sxx - sx * sx / n
         if vxx > 1e-9 * n:
-            residual = residual - (sxy - sx * sy / n) ** 2 / vxx
-        return float(residual.sum())
+            v = sxy - sx * sy / n
+            residual -= float(v @ v) / vxx
+        return float(residual)
 
 
 def _drift_axis(stack: SpectraStack) -> np.ndarray:
@@ -274,13 +288,12 @@ def propose_phases(
         cuts.append([int(b) for b in algo.predict(pen=pen)])
 
     means, spreads, owners = [], [], []
-    for s, (signal, ends) in enumerate(zip(signals, cuts, strict=True)):
+    for s, (stack, signal, ends) in enumerate(zip(stacks, signals, cuts, strict=True)):
+        cost = LinearDriftCost(_drift_axis(stack)).fit(signal)
         start = 0
         for stop in ends:
-            part = signal[start:stop]
-            centre = part.mean(axis=0)
-            means.append(centre)
-            spreads.append(np.sqrt(((part - centre) ** 2).sum(axis=1).mean()))
+            means.append(signal[start:stop].mean(axis=0))
+            spreads.append(np.sqrt(cost.error(start, stop) / (stop - start)))
             owners.append((s, start, stop))
             start = stop
     threshold = merge_factor * float(np.median(spreads)) if spreads else 1.0
