@@ -140,7 +140,7 @@ def test_a_label_during_a_live_refit_schedules_exactly_one_more(session, qtbot):
 
 def test_propose_phases_fills_the_strip_and_segments_become_labels(session):
     dock = ClassifyDock(session.viewer)
-    found = session.propose_phases()
+    found = session.propose_phases(penalty_factor=1)  # a random encoder: a plain BIC penalty
     segments = found["Fe36"]
     names = session.segment_names()
     assert names[0] == "S1" and len(names) >= 2
