@@ -17,7 +17,8 @@ recall of the product's labels (``results.classify_series``: phase order along t
 labelled curves pinned), averaged per material — the metric of the other benchmarks.
 
 Also: ``propose_phases`` (``xrdphase segment``, no labels) against the truth — adjusted Rand
-index and phases found per series — and the median time of ``suggest_curves`` on 2,000 curves
+index and phases found per series (``benchmarks.segment``, which runs it alone) — and the
+median time of ``suggest_curves`` on 2,000 curves
 (classifier and embeddings given: the cost of choosing, not of embedding).
 
 Embeddings are cached by the exact curves embedded (``CachedEncoder``): every fit embeds the
@@ -44,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.protocol import GROUPS, unlabelled_rows, weighted_scores
+from benchmarks.segment import segment_scores, segment_table
 
 STRATEGIES = ("suggest", "random", "far")
 
@@ -165,53 +167,6 @@ def run_strategy(strategy, encoder, stacks, embeddings, truth, materials, seed, 
     return history, asked
 
 
-def segment_scores(encoder, stacks, embeddings, truth, decompression):
-    """Adjusted Rand index and phases found per series by ``propose_phases``."""
-    from sklearn.metrics import adjusted_rand_score
-
-    from napari_xrdphase.segment import propose_phases
-
-    found = propose_phases(encoder, stacks, embeddings=embeddings)
-    oracle = oracle_segments(stacks, embeddings, truth)
-    out = {}
-    for stack, seg in zip(stacks, found, strict=True):
-        y = np.asarray(truth[stack.name])
-        out[stack.name] = {
-            "ari": float(adjusted_rand_score(y, seg.labels)),
-            "phases_found": int(np.unique(seg.labels).size),
-            "phases_true": int(np.unique(y).size),
-            "breaks_found": len(seg.breaks),
-            "breaks_true": int((y[1:] != y[:-1]).sum()),
-            "decompression": bool(decompression[stack.name]),
-            "ari_true_count": float(adjusted_rand_score(y, oracle[stack.name])),
-        }
-    return out
-
-
-def oracle_segments(stacks, embeddings, truth, n_components=10):
-    """The best change-of-mean cuts when the true number of changes is given (a ceiling).
-
-    Embeddings standardised over all curves, PCA to ``n_components``; per series
-    ``ruptures.Dynp`` (least squares, exact) with the true number of changes: what a
-    change-point detector on these embeddings could reach with a perfect penalty.
-    """
-    import ruptures as rpt
-    from sklearn.decomposition import PCA
-
-    everything = np.concatenate([embeddings[s.name] for s in stacks]).astype(np.float64)
-    mean, std = everything.mean(axis=0), everything.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    pca = PCA(n_components=n_components, svd_solver="full").fit((everything - mean) / std)
-    out = {}
-    for stack in stacks:
-        y = np.asarray(truth[stack.name])
-        k = int((y[1:] != y[:-1]).sum())
-        signal = pca.transform((embeddings[stack.name] - mean) / std)
-        ends = rpt.Dynp(model="l2", min_size=3, jump=1).fit(signal).predict(n_bkps=k)
-        out[stack.name] = np.repeat(np.arange(len(ends)), np.diff([0, *ends]))
-    return out
-
-
 def suggest_time(encoder, n_curves=2000, repeats=5):
     """Median seconds of ``suggest_curves`` on ``n_curves`` curves (classifier, embeddings given)."""
     from napari_xrdphase.classify import fit_classifier
@@ -257,7 +212,7 @@ def run_suite(label, stacks, truth, materials, decompression, encoder, args):
                 flush=True,
             )
         result["strategies"][strategy] = runs
-    result["segment"] = segment_scores(encoder, stacks, embeddings, truth, decompression)
+    result["segment"] = segment_scores(encoder, stacks, truth, decompression, embeddings)
     return result
 
 
@@ -281,27 +236,6 @@ def summary_table(result, materials, rounds, batch):
                     f"({100 * min(q):.1f}–{100 * max(q):.1f})"
                 )
         lines.append(f"| {r * batch} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def segment_table(segment):
-    lines = [
-        "| series | direction | ARI | phases found / true | changes found / true "
-        "| ARI, true number of changes |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, s in segment.items():
-        direction = "decompression" if s["decompression"] else "compression"
-        lines.append(
-            f"| {name} | {direction} | {s['ari']:.2f} | {s['phases_found']} / {s['phases_true']}"
-            f" | {s['breaks_found']} / {s['breaks_true']} | {s['ari_true_count']:.2f} |"
-        )
-    compression = [s["ari"] for s in segment.values() if not s["decompression"]]
-    ceiling = [s["ari_true_count"] for s in segment.values() if not s["decompression"]]
-    lines.append(
-        f"\nmean ARI on compression series: {np.mean(compression):.2f} (with the true number "
-        f"of changes: {np.mean(ceiling):.2f})"
-    )
     return lines
 
 

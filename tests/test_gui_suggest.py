@@ -140,10 +140,10 @@ def test_a_label_during_a_live_refit_schedules_exactly_one_more(session, qtbot):
 
 def test_propose_phases_fills_the_strip_and_segments_become_labels(session):
     dock = ClassifyDock(session.viewer)
-    found = session.propose_phases(penalty_factor=3)  # a random encoder: a lower penalty
+    found = session.propose_phases(penalty_factor=1)  # a random encoder: a plain BIC penalty
     segments = found["Fe36"]
     names = session.segment_names()
-    assert names[0] == "S1" and len(names) >= 3
+    assert names[0] == "S1" and len(names) >= 2
     strip = session.viewer.layers["Fe36 phase"]
     assert strip.data[:, 0].tolist() == [names.index(v) + 1 for v in segments.labels]
     assert "Fe36 confidence" not in [layer.name for layer in session.viewer.layers]

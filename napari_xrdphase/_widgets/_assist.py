@@ -4,8 +4,8 @@ A mixin of ``XRDSession`` (``_session.py``), so that ``xrd.suggest()``, ``xrd.ne
 ``xrd.propose_phases()``, ``xrd.rename_segment(...)``, ``xrd.merge_segments(...)`` and
 ``xrd.segments_to_labels(...)`` are methods of the console object. They call the same public
 functions as ``xrdphase suggest`` and ``xrdphase segment`` (``suggest.suggest_curves``,
-``segment.propose_phases``), with the embeddings of ``FeatureCache`` (computed once per series
-and encoder). No Qt here: layers are napari layers.
+``segment.propose_phases``); suggestions use the embeddings of ``FeatureCache`` (computed once
+per series and encoder), segments embed the strain-aligned curves. No Qt here: layers are napari layers.
 """
 
 from __future__ import annotations
@@ -198,13 +198,11 @@ class LabellingAssist:
         """Return ``segment.propose_phases`` of every open series (no layers: thread-safe)."""
         from ..segment import propose_phases
 
-        stacks = self._open_stacks()
-        mask = self._phase_mask()
-        if mask is not None:  # the masked curves are embedded there, not cached
-            return propose_phases(self.encoder, stacks, ignore_phases=mask, **options)
-        cache = self.feature_cache
-        embeddings = {s.name: cache.embeddings(s) for s in stacks}
-        return propose_phases(self.encoder, stacks, embeddings=embeddings, **options)
+        # not the cached embeddings: propose_phases embeds the strain-aligned curves (without
+        # the lines the Phases dock ignores)
+        return propose_phases(
+            self.encoder, self._open_stacks(), ignore_phases=self._phase_mask(), **options
+        )
 
     def apply_segments(self, found: Iterable[SeriesSegments]) -> dict[str, SeriesSegments]:
         """Show segments on the phase strips (S1, S2, ... and their boundaries); return them."""
