@@ -51,6 +51,7 @@ __all__ = [
     "display_pyramid",
     "export_predictions_csv",
     "iter_probabilities",
+    "predict_chunked",
     "predict_proba_chunked",
     "read_prediction_file",
     "stack_fingerprint",
@@ -186,6 +187,14 @@ def iter_probabilities(
     classifier: Any, stack: SpectraStack, start: int = 0, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(first row, probabilities float32)`` per chunk of at most ``chunk_size`` curves, from row ``start``."""
+    for first, embeddings in _iter_embeddings(classifier, stack, start, chunk_size):
+        yield first, np.asarray(classifier.predict_proba(embeddings), dtype=np.float32)
+
+
+def _iter_embeddings(
+    classifier: Any, stack: SpectraStack, start: int, chunk_size: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first row, embeddings)`` per chunk of at most ``chunk_size`` curves, from row ``start``."""
     chunk_size = max(int(chunk_size), 2)
     n = stack.n_curves
     for first in range(int(start), n, chunk_size):
@@ -193,8 +202,7 @@ def iter_probabilities(
         # a SpectraStack holds at least 2 curves: a chunk of one curve borrows its predecessor
         read_from = min(first, stop - 2)
         part = stack.subset(slice(read_from, stop))
-        proba = classifier.predict_proba(part, chunk_size=part.n_curves)
-        yield first, np.asarray(proba[first - read_from :], dtype=np.float32)
+        yield first, classifier.embed(part, chunk_size=part.n_curves)[first - read_from :]
 
 
 def predict_proba_chunked(
@@ -207,12 +215,32 @@ def predict_proba_chunked(
 
     Only the probabilities are kept (N × classes), never the curves or embeddings of the series.
     """
-    out = np.empty((stack.n_curves, len(classifier.classes)), dtype=np.float32)
-    for first, proba in iter_probabilities(classifier, stack, 0, chunk_size):
-        out[first : first + proba.shape[0]] = proba
+    return predict_chunked(classifier, stack, chunk_size, progress, novelty=False)[0]
+
+
+def predict_chunked(
+    classifier: Any,
+    stack: SpectraStack,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: Callable[[int, int], object] | None = None,
+    novelty: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return float32 probabilities and each curve's novelty, embedding every chunk once.
+
+    The novelty is None when not asked for or when the classifier does not know its labelled
+    curves (``Classifier.has_novelty``).
+    """
+    n = stack.n_curves
+    proba_out = np.empty((n, len(classifier.classes)), dtype=np.float32)
+    novelty_out = np.empty(n) if novelty and classifier.has_novelty else None
+    for first, embeddings in _iter_embeddings(classifier, stack, 0, chunk_size):
+        stop = first + embeddings.shape[0]
+        proba_out[first:stop] = classifier.predict_proba(embeddings)
+        if novelty_out is not None:
+            novelty_out[first:stop] = classifier.novelty(embeddings)
         if progress is not None:
-            progress(first + proba.shape[0], stack.n_curves)
-    return out
+            progress(stop, n)
+    return proba_out, novelty_out
 
 
 @dataclass

@@ -19,6 +19,7 @@ from napari_xrdphase.stream import (
     classify_to_file,
     display_pyramid,
     export_predictions_csv,
+    predict_chunked,
     predict_proba_chunked,
     read_prediction_file,
 )
@@ -59,6 +60,17 @@ def test_results_file_holds_the_same_probabilities_as_predict_proba(lazy_series,
     with h5py.File(result.path) as h5:
         assert h5["label_index"].dtype == np.int8 and h5["probabilities"].dtype == np.float32
         assert h5.attrs["classifier_sha256"] == classifier_fingerprint(classifier)
+
+
+def test_probabilities_and_novelty_of_a_lazy_series_embed_each_curve_once(lazy_series):
+    _path, stack, truth = lazy_series
+    classifier = fitted(stack, truth)
+    classifier.encoder.seen_sources.clear()
+    proba, novelty = predict_chunked(classifier, stack, chunk_size=64)
+    assert sorted(classifier.encoder.seen) == sorted(stack.sources)  # every curve, once
+    np.testing.assert_allclose(proba, classifier.predict_proba(stack), atol=1e-6)
+    np.testing.assert_allclose(novelty, classifier.novelty(stack), rtol=1e-6, atol=1e-9)
+    assert novelty.max() > 0  # unlabelled curves are not all like the labelled ones
 
 
 def test_interrupted_run_resumes_at_the_first_unrecorded_chunk(lazy_series, tmp_path):
@@ -278,10 +290,10 @@ def test_classify_command_streams_lazy_series(lazy_series, tmp_path, monkeypatch
     lazy_load = functools.partial(io_module.load_stack, lazy_threshold_bytes=0)
     monkeypatch.setattr(io_module, "load_stack", lazy_load)
     streamed = []
-    original = stream_module.predict_proba_chunked
+    original = stream_module.predict_chunked
     monkeypatch.setattr(
         stream_module,
-        "predict_proba_chunked",
+        "predict_chunked",
         lambda classifier, stack, **kw: streamed.append(stack.name) or original(classifier, stack),
     )
     out = tmp_path / "pred.csv"

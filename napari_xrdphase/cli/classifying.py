@@ -77,11 +77,10 @@ def cmd_classify(args: argparse.Namespace) -> None:
     classifier = _fit_classifier(encoder, stacks, labels, args)
     results, novelty = [], {}
     for stack in stacks:
-        if stack.is_lazy:  # on disk: stream it in chunks, keep only the probabilities
-            from ..stream import predict_proba_chunked
+        if stack.is_lazy:  # on disk: stream it in chunks, keep only probabilities and novelty
+            from ..stream import predict_chunked
 
-            proba = predict_proba_chunked(classifier, stack)
-            novelty[stack.name] = classifier.novelty(stack)
+            proba, novelty[stack.name] = predict_chunked(classifier, stack)
         else:
             embeddings = classifier.embed(stack)
             proba = classifier.predict_proba(embeddings)
