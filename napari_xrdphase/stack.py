@@ -329,10 +329,11 @@ class SpectraStack:
         return SpectraStack(**fields)
 
     def subset(self, rows: slice | np.ndarray | list[int]) -> SpectraStack:
-        """Return the stack restricted to ``rows`` (in memory)."""
+        """Return the stack restricted to ``rows`` (in memory; a slice of an in-memory float32
+        stack shares its intensities, which stacks never modify)."""
         idx = np.arange(self.n_curves)[rows]
         return self.replace(
-            intensities=self.curves(idx),
+            intensities=self.curves(rows if isinstance(rows, slice) else idx),
             variable=self.variable[idx],
             sources=[self.sources[i] for i in idx],
         )
