@@ -35,15 +35,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks._report import write_report
 from benchmarks.protocol import GROUPS, unlabelled_rows, weighted_scores
 from benchmarks.segment import segment_scores, segment_table
 
@@ -328,12 +327,7 @@ def main(argv=None) -> int:
         lines += ["", f"suggest on {t['curves']} curves: median {t['median_s']:.2f} s "
                   f"(classifier and embeddings given, {t['repeats']} runs)"]  # fmt: skip
     lines.append(f"\ntotal {out['seconds']:.0f} s")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "active_learning.json").write_text(json.dumps(out, indent=1))
-    (folder / "active_learning.md").write_text(text)
+    write_report(args.out, "active_learning", out, "\n".join(lines) + "\n")
     return 0
 
 

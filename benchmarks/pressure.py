@@ -81,15 +81,12 @@ def run(seeds=range(6), n=(20, 10, 30), media_seeds=range(6, 18)) -> dict:
 if __name__ == "__main__":
     import argparse
 
+    from benchmarks._report import add_json_out_argument
+
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.pressure", description=__doc__.splitlines()[0]
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=OUT,
-        help=f"JSON to write (default {OUT.relative_to(Path.cwd()) if OUT.is_relative_to(Path.cwd()) else OUT})",
-    )
+    add_json_out_argument(parser, OUT)
     args = parser.parse_args()
     result = run()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -211,18 +211,15 @@ def _print_run(title: str, t: np.ndarray, run: dict, short: bool = False) -> Non
 if __name__ == "__main__":
     import argparse
 
+    from benchmarks._report import add_json_out_argument
+
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.real_series", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the classifier's validation split (default 0)"
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=OUT,
-        help=f"JSON to write (default {OUT.relative_to(Path.cwd()) if OUT.is_relative_to(Path.cwd()) else OUT})",
-    )
+    add_json_out_argument(parser, OUT)
     args = parser.parse_args()
     result = run(seed=args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)

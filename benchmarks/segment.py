@@ -20,12 +20,12 @@ Writes DIR/segment.json and DIR/segment.md (default DIR: benchmarks/results/segm
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+
+from benchmarks._report import write_report
 
 
 def adjusted_rand(truth, found) -> float:
@@ -162,12 +162,7 @@ def main(argv=None) -> int:
         lines += ["", f"## {name} suite", "", *segment_table(scores)]
     out["seconds"] = time.perf_counter() - started
     lines.append(f"\ntotal {out['seconds']:.0f} s")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "segment.json").write_text(json.dumps(out, indent=1))
-    (folder / "segment.md").write_text(text)
+    write_report(args.out, "segment", out, "\n".join(lines) + "\n")
     return 0
 
 
