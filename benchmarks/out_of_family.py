@@ -7,9 +7,11 @@ rutile). This benchmark simulates series made only of those types (``random_seri
 distortions of one; pressure and temperature series; data seed ``--data-seed``) and scores
 each encoder with the paper's protocol: 3 % of the curves labelled, drawn from every series
 with each class of a series labelled at least once (``benchmarks.protocol.sample_labels``),
-the product's classifier (``classify.fit_classifier``, its labels in phase order along the
-ramp), weighted precision / recall on every unlabelled curve, averaged per series and per
-left-out type (the series' low-variable phase), over ``--label-seeds`` label draws.
+one classifier for all series (the product's ``classify.fit_classifier``, its labels in phase
+order along the ramp), weighted precision / recall on every unlabelled curve, averaged per
+series and per left-out type (the series' low-variable phase), over ``--label-seeds`` label
+draws (``out_of_family``). As a user with one new material would, ``out_of_family_per_series``
+fits one classifier per series on that series' labels of the same draws (three or four).
 ``raw_logistic`` (logistic regression on the prepared curves) is the reference without an
 encoder.
 
@@ -70,6 +72,27 @@ def _scores(summary: dict) -> dict:
     return scores
 
 
+def per_series_scores(runs_of, suite, labels) -> dict:
+    """Score a classifier fitted on each series alone, with that series' labels of each draw.
+
+    ``runs_of(suite, label_sets)`` is ``encoder_runs`` or ``raw_logistic_runs``; returns
+    {"<type>_P"/"_R", "mean_P"/"_R": [mean, std over draws]}.
+    """
+    values: dict[str, list] = {}
+    for series in suite:
+        name = series.stack.name
+        runs = runs_of([series], [{name: draw[name]} for draw in labels])
+        for key in ("precision", "recall"):
+            per_draw = [100 * r["series"][name][key] for r in runs]
+            values.setdefault(f"{series.material}_{key[0].upper()}", []).append(per_draw)
+            values.setdefault(f"mean_{key[0].upper()}", []).append(per_draw)
+    # mean over series per draw, then mean ± std over draws
+    return {
+        k: [float(np.mean(np.mean(v, axis=0))), float(np.std(np.mean(v, axis=0)))]
+        for k, v in values.items()
+    }
+
+
 def run(encoders: dict, n_series: int, data_seed: int, n_label_seeds: int, suites=()) -> dict:
     """Return {"config", "out_of_family": {row: scores}, suite: {row: scores}} for ``encoders``."""
     import torch
@@ -103,6 +126,14 @@ def run(encoders: dict, n_series: int, data_seed: int, n_label_seeds: int, suite
         print(f"[out_of_family] {name} ({time.perf_counter() - t0:.0f} s) {rows[name]}",
               file=sys.stderr, flush=True)  # fmt: skip
     out["out_of_family"] = rows
+    # the product's use: a user labels a few curves of their own material's series
+    per_series = {"raw_logistic": per_series_scores(raw_logistic_runs, suite, labels)}
+    for name, encoder in loaded.items():
+        per_series[name] = per_series_scores(
+            lambda one, draws, e=encoder: encoder_runs(e, one, draws), suite, labels
+        )
+        print(f"[out_of_family] per series {name} {per_series[name]}", file=sys.stderr, flush=True)
+    out["out_of_family_per_series"] = per_series
     for suite_name in suites:
         make, scores = SUITES[suite_name]
         other, other_labels, _ = make(data_seed, n_label_seeds)
@@ -117,7 +148,7 @@ def run(encoders: dict, n_series: int, data_seed: int, n_label_seeds: int, suite
 def report(result: dict) -> str:
     """Return the result as Markdown tables (mean over label seeds, %)."""
     lines = []
-    for section in ("out_of_family", "paper", "independent"):
+    for section in ("out_of_family", "out_of_family_per_series", "paper", "independent"):
         if section not in result:
             continue
         rows = result[section]

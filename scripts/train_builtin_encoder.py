@@ -41,12 +41,19 @@ def train_builtin_encoder(
     method: str = DEFAULT_METHOD,
     device: str = "cpu",
     progress=None,
+    with_paper_suite: bool = False,
 ):
-    """Return the encoder pretrained on ``training_library(n_series, data_seed)``."""
+    """Return the encoder pretrained on ``training_library(n_series, data_seed)``.
+
+    ``with_paper_suite`` adds ``synth.paper_suite(data_seed)`` (the Fe/FeO series D1–D9).
+    """
+    from napari_xrdphase.synth import paper_suite
     from napari_xrdphase.synth_library import LEFT_OUT_TYPES, training_library
     from napari_xrdphase.training import pretrain
 
     library = training_library(n_series, seed=data_seed)
+    if with_paper_suite:
+        library += paper_suite(seed=data_seed)
     stacks = [s.stack for s in library]
     encoder = pretrain(
         stacks,
@@ -58,7 +65,8 @@ def train_builtin_encoder(
         progress=progress,
     )
     encoder.config["builtin"] = {
-        "data": f"napari_xrdphase.synth_library.training_library({n_series}, seed={data_seed})",
+        "data": f"napari_xrdphase.synth_library.training_library({n_series}, seed={data_seed})"
+        + (f" + napari_xrdphase.synth.paper_suite(seed={data_seed})" if with_paper_suite else ""),
         "n_curves": int(sum(s.n_curves for s in stacks)),
         "left_out_types": list(LEFT_OUT_TYPES),
         "script": "scripts/train_builtin_encoder.py",
@@ -73,6 +81,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=BUILTIN_EPOCHS)
     parser.add_argument("--data-seed", type=int, default=BUILTIN_DATA_SEED)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--with-paper-suite", action="store_true", help="add the Fe/FeO paper suite D1–D9"
+    )
     parser.add_argument("--device", default="cpu", help="cpu reproduces the shipped file exactly")
     parser.add_argument("--out", default=str(builtin_encoder_path()))
     args = parser.parse_args(argv)
@@ -85,6 +96,7 @@ def main(argv=None) -> int:
         args.method,
         args.device,
         progress=progress_printer(every_s=30.0),
+        with_paper_suite=args.with_paper_suite,
     )
     print(f"wrote {encoder.save(args.out)}", file=sys.stderr)
     return 0
