@@ -22,9 +22,10 @@ suite and the independent simulator, as the ``builtin`` rows of ``benchmarks.fin
         [--label-seeds 3] [--suites paper independent] [--out FILE] [--overwrite]
 
 Without ``--encoder`` the shipped built-in encoder is scored (``builtin``). Writes
-benchmarks/results/out_of_family/out_of_family.json unless ``--out`` is given. Cost on 2 shared
-CPU threads: under a minute per encoder for the out-of-family series, about a minute per
-encoder and Fe/FeO suite.
+benchmarks/results/out_of_family/out_of_family.json unless ``--out`` is given. Cost on one thread
+of the shared 2-core CPU: about 6 minutes for three encoders and every section (the series
+simulate in a few seconds; most of the time is the per-series classifiers and the two Fe/FeO
+suites).
 """
 
 from __future__ import annotations

@@ -143,8 +143,8 @@ def test_labels_follow_the_transition_along_the_variable(seed):
 
 def test_a_tiny_run_of_the_training_script_trains_on_the_library_and_repeats_itself():
     script = _script()
-    first = script.train_builtin_encoder(n_series=2, epochs=1)
-    second = script.train_builtin_encoder(n_series=2, epochs=1)
+    first = script.train_builtin_encoder("library", n_series=2, epochs=1)
+    second = script.train_builtin_encoder("library", n_series=2, epochs=1)
     builtin = first.config["builtin"]
     assert builtin["data"] == "napari_xrdphase.synth_library.training_library(2, seed=1000)"
     assert builtin["left_out_types"] == list(LEFT_OUT_TYPES)
@@ -154,3 +154,15 @@ def test_a_tiny_run_of_the_training_script_trains_on_the_library_and_repeats_its
     a, b = first.embed(series.stack), second.embed(series.stack)
     assert a.shape == (series.stack.n_curves, first.feature_dim)
     np.testing.assert_array_equal(a, b)
+
+
+def test_the_script_s_default_recipe_is_the_shipped_encoder_s():
+    from napari_xrdphase.encoder import Encoder
+
+    script = _script()
+    _, description = script.training_series(script.SHIPPED_DATA)
+    builtin = Encoder.builtin().config
+    assert description == builtin["builtin"]["data"]
+    assert script.EPOCHS[script.SHIPPED_DATA] == builtin["training"]["epochs"]
+    with pytest.raises(ValueError, match="unknown data"):
+        script.training_series("nothing")
