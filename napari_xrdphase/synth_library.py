@@ -548,6 +548,8 @@ def random_series(
     first_type = first_type or str(rng.choice(types))
     distortable = bool(STRUCTURE_TYPES[first_type].continuous)
     others = [t for t in types if t != first_type]
+    if not (distortable or others):
+        raise ValueError(f"{first_type} has no continuous distortion: give a second type to go to")
     transition = (
         "continuous" if distortable and (not others or rng.random() < 0.5) else "first_order"
     )

@@ -53,6 +53,13 @@ def test_the_library_starts_a_series_from_every_training_type_and_never_a_left_o
     assert {s.stack.metadata["kind"] for s in library} == {"pressure", "temperature"}
 
 
+def test_a_type_without_a_distortion_and_nothing_to_go_to_is_refused():
+    with pytest.raises(ValueError, match="no continuous distortion"):
+        random_series(0, types=("perovskite-tetragonal",))
+    with pytest.raises(ValueError, match="unknown structure type"):
+        random_series(0, types=("nacl",))
+
+
 def test_a_library_series_is_a_stack_the_built_in_window_fits():
     series = random_series(7)
     stack = series.stack
