@@ -475,7 +475,12 @@ def watch(folder, labels, model, out, log, *options):
         "--poll", "0.05", *options,
         "--timeout", "600",  # stopped by Ctrl-C (SIGINT) below, once every row is there
     ]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True,
+        # a test run started in the background inherits an ignored SIGINT, and so would the
+        # watcher; Ctrl-C must reach it as it reaches a watcher started from a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
 
 
 def stop(process):
