@@ -515,10 +515,15 @@ def _component_peaks(
     )
     microstrain = _microstrain(pressure, profile)[:, None] + 1.5e-3 * comp.coexistence[:, None]
     fwhm, eta = _widths(tth, microstrain, comp.size_nm, profile, wavelength)
+    return _visible_peaks(tth, d, intensity, fwhm, eta, wavelength, window)
+
+
+def _visible_peaks(tth, d, intensity, fwhm, eta, wavelength, window) -> tuple[np.ndarray, ...]:
+    """Return (2θ, intensity, FWHM, η, curve) of the (curves × lines) peaks seen in the window, flat."""
     margin = np.minimum(30.0 * fwhm, 3.0)  # a peak's tail reaches into the window from outside
     reachable = 2.0 * d > wavelength  # Bragg condition: sin θ = λ/2d ≤ 1
     visible = reachable & (intensity > 0) & (tth > window[0] - margin) & (tth < window[1] + margin)
-    curve_index = np.broadcast_to(np.arange(n_curves)[:, None], tth.shape)
+    curve_index = np.broadcast_to(np.arange(tth.shape[0])[:, None], tth.shape)
     return tuple(v[visible] for v in (tth, intensity, fwhm, eta, curve_index))
 
 

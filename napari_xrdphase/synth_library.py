@@ -36,6 +36,7 @@ from .synth import (
     _render,
     _smooth_ar1,
     _two_theta,
+    _visible_peaks,
     _widths,
 )
 
@@ -453,11 +454,7 @@ def _peaks(
         profile.strain0 + profile.strain_per_gpa * np.maximum(pressure, 0.0) + extra_microstrain
     )[:, None]
     fwhm, eta = _widths(tth, microstrain, size_nm, profile, wavelength)
-    margin = np.minimum(30.0 * fwhm, 3.0)
-    reachable = 2.0 * d > wavelength
-    visible = reachable & (intensity > 0) & (tth > window[0] - margin) & (tth < window[1] + margin)
-    curve_index = np.broadcast_to(np.arange(n_curves)[:, None], tth.shape)
-    return tuple(v[visible] for v in (tth, intensity, fwhm, eta, curve_index))
+    return _visible_peaks(tth, d, intensity, fwhm, eta, wavelength, window)
 
 
 def _resolved_offset(
