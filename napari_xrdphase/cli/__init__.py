@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--labels", metavar="LABELS.csv", help=LABELS_HELP)
     demo.add_argument(
         "--screenshot", metavar="OUT.png",
-        help="label a curve per phase, classify, answer one round of suggested curves from the "
+        help="label two curves per phase, classify, answer one round of suggested curves from the "
         "simulated truth, classify again, save a screenshot of the window and exit (default: keep "
         "napari open)",
     )  # fmt: skip

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ._common import CommandError
 
-# a sparse start (one curve per phase on the 120-curve sample), then one round of answered suggestions
-DEMO_LABEL_FRACTION = 0.03
+# a sparse start (two curves per phase on the 120-curve sample), then one round of answered suggestions
+DEMO_LABEL_FRACTION = 0.05
 DEMO_ANSWERS = 4
 
 
