@@ -731,17 +731,9 @@ def _hexagonal_zero_shift(x0, sig_x0, usable, hkl, a0, c0, wavelength):
     enough = (
         (usable.sum(1) >= 4) & (usable & (l_ != 0)).any(1) & (usable & ((h != 0) | (k != 0))).any(1)
     )
-    rows = np.flatnonzero(enough)
-    rows = (
-        rows[np.linspace(0, rows.size - 1, min(rows.size, ZERO_SHIFT_CURVES)).astype(int)]
-        if rows.size
-        else rows
-    )
+    rows, u, w, x_obs = _offset_fit_rows(enough, x0, sig_x0, usable)
     if rows.size == 0:
         return 0.0, 0.0, 0
-    u = usable[rows]
-    w = np.where(u, 1.0 / np.maximum(sig_x0[rows], 1e-12) ** 2, 0.0)
-    x_obs = np.where(u, x0[rows], 0.0)
 
     def pred(a, c):
         d = 1.0 / np.sqrt(inv_a[None, :] / a[:, None] ** 2 + inv_c[None, :] / c[:, None] ** 2)
@@ -779,19 +771,22 @@ def _hexagonal_zero_shift(x0, sig_x0, usable, hkl, a0, c0, wavelength):
     return zero, spread, int(ok.sum())
 
 
-def _series_zero_shift(x0, sig_x0, usable, d0, wavelength):
-    """Return one 2θ offset for the series, its σ and the curves it came from (≥ 3 usable lines)."""
-    rows = np.flatnonzero(usable.sum(1) >= 3)
-    rows = (
-        rows[np.linspace(0, rows.size - 1, min(rows.size, ZERO_SHIFT_CURVES)).astype(int)]
-        if rows.size
-        else rows
-    )
-    if rows.size == 0:
-        return 0.0, 0.0, 0
+def _offset_fit_rows(eligible, x0, sig_x0, usable):
+    """The curves an offset fit reads (at most ``ZERO_SHIFT_CURVES`` of the eligible ones, evenly
+    spaced), their usable lines, the lines' weights 1/σ² and observed positions (0 where unused)."""
+    rows = np.flatnonzero(eligible)
+    if rows.size > ZERO_SHIFT_CURVES:
+        rows = rows[np.linspace(0, rows.size - 1, ZERO_SHIFT_CURVES).astype(int)]
     u = usable[rows]
     w = np.where(u, 1.0 / np.maximum(sig_x0[rows], 1e-12) ** 2, 0.0)
-    x_obs = np.where(u, x0[rows], 0.0)
+    return rows, u, w, np.where(u, x0[rows], 0.0)
+
+
+def _series_zero_shift(x0, sig_x0, usable, d0, wavelength):
+    """Return one 2θ offset for the series, its σ and the curves it came from (≥ 3 usable lines)."""
+    rows, u, w, x_obs = _offset_fit_rows(usable.sum(1) >= 3, x0, sig_x0, usable)
+    if rows.size == 0:
+        return 0.0, 0.0, 0
     s, z = np.ones(rows.size), np.zeros(rows.size)
     a11 = a12 = a22 = np.zeros(rows.size)
     for _ in range(8):  # Gauss–Newton in (scale, offset), all rows at once
