@@ -113,15 +113,30 @@ def _embed_strained(
     encoder: Embedder, stack: SpectraStack, rows: list[int], strain: float
 ) -> np.ndarray:
     """Return the embeddings of ``rows`` of ``stack`` with their d-spacings scaled by 1 + strain."""
-    keep: slice | list[int] = slice(None)
-    if len(rows) == 1:  # a SpectraStack holds at least 2 curves: embed a neighbour and drop it
-        row = rows[0]
-        partner = row + 1 if row + 1 < stack.n_curves else row - 1
-        pair = sorted((row, partner))
-        subset, keep = stack.subset(pair), [pair.index(row)]
-    else:
-        subset = stack.subset(rows)
+    subset, keep = _rows_subset(stack, rows)
+    return _embed_strained_subset(encoder, subset, keep, strain, stack.name)
+
+
+def _rows_subset(stack: SpectraStack, rows: Any) -> tuple[SpectraStack, slice | list[int]]:
+    """Return ``rows`` of ``stack`` as a stack, and which of its curves are those rows.
+
+    A SpectraStack holds at least 2 curves: one row comes with a neighbour, dropped again.
+    """
+    rows = [int(r) for r in np.asarray(rows).ravel()]
+    if len(rows) != 1:
+        return stack.subset(rows), slice(None)
+    row = rows[0]
+    partner = row + 1 if row + 1 < stack.n_curves else row - 1
+    pair = sorted((row, partner))
+    return stack.subset(pair), [pair.index(row)]
+
+
+def _embed_strained_subset(
+    encoder: Embedder, subset: SpectraStack, keep: slice | list[int], strain: float, name: str
+) -> np.ndarray:
+    """Return the embeddings of ``subset[keep]`` with their d-spacings scaled by 1 + ``strain``."""
     with warnings.catch_warnings():
+        # a window-coverage warning was given for the curves themselves
         warnings.filterwarnings("ignore", message=".*cover only", category=UserWarning)
         try:
             strained = subset.strained(float(strain))
@@ -129,5 +144,5 @@ def _embed_strained(
             raise ClassifierError(
                 f"{exc}; fit the classifier with strain=0 (no strained copies)"
             ) from exc
-        found = encoder.embed(strained)
-    return _checked_embeddings(found, subset.n_curves, stack.name)[keep]
+        embeddings = encoder.embed(strained)
+    return _checked_embeddings(embeddings, subset.n_curves, name)[keep]

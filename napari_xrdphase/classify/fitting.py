@@ -66,8 +66,8 @@ import torch.nn.functional as F
 
 from ..defaults import MAX_PROBE_STRAIN, PROBE_STRAIN, PROBE_STRAIN_STEPS, PROBE_WHITENING_STRAIN
 from ..phases.masking import PhaseMask, resolve_mask, unknown_pressure_note
-from ..stack import SpectraStack, StackError
-from .cache import FeatureCache
+from ..stack import SpectraStack
+from .cache import FeatureCache, _embed_strained_subset, _rows_subset
 from .classifier import (
     Classifier,
     ClassifierError,
@@ -384,29 +384,9 @@ def _embed_rows(
     encoder: Embedder, stack: SpectraStack, rows: np.ndarray, strains: np.ndarray
 ) -> list[np.ndarray]:
     """Return the embeddings of ``rows``, then of the same rows under each of ``strains``."""
-    keep: slice | list[int] = slice(None)
-    if rows.size == 1:
-        # a SpectraStack holds at least 2 curves: embed a neighbour along and drop it
-        row = int(rows[0])
-        partner = row + 1 if row + 1 < stack.n_curves else row - 1
-        pair = sorted((row, partner))
-        subset, keep = stack.subset(pair), [pair.index(row)]
-    else:
-        subset = stack.subset(rows)
-    n = subset.n_curves
-    blocks = [_checked_embeddings(encoder.embed(subset), n, stack.name)[keep]]
-    with warnings.catch_warnings():
-        # a window-coverage warning was given for the curves themselves
-        warnings.filterwarnings("ignore", message=".*cover only", category=UserWarning)
-        for strain in strains:
-            try:
-                strained = subset.strained(float(strain))
-            except StackError as exc:
-                raise ClassifierError(
-                    f"{exc}; fit the classifier with strain=0 (no strained copies)"
-                ) from exc
-            embeddings = encoder.embed(strained)
-            blocks.append(_checked_embeddings(embeddings, n, stack.name)[keep])
+    subset, keep = _rows_subset(stack, rows)
+    blocks = [_checked_embeddings(encoder.embed(subset), subset.n_curves, stack.name)[keep]]
+    blocks += [_embed_strained_subset(encoder, subset, keep, s, stack.name) for s in strains]
     return blocks
 
 
