@@ -125,13 +125,9 @@ def time_stages(data: Path, labels_path: Path, out_csv: Path) -> dict[str, float
     return times
 
 
-def time_cli(
-    data: Path, labels_path: Path, out_csv: Path, profile: cProfile.Profile | None = None
-) -> float:
-    """Return seconds of ``xrdphase classify`` run in this process (its output discarded)."""
-    from napari_xrdphase.cli import main
-
-    argv = [
+def classify_args(data: Path, labels_path: Path, out_csv: Path) -> list[str]:
+    """The ``xrdphase classify`` arguments every timed run uses."""
+    return [
         "classify",
         str(data),
         "--labels",
@@ -140,6 +136,15 @@ def time_cli(
         str(out_csv),
         "--overwrite",
     ]
+
+
+def time_cli(
+    data: Path, labels_path: Path, out_csv: Path, profile: cProfile.Profile | None = None
+) -> float:
+    """Return seconds of ``xrdphase classify`` run in this process (its output discarded)."""
+    from napari_xrdphase.cli import main
+
+    argv = classify_args(data, labels_path, out_csv)
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         t = time.perf_counter()
@@ -163,15 +168,7 @@ def time_subprocess(
         "-c",
         "import sys; from napari_xrdphase.cli import main; sys.exit(main())",
     ]
-    argv += [
-        "classify",
-        str(data),
-        "--labels",
-        str(labels_path),
-        "--out",
-        str(out_csv),
-        "--overwrite",
-    ]
+    argv += classify_args(data, labels_path, out_csv)
     env = dict(os.environ, PYTHONPATH=source or str(Path(__file__).resolve().parents[1]))
     env["XRDPHASE_ONNX"] = "1" if onnx else "0"
     t = time.perf_counter()
